@@ -1,0 +1,27 @@
+//! keygate: API-key management for a workflow platform.
+//!
+//! This crate holds everything the Lambda functions and the local gateway share: the domain
+//! (projects, templates, requests, keys, secrets, usage) and its rules, the storage interface
+//! and its implementations, mail, API-key signing, the authorizer, and the HTTP handlers.
+
+pub mod audit;
+pub mod authorizer;
+pub mod clock;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod ids;
+pub mod key;
+pub mod mail;
+pub mod permission;
+pub mod project;
+pub mod request;
+pub mod secret;
+pub mod service;
+pub mod signing;
+pub mod store;
+pub mod template;
+pub mod usage;
+
+pub use error::{Error, Result};
+pub use service::App;

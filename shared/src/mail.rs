@@ -1,0 +1,235 @@
+//! Mail: the four notices of SPEC section 8, the `Mailer` interface, and the mailer that writes
+//! `.eml` files (the local gateway's). Delivery guarantees live in `service::outbox`.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ProjectId;
+use crate::key::IssuedKey;
+use crate::project::Project;
+use crate::request::KeyRequest;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("mail could not be sent: {0}")]
+pub struct MailError(pub String);
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError>;
+}
+
+/// Writes each mail as an RFC 5322 `.eml` file (text and HTML alternatives) in a directory.
+pub struct FileMailer {
+    dir: PathBuf,
+    from: String,
+}
+
+impl FileMailer {
+    pub fn new(dir: PathBuf, from: String) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self { dir, from })
+    }
+}
+
+#[async_trait]
+impl Mailer for FileMailer {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        let id = ulid::Ulid::new();
+        let path = self.dir.join(format!("{id}.eml"));
+        let tmp = self.dir.join(format!(".{id}.tmp"));
+        let eml = to_eml(&self.from, mail, &id.to_string());
+        // Written aside, then renamed: a reader never sees half a message.
+        tokio::fs::write(&tmp, eml)
+            .await
+            .map_err(|e| MailError(e.to_string()))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| MailError(e.to_string()))?;
+        tracing::info!(to = %mail.to, subject = %mail.subject, file = %path.display(), "mail written");
+        Ok(())
+    }
+}
+
+fn header_value(s: &str) -> String {
+    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
+    if clean.is_ascii() {
+        clean
+    } else {
+        use base64::Engine;
+        format!(
+            "=?UTF-8?B?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(clean)
+        )
+    }
+}
+
+/// The message as an `.eml` file: multipart/alternative with a text and an HTML part.
+pub fn to_eml(from: &str, mail: &Mail, id: &str) -> String {
+    let boundary = format!("keygate-{id}");
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\nMessage-ID: <{id}@keygate>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
+         --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{text}\r\n\
+         --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{html}\r\n\
+         --{boundary}--\r\n",
+        from = header_value(from),
+        to = header_value(&mail.to),
+        subject = header_value(&mail.subject),
+        date = Utc::now().to_rfc2822(),
+        text = mail.text,
+        html = mail.html,
+    )
+}
+
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn html(paragraphs: &[String]) -> String {
+    let body: String = paragraphs
+        .iter()
+        .map(|p| format!("<p>{}</p>", escape_html(p)))
+        .collect();
+    format!("<!doctype html><html><body>{body}</body></html>")
+}
+
+fn mail(to: &str, subject: String, paragraphs: Vec<String>) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject,
+        text: paragraphs.join("\n\n"),
+        html: html(&paragraphs),
+    }
+}
+
+fn project_url(console: &str, p: &ProjectId) -> String {
+    format!("{}/projects/{p}", console.trim_end_matches('/'))
+}
+
+/// To the project owner: someone asks for a key.
+pub fn key_requested(console: &str, project: &Project, request: &KeyRequest) -> Mail {
+    let who = match &request.user_name {
+        Some(name) => format!("{name} <{}>", request.user_email),
+        None => request.user_email.clone(),
+    };
+    mail(
+        &project.owner_email,
+        format!("API key request: {} for \"{}\"", who, request.template_name),
+        vec![
+            format!(
+                "{who} (user {}) asks for an API key of the template \"{}\" of your project \"{}\".",
+                request.user_id, request.template_name, project.name
+            ),
+            format!(
+                "Review the request in the API keys section: {}/api-keys/requests",
+                project_url(console, &project.id)
+            ),
+            format!(
+                "Or approve it through the API: POST /v1/projects/{}/requests/{}/approve",
+                project.id, request.id
+            ),
+        ],
+    )
+}
+
+/// To the requester: the key is ready.
+pub fn request_approved(
+    console: &str,
+    project: &Project,
+    request: &KeyRequest,
+    key: &IssuedKey,
+) -> Mail {
+    mail(
+        &request.user_email,
+        format!("Your API key for \"{}\" is ready", request.template_name),
+        vec![
+            format!("Your request for an API key of \"{}\" in the project \"{}\" was approved. The key id is {}.", request.template_name, project.name, key.id),
+            "To use it, import it into the secrets of the project your programs run in: open that project's Secrets section and add the API key, or call POST /v1/projects/{your project}/secrets/import with {\"key_id\": \"...\", \"prefix\": \"project_server\"}.".to_owned(),
+            format!("A personal data layer ({}) was created for you. Manage your keys at {}/me/keys", key.data_layer_id, console.trim_end_matches('/')),
+        ],
+    )
+}
+
+/// To the requester: the request was turned down.
+pub fn request_rejected(project: &Project, request: &KeyRequest) -> Mail {
+    let reason = request
+        .reason
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .unwrap_or("no reason was given");
+    mail(
+        &request.user_email,
+        format!(
+            "Your API key request for \"{}\" was rejected",
+            request.template_name
+        ),
+        vec![
+            format!(
+                "Your request for an API key of \"{}\" in the project \"{}\" was rejected.",
+                request.template_name, project.name
+            ),
+            format!("Reason: {reason}"),
+            "You may request a key again.".to_owned(),
+        ],
+    )
+}
+
+/// To the holder: the key no longer works.
+pub fn key_revoked(project: &Project, key: &IssuedKey) -> Mail {
+    let when = key.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+    mail(
+        &key.user_email,
+        format!("Your API key for \"{}\" was revoked", key.template_name),
+        vec![
+            format!(
+                "Your API key {} of \"{}\" in the project \"{}\" was revoked at {when}.",
+                key.id, key.template_name, project.name
+            ),
+            "Calls made with it are refused from now on.".to_owned(),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_parts_escape_what_users_typed() {
+        let m = mail(
+            "a@example.com",
+            "s".into(),
+            vec!["<script>alert('x')</script>".into()],
+        );
+        assert!(!m.html.contains("<script>"));
+        assert!(m.text.contains("<script>"));
+    }
+
+    #[test]
+    fn headers_cannot_be_injected_and_unicode_is_encoded() {
+        let m = Mail {
+            to: "a@example.com".into(),
+            subject: "Ключ\r\nBcc: x@evil.io".into(),
+            text: "t".into(),
+            html: "h".into(),
+        };
+        let eml = to_eml("keygate@example.com", &m, "1");
+        assert!(!eml.contains("\r\nBcc:"));
+        assert!(eml.contains("Subject: =?UTF-8?B?"));
+    }
+}

@@ -1,0 +1,295 @@
+//! The platform's permissions, sets of them, and the table that says which permission each
+//! call of the platform API needs (SPEC section 6). The table is data, in this one place.
+
+use std::fmt;
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+/// One permission of the platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    ProjectView,
+    ProjectEdit,
+    ProjectManage,
+    GraphUi,
+    GraphView,
+    GraphEdit,
+    CodeView,
+    CodeEdit,
+    InterfaceManage,
+    PackageView,
+    PackageCreate,
+    PackageDelete,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 12] = [
+        Self::ProjectView,
+        Self::ProjectEdit,
+        Self::ProjectManage,
+        Self::GraphUi,
+        Self::GraphView,
+        Self::GraphEdit,
+        Self::CodeView,
+        Self::CodeEdit,
+        Self::InterfaceManage,
+        Self::PackageView,
+        Self::PackageCreate,
+        Self::PackageDelete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ProjectView => "project_view",
+            Self::ProjectEdit => "project_edit",
+            Self::ProjectManage => "project_manage",
+            Self::GraphUi => "graph_ui",
+            Self::GraphView => "graph_view",
+            Self::GraphEdit => "graph_edit",
+            Self::CodeView => "code_view",
+            Self::CodeEdit => "code_edit",
+            Self::InterfaceManage => "interface_manage",
+            Self::PackageView => "package_view",
+            Self::PackageCreate => "package_create",
+            Self::PackageDelete => "package_delete",
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of permissions; serialized as a sorted list of names.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Permissions(u16);
+
+impl Permissions {
+    pub const NONE: Self = Self(0);
+
+    pub fn all() -> Self {
+        Permission::ALL.into_iter().collect()
+    }
+
+    pub fn contains(self, p: Permission) -> bool {
+        self.0 & p.bit() != 0
+    }
+
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Permission> {
+        Permission::ALL
+            .into_iter()
+            .filter(move |p| self.contains(*p))
+    }
+}
+
+impl FromIterator<Permission> for Permissions {
+    fn from_iter<I: IntoIterator<Item = Permission>>(iter: I) -> Self {
+        Self(iter.into_iter().fold(0, |bits, p| bits | p.bit()))
+    }
+}
+
+impl fmt::Debug for Permissions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set()
+            .entries(self.iter().map(Permission::as_str))
+            .finish()
+    }
+}
+
+impl Serialize for Permissions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Permissions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Vec::<Permission>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// One segment pattern of a platform API path (after `/api/projects/{project}/`).
+#[derive(Debug, Clone, Copy)]
+enum Seg {
+    /// exactly this segment
+    Lit(&'static str),
+    /// any one segment
+    One,
+    /// any number of further segments, including none
+    Rest,
+}
+
+struct Rule {
+    methods: &'static [Method],
+    path: &'static [Seg],
+    permission: Permission,
+}
+
+const READ: &[Method] = &[Method::GET, Method::HEAD];
+const ANY: &[Method] = &[];
+
+/// SPEC section 6, first match wins.
+static RULES: &[Rule] = {
+    use Seg::*;
+    &[
+        Rule {
+            methods: READ,
+            path: &[Lit("data_layers"), Rest],
+            permission: Permission::ProjectView,
+        },
+        Rule {
+            methods: READ,
+            path: &[Lit("nodes"), One, Lit("packages"), Rest],
+            permission: Permission::PackageView,
+        },
+        Rule {
+            methods: &[Method::POST],
+            path: &[Lit("nodes"), One, Lit("packages"), Lit("search")],
+            permission: Permission::PackageView,
+        },
+        Rule {
+            methods: &[Method::POST],
+            path: &[Lit("nodes"), One, Lit("packages")],
+            permission: Permission::PackageCreate,
+        },
+        Rule {
+            methods: &[Method::DELETE],
+            path: &[Lit("nodes"), One, Lit("packages"), One, Rest],
+            permission: Permission::PackageDelete,
+        },
+        Rule {
+            methods: READ,
+            path: &[Rest],
+            permission: Permission::ProjectView,
+        },
+        Rule {
+            methods: ANY,
+            path: &[Rest],
+            permission: Permission::ProjectEdit,
+        },
+    ]
+};
+
+fn matches(pattern: &[Seg], segments: &[&str]) -> bool {
+    match (pattern.split_first(), segments.split_first()) {
+        (None, None) => true,
+        (Some((Seg::Rest, _)), _) => true,
+        (Some((Seg::Lit(l), p)), Some((s, rest))) => l == s && matches(p, rest),
+        (Some((Seg::One, p)), Some((_, rest))) => matches(p, rest),
+        _ => false,
+    }
+}
+
+/// The permission a platform API call needs; `segments` is the path after
+/// `/api/projects/{project}/`, already split and checked by [`api_path_segments`].
+pub fn required_permission(method: &Method, segments: &[&str]) -> Permission {
+    RULES
+        .iter()
+        .find(|r| (r.methods.is_empty() || r.methods.contains(method)) && matches(r.path, segments))
+        .map(|r| r.permission)
+        .unwrap_or(Permission::ProjectEdit)
+}
+
+/// Splits the path after `/api/projects/{project}/` into segments, refusing anything an upstream
+/// could resolve to a different path than the one checked: dot segments, empty segments, and
+/// encoded slashes, backslashes or dots.
+pub fn api_path_segments(rest: &str) -> Option<Vec<&str>> {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    let segments: Vec<&str> = rest.split('/').collect();
+    let suspicious = |s: &&str| {
+        s.is_empty() || *s == "." || *s == ".." || s.contains('\\') || {
+            let lower = s.to_ascii_lowercase();
+            lower.contains("%2f")
+                || lower.contains("%5c")
+                || lower.contains("%2e")
+                || lower.contains("%00")
+        }
+    };
+    (!segments.iter().any(suspicious)).then_some(segments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn need(method: Method, path: &str) -> Permission {
+        required_permission(&method, &api_path_segments(path).expect("a clean path"))
+    }
+
+    #[test]
+    fn the_spec_table() {
+        use Permission::*;
+        let cases = [
+            (Method::GET, "data_layers/last", ProjectView),
+            (Method::HEAD, "data_layers", ProjectView),
+            (Method::GET, "nodes/n1/packages", PackageView),
+            (Method::GET, "nodes/n1/packages/p1/files", PackageView),
+            (Method::POST, "nodes/n1/packages/search", PackageView),
+            (Method::POST, "nodes/n1/packages", PackageCreate),
+            (Method::DELETE, "nodes/n1/packages/p1", PackageDelete),
+            (
+                Method::DELETE,
+                "nodes/n1/packages/p1/files/f",
+                PackageDelete,
+            ),
+            (Method::GET, "anything/else", ProjectView),
+            (Method::HEAD, "", ProjectView),
+            (Method::PUT, "nodes/n1/packages/p1", ProjectEdit),
+            (Method::DELETE, "nodes/n1/packages", ProjectEdit),
+            (Method::POST, "data_layers", ProjectEdit),
+            (Method::PATCH, "settings", ProjectEdit),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(need(method.clone(), path), want, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn paths_that_could_be_resolved_differently_are_refused() {
+        for bad in [
+            "nodes/../data_layers",
+            "nodes/./x",
+            "nodes//packages",
+            "nodes/a%2Fb/packages",
+            "nodes/%2e%2e/packages",
+            "a\\b",
+            "x%00",
+        ] {
+            assert!(api_path_segments(bad).is_none(), "{bad}");
+        }
+        assert_eq!(
+            api_path_segments("data_layers/last/").unwrap(),
+            vec!["data_layers", "last"]
+        );
+    }
+
+    #[test]
+    fn permission_sets_serialize_as_names() {
+        let set: Permissions = [Permission::PackageView, Permission::ProjectView]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            serde_json::to_string(&set).unwrap(),
+            r#"["project_view","package_view"]"#
+        );
+        let back: Permissions = serde_json::from_str(r#"["package_view","project_view"]"#).unwrap();
+        assert_eq!(back, set);
+        assert!(serde_json::from_str::<Permissions>(r#"["root"]"#).is_err());
+        assert_eq!(Permissions::all().iter().count(), 12);
+    }
+}

@@ -1,0 +1,336 @@
+//! Projects and what they are made of: roles, nodes and members.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, FieldError, Result};
+use crate::ids::{NodeId, ProjectId, RoleName, UserId};
+use crate::permission::{Permission, Permissions};
+
+/// The role that registering a project creates, with every permission, for its creator.
+pub const OWNER_ROLE: &str = "owner";
+
+/// Longest free text (descriptions, reasons) keygate stores.
+pub const MAX_TEXT: usize = 1024;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Project {
+    pub id: ProjectId,
+    pub name: String,
+    pub description: String,
+    pub owner_id: UserId,
+    pub owner_email: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl NewProject {
+    pub fn validate(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        check_name(&mut errors, "name", &self.name, 128);
+        check_text(&mut errors, "description", &self.description);
+        finish(errors)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Role {
+    pub name: RoleName,
+    pub description: String,
+    pub permissions: Permissions,
+    pub public: bool,
+    pub paid: bool,
+    pub cost_coefficient: f64,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Role {
+    pub fn owner(now: DateTime<Utc>) -> Self {
+        Self {
+            name: RoleName::parse(OWNER_ROLE).expect("a valid role name"),
+            description: "Owner of the project".into(),
+            permissions: Permissions::all(),
+            public: false,
+            paid: false,
+            cost_coefficient: 1.0,
+            updated_at: now,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleInput {
+    #[serde(default)]
+    pub description: String,
+    pub permissions: Permissions,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub paid: bool,
+    #[serde(default = "one")]
+    pub cost_coefficient: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl RoleInput {
+    pub fn into_role(self, name: RoleName, now: DateTime<Utc>) -> Result<Role> {
+        let mut errors = Vec::new();
+        check_text(&mut errors, "description", &self.description);
+        if !self.cost_coefficient.is_finite()
+            || self.cost_coefficient < 0.0
+            || self.cost_coefficient > 1e6
+        {
+            errors.push(FieldError::new(
+                "cost_coefficient",
+                "must be a number from 0 to 1000000",
+            ));
+        }
+        if name.as_str() == OWNER_ROLE {
+            errors.push(FieldError::new(
+                "role",
+                "the owner role is built in and cannot be redefined",
+            ));
+        }
+        if self.public && self.permissions.contains(Permission::ProjectManage) {
+            errors.push(FieldError::new(
+                "permissions",
+                "a public role cannot include project_manage",
+            ));
+        }
+        finish(errors)?;
+        Ok(Role {
+            name,
+            description: self.description,
+            permissions: self.permissions,
+            public: self.public,
+            paid: self.paid,
+            cost_coefficient: self.cost_coefficient,
+            updated_at: now,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Node {
+    pub id: NodeId,
+    pub name: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeInput {
+    pub name: String,
+}
+
+impl NodeInput {
+    pub fn validate(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        check_name(&mut errors, "name", &self.name, 128);
+        finish(errors)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: UserId,
+    pub email: String,
+    pub role: RoleName,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberInput {
+    pub role: RoleName,
+    pub email: String,
+}
+
+impl MemberInput {
+    pub fn validate(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        if !is_email(&self.email) {
+            errors.push(FieldError::new("email", "must be an e-mail address"));
+        }
+        finish(errors)
+    }
+}
+
+/// What a caller may do on one project: the union of their member role and every public role.
+#[derive(Clone, Debug)]
+pub struct Access {
+    pub project: Project,
+    pub permissions: Permissions,
+    pub is_member: bool,
+}
+
+impl Access {
+    pub fn can(&self, p: Permission) -> bool {
+        self.permissions.contains(p)
+    }
+
+    /// Seeing the project: a member role or a public role with `project_view`.
+    pub fn can_view(&self) -> bool {
+        self.can(Permission::ProjectView) || self.can(Permission::ProjectManage)
+    }
+
+    /// 404 to those who may not know the project exists, 403 to those who may.
+    pub fn require(&self, p: Permission) -> Result<()> {
+        if self.can(p) {
+            Ok(())
+        } else if self.can_view() {
+            Err(Error::forbidden(format!(
+                "this needs the {p} permission on the project"
+            )))
+        } else {
+            Err(Error::not_found("project"))
+        }
+    }
+
+    pub fn require_view(&self) -> Result<()> {
+        if self.can_view() {
+            Ok(())
+        } else {
+            Err(Error::not_found("project"))
+        }
+    }
+}
+
+/// A plausible e-mail address: one '@', something on both sides, no spaces or controls.
+pub fn is_email(s: &str) -> bool {
+    s.len() <= 254
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',')
+        && s.split_once('@').is_some_and(|(user, domain)| {
+            !user.is_empty() && !domain.is_empty() && !domain.contains('@') && domain.contains('.')
+        })
+}
+
+pub(crate) fn check_name(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
+    let chars = value.chars().count();
+    if value.trim().is_empty() {
+        errors.push(FieldError::new(field, "must not be empty"));
+    } else if chars > max {
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    } else if value.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+}
+
+pub(crate) fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str) {
+    if value.chars().count() > MAX_TEXT {
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {MAX_TEXT} characters"),
+        ));
+    }
+}
+
+pub(crate) fn finish(errors: Vec<FieldError>) -> Result<()> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Validation(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_role_cannot_be_redefined() {
+        let input: RoleInput = serde_json::from_str(r#"{"permissions":["project_view"]}"#).unwrap();
+        let err = input
+            .into_role(RoleName::parse("owner").unwrap(), Utc::now())
+            .unwrap_err();
+        assert!(matches!(err, Error::Validation(e) if e[0].field == "role"));
+    }
+
+    #[test]
+    fn a_public_role_cannot_manage() {
+        let input: RoleInput =
+            serde_json::from_str(r#"{"permissions":["project_manage"],"public":true}"#).unwrap();
+        assert!(
+            input
+                .into_role(RoleName::parse("all").unwrap(), Utc::now())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn access_answers_404_to_strangers_and_403_to_viewers() {
+        let project = Project {
+            id: ProjectId::generate(),
+            name: "p".into(),
+            description: String::new(),
+            owner_id: UserId::parse("o").unwrap(),
+            owner_email: "o@example.com".into(),
+            created_at: Utc::now(),
+        };
+        let stranger = Access {
+            project: project.clone(),
+            permissions: Permissions::NONE,
+            is_member: false,
+        };
+        assert!(matches!(
+            stranger.require(Permission::ProjectManage),
+            Err(Error::NotFound(_))
+        ));
+        let viewer = Access {
+            project,
+            permissions: [Permission::ProjectView].into_iter().collect(),
+            is_member: true,
+        };
+        assert!(matches!(
+            viewer.require(Permission::ProjectManage),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(viewer.require_view().is_ok());
+    }
+
+    #[test]
+    fn emails() {
+        assert!(is_email("ann@example.com"));
+        for bad in [
+            "",
+            "ann",
+            "@x.io",
+            "ann@",
+            "a b@x.io",
+            "a@b@c.io",
+            "ann@localhost",
+            "a@x.io\r\nBcc: z@x.io",
+        ] {
+            assert!(!is_email(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_must_be_present_short_and_printable() {
+        let mut e = Vec::new();
+        check_name(&mut e, "name", "  ", 10);
+        check_name(&mut e, "name", &"x".repeat(11), 10);
+        check_name(&mut e, "name", "a\u{7}b", 10);
+        check_name(&mut e, "name", "Wetter API", 10);
+        assert_eq!(e.len(), 3);
+    }
+}

@@ -1,0 +1,291 @@
+//! Issued keys: the owner's list with usage and cost, a key's usage series, revocation, and the
+//! holder's own keys and tokens.
+
+use chrono::{DateTime, Utc};
+use futures_util::future::try_join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{App, ListPage, Notification, PageRequest, Tx, decode};
+use crate::audit::AuditAction;
+use crate::error::{Error, Result};
+use crate::identity::Caller;
+use crate::ids::{DataLayerId, KeyId, ProjectId, TemplateId, UserId};
+use crate::key::{IssuedKey, KeyStatus, Tile, TileState};
+use crate::mail;
+use crate::permission::Permission;
+use crate::secret::SecretValue;
+use crate::signing::{KeyClaims, audience};
+use crate::store::{Cond, Query, SkRange, layout, query_all};
+use crate::usage::{self, Bucket, Granularity, Period, Totals, UsageSeries};
+
+/// One row of the owner's issued-keys table; `requests` and `cost` are for the period asked.
+#[derive(Debug, Serialize)]
+pub struct IssuedKeyRow {
+    pub key_id: KeyId,
+    pub template_id: TemplateId,
+    pub template_name: String,
+    pub user_id: UserId,
+    pub user_email: String,
+    pub data_layer_id: DataLayerId,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub status: KeyStatus,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub requests: i64,
+    pub cost: i64,
+}
+
+/// A key as its holder sees it.
+#[derive(Debug, Serialize)]
+pub struct MyKey {
+    #[serde(flatten)]
+    pub key: IssuedKey,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenAnswer {
+    pub key_id: KeyId,
+    pub token: SecretValue,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Revocation {
+    pub key: IssuedKey,
+    pub notification: Notification,
+}
+
+/// What the authorizer writes on each usage bucket besides its counters.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct BucketBody {
+    pub last_used_at: DateTime<Utc>,
+}
+
+impl App {
+    /// The hour buckets of a key that overlap the period, from every shard.
+    pub(crate) async fn buckets(&self, key: &KeyId, period: Period) -> Result<Vec<Bucket>> {
+        let (first, last) = period.hours();
+        let reads = (0..self.settings.usage_shards.max(1)).map(|shard| {
+            let mut q = Query::prefix(layout::usage_pk(key, shard), "").limit(1000);
+            q.sk = SkRange::Between(layout::usage_hour(first), layout::usage_hour(last));
+            query_all(self.store.as_ref(), q)
+        });
+        let items = try_join_all(reads).await?;
+        Ok(items
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
+                Some(Bucket {
+                    hour: usage::parse_hour(&item.key.sk)?,
+                    requests: item.counter(usage::REQUESTS),
+                    cost: item.counter(usage::COST),
+                })
+            })
+            .collect())
+    }
+
+    /// When the key was last used: the newest bucket of any shard.
+    pub(crate) async fn last_used(&self, key: &KeyId) -> Result<Option<DateTime<Utc>>> {
+        let reads = (0..self.settings.usage_shards.max(1)).map(|shard| {
+            let mut q = Query::prefix(layout::usage_pk(key, shard), "H#").limit(1);
+            q.descending = true;
+            async move { self.store.query(&q).await }
+        });
+        let pages = try_join_all(reads).await?;
+        let mut last = None;
+        for item in pages.iter().flat_map(|p| &p.items) {
+            let body: BucketBody = decode(item)?;
+            last = last.max(Some(body.last_used_at));
+        }
+        Ok(last)
+    }
+
+    /// The owner's table of issued keys, with each key's requests and cost in the period.
+    pub async fn list_issued_keys(
+        &self,
+        caller: &Caller,
+        id: &ProjectId,
+        period: Period,
+        page: &PageRequest,
+    ) -> Result<ListPage<IssuedKeyRow>> {
+        self.access(caller, id)
+            .await?
+            .require(Permission::ProjectManage)?;
+        let keys: ListPage<IssuedKey> = self
+            .page(Query::prefix(layout::project_pk(id), layout::KEYS), page)
+            .await?;
+        let rows = try_join_all(keys.items.into_iter().map(|k| async move {
+            let (buckets, last_used_at) =
+                tokio::try_join!(self.buckets(&k.id, period), self.last_used(&k.id))?;
+            let Totals { requests, cost } = usage::totals(&buckets);
+            Ok::<_, Error>(IssuedKeyRow {
+                key_id: k.id,
+                template_id: k.template_id,
+                template_name: k.template_name,
+                user_id: k.user_id,
+                user_email: k.user_email,
+                data_layer_id: k.data_layer_id,
+                issued_at: k.issued_at,
+                expires_at: k.expires_at,
+                status: k.status,
+                revoked_at: k.revoked_at,
+                last_used_at,
+                requests,
+                cost,
+            })
+        }))
+        .await?;
+        Ok(ListPage {
+            items: rows,
+            next_cursor: keys.next_cursor,
+        })
+    }
+
+    /// A key of the project, for its managers or its holder.
+    async fn key_for(
+        &self,
+        caller: &Caller,
+        id: &ProjectId,
+        kid: &KeyId,
+    ) -> Result<(crate::project::Access, IssuedKey)> {
+        let access = self.access(caller, id).await?;
+        let key = self
+            .load::<IssuedKey>(&layout::key(id, kid))
+            .await?
+            .map(|(k, _)| k);
+        match key {
+            Some(k) if k.user_id == caller.id || access.can(Permission::ProjectManage) => {
+                Ok((access, k))
+            }
+            _ => {
+                access.require(Permission::ProjectManage)?;
+                Err(Error::not_found("key"))
+            }
+        }
+    }
+
+    pub async fn key_usage(
+        &self,
+        caller: &Caller,
+        id: &ProjectId,
+        kid: &KeyId,
+        period: Period,
+        granularity: Granularity,
+    ) -> Result<UsageSeries> {
+        let (_, key) = self.key_for(caller, id, kid).await?;
+        let buckets = self.buckets(&key.id, period).await?;
+        Ok(UsageSeries {
+            key_id: key.id,
+            granularity,
+            from: period.from,
+            to: period.to,
+            points: usage::series(&buckets, period, granularity),
+        })
+    }
+
+    /// Revokes a key (its managers or its holder); the next call with it is refused.
+    pub async fn revoke(&self, caller: &Caller, id: &ProjectId, kid: &KeyId) -> Result<Revocation> {
+        let (access, key) = self.key_for(caller, id, kid).await?;
+        let now = self.now();
+        let revoked = key.revoke(&caller.id, now)?;
+        let mut tx = Tx::default();
+        tx.put_indexed(
+            layout::key(id, kid),
+            layout::key_by_holder(&key.user_id, kid),
+            revoked.version,
+            &revoked,
+            Cond::Version(key.version),
+        );
+        let tile_key = layout::tile(id, &key.user_id, &key.template_id);
+        if let Some((tile, version)) = self.load::<Tile>(&tile_key).await?
+            && tile.key_id.as_ref() == Some(kid)
+        {
+            let tile = Tile {
+                state: TileState::Revoked,
+                ..tile
+            };
+            tx.put(tile_key, version + 1, &tile, Cond::Version(version));
+        }
+        tx.audit(
+            id,
+            caller,
+            AuditAction::KeyRevoked,
+            kid,
+            json!({"user_id": key.user_id}),
+            now,
+        )
+        .mail(mail::key_revoked(&access.project, &revoked), now);
+        let notification = self
+            .commit(tx, |_| {
+                Error::conflict("the key changed meanwhile; try again")
+            })
+            .await?;
+        tracing::info!(key_id = %kid, project_id = %id, "key revoked");
+        Ok(Revocation {
+            key: revoked,
+            notification,
+        })
+    }
+
+    /// The caller's own key, found through the holder index (so nobody reaches another's).
+    pub(crate) async fn my_key(&self, caller: &Caller, kid: &KeyId) -> Result<IssuedKey> {
+        let sk = layout::key_by_holder(&caller.id, kid).sk;
+        let page = self
+            .store
+            .query(
+                &Query::prefix(layout::user_pk(&caller.id), &sk)
+                    .on_index()
+                    .limit(1),
+            )
+            .await?;
+        match page.items.first() {
+            Some(item) if item.index_key.as_ref().is_some_and(|k| k.sk == sk) => decode(item),
+            _ => Err(Error::not_found("key")),
+        }
+    }
+
+    pub async fn my_keys(&self, caller: &Caller, page: &PageRequest) -> Result<ListPage<MyKey>> {
+        let keys: ListPage<IssuedKey> = self
+            .page(
+                Query::prefix(layout::user_pk(&caller.id), layout::KEYS).on_index(),
+                page,
+            )
+            .await?;
+        let items = try_join_all(keys.items.into_iter().map(|key| async move {
+            let last_used_at = self.last_used(&key.id).await?;
+            Ok::<_, Error>(MyKey { key, last_used_at })
+        }))
+        .await?;
+        Ok(ListPage {
+            items,
+            next_cursor: keys.next_cursor,
+        })
+    }
+
+    /// Re-creates a key's token from its record (tokens are never stored).
+    pub(crate) fn token_of(&self, key: &IssuedKey) -> Result<SecretValue> {
+        let claims = KeyClaims {
+            iss: self.keys.issuer().to_owned(),
+            sub: key.user_id.to_string(),
+            aud: audience(&key.project_id),
+            jti: key.id.to_string(),
+            iat: key.issued_at.timestamp(),
+            exp: key.expires_at.map(|t| t.timestamp()),
+            tpl: key.template_id.to_string(),
+        };
+        self.keys.sign(&claims).map_err(Error::internal)
+    }
+
+    pub async fn my_key_token(&self, caller: &Caller, kid: &KeyId) -> Result<TokenAnswer> {
+        let key = self.my_key(caller, kid).await?;
+        if !key.is_usable(self.now()) {
+            return Err(Error::conflict("the key is revoked or expired"));
+        }
+        Ok(TokenAnswer {
+            key_id: key.id.clone(),
+            token: self.token_of(&key)?,
+        })
+    }
+}

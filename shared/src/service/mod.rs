@@ -1,0 +1,299 @@
+//! keygate's operations: each one checks who may do it, applies the domain rules and commits
+//! its changes, with an audit event and any mail, in one conditional transaction.
+
+mod keys;
+mod outbox;
+mod projects;
+mod requests;
+mod secrets;
+mod templates;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use keys::{IssuedKeyRow, MyKey, Revocation, TokenAnswer};
+pub use outbox::Notification;
+pub use requests::{Approval, Decision as RequestDecision};
+pub use secrets::ImportAnswer;
+pub use templates::{Expected, TemplateWithTile};
+
+use crate::audit::{AuditAction, AuditEvent};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::identity::Caller;
+use crate::ids::{EventId, ProjectId};
+use crate::mail::{Mail, Mailer};
+use crate::permission::Permissions;
+use crate::project::{Access, Member, Project, Role};
+use crate::signing::KeyRing;
+use crate::store::{Cond, Cursor, Item, ItemKey, Query, Store, Write, layout, query_all};
+
+/// Settings the operations need beyond their collaborators.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Base URL of the console, for links in mail.
+    pub console_url: String,
+    /// Partitions each key's usage buckets are spread over (1 unless a key is very busy).
+    pub usage_shards: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            console_url: "http://127.0.0.1:3000".into(),
+            usage_shards: 1,
+        }
+    }
+}
+
+/// Everything an operation needs, built once per process from configuration.
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub keys: Arc<KeyRing>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+}
+
+/// A page of a list, as every list route answers it.
+#[derive(Debug, Serialize)]
+pub struct ListPage<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// `?limit=&cursor=` of a list route.
+#[derive(Clone, Debug, Default)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 100;
+
+impl PageRequest {
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self> {
+        let limit = match limit {
+            None => DEFAULT_PAGE,
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+                _ => {
+                    return Err(Error::invalid(
+                        "limit",
+                        format!("must be an integer from 1 to {MAX_PAGE}"),
+                    ));
+                }
+            },
+        };
+        let cursor = cursor
+            .filter(|c| !c.is_empty())
+            .map(Cursor::decode)
+            .transpose()?;
+        Ok(Self { limit, cursor })
+    }
+
+    fn apply(&self, query: Query) -> Query {
+        query.limit(self.limit).after(self.cursor.clone())
+    }
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(item: &Item) -> Result<T> {
+    serde_json::from_str(&item.body).map_err(|e| {
+        Error::internal(crate::store::StoreError::Corrupt(
+            format!("{}/{}", item.key.pk, item.key.sk),
+            Box::new(e),
+        ))
+    })
+}
+
+pub(crate) fn encode<T: Serialize>(key: ItemKey, version: u64, value: &T) -> Item {
+    Item {
+        key,
+        index_key: None,
+        version,
+        body: serde_json::to_string(value).expect("entities serialize to JSON"),
+        counters: Default::default(),
+    }
+}
+
+/// The writes of one operation, committed together.
+#[derive(Default)]
+pub(crate) struct Tx {
+    writes: Vec<Write>,
+    mail: Vec<(ItemKey, Mail)>,
+}
+
+impl Tx {
+    pub fn put<T: Serialize>(
+        &mut self,
+        key: ItemKey,
+        version: u64,
+        value: &T,
+        cond: Cond,
+    ) -> &mut Self {
+        self.writes.push(Write::Put {
+            item: encode(key, version, value),
+            cond,
+        });
+        self
+    }
+
+    pub fn put_indexed<T: Serialize>(
+        &mut self,
+        key: ItemKey,
+        index: ItemKey,
+        version: u64,
+        value: &T,
+        cond: Cond,
+    ) -> &mut Self {
+        let mut item = encode(key, version, value);
+        item.index_key = Some(index);
+        self.writes.push(Write::Put { item, cond });
+        self
+    }
+
+    pub fn delete(&mut self, key: ItemKey, cond: Cond) -> &mut Self {
+        self.writes.push(Write::Delete { key, cond });
+        self
+    }
+
+    pub fn check(&mut self, key: ItemKey, cond: Cond) -> &mut Self {
+        self.writes.push(Write::Check { key, cond });
+        self
+    }
+
+    pub fn audit(
+        &mut self,
+        project: &ProjectId,
+        actor: &Caller,
+        action: AuditAction,
+        subject: impl ToString,
+        detail: serde_json::Value,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> &mut Self {
+        let event = AuditEvent {
+            id: EventId::generate(),
+            project_id: project.clone(),
+            at: now,
+            actor: actor.id.clone(),
+            action,
+            subject: subject.to_string(),
+            detail,
+        };
+        self.put(
+            layout::audit(project, &event.id),
+            1,
+            &event,
+            Cond::NotExists,
+        )
+    }
+
+    /// Queues mail in the outbox, committed with the state change it reports.
+    pub fn mail(&mut self, mail: Mail, now: chrono::DateTime<chrono::Utc>) -> &mut Self {
+        let key = layout::outbox(&ulid::Ulid::new().to_string());
+        self.put(
+            key.clone(),
+            1,
+            &outbox::Pending {
+                mail: mail.clone(),
+                queued_at: now,
+                attempts: 0,
+            },
+            Cond::NotExists,
+        );
+        self.mail.push((key, mail));
+        self
+    }
+}
+
+impl App {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    pub(crate) async fn load<T: DeserializeOwned>(
+        &self,
+        key: &ItemKey,
+    ) -> Result<Option<(T, u64)>> {
+        match self.store.get(key).await? {
+            Some(item) => Ok(Some((decode(&item)?, item.version))),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn load_all<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        prefix: &str,
+    ) -> Result<Vec<T>> {
+        query_all(self.store.as_ref(), Query::prefix(pk, prefix).limit(1000))
+            .await?
+            .iter()
+            .map(decode)
+            .collect()
+    }
+
+    pub(crate) async fn page<T: DeserializeOwned>(
+        &self,
+        query: Query,
+        page: &PageRequest,
+    ) -> Result<ListPage<T>> {
+        let p = self.store.query(&page.apply(query)).await?;
+        Ok(ListPage {
+            items: p.items.iter().map(decode).collect::<Result<_>>()?,
+            next_cursor: p.next.map(|c| c.encode()),
+        })
+    }
+
+    /// Commits the writes, then delivers their mail. `on_condition` turns the index of a failed
+    /// condition into the error the caller should see.
+    pub(crate) async fn commit(
+        &self,
+        tx: Tx,
+        on_condition: impl FnOnce(usize) -> Error,
+    ) -> Result<Notification> {
+        match self.store.transact(tx.writes).await {
+            Ok(()) => {}
+            Err(crate::store::StoreError::ConditionFailed { index }) => {
+                return Err(on_condition(index));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let mut notification = Notification::None;
+        for (key, mail) in tx.mail {
+            notification = notification.and(self.deliver(&key, &mail).await);
+        }
+        Ok(notification)
+    }
+
+    pub(crate) async fn project(&self, id: &ProjectId) -> Result<Project> {
+        self.load(&layout::project(id))
+            .await?
+            .map(|(p, _)| p)
+            .ok_or_else(|| Error::not_found("project"))
+    }
+
+    pub(crate) async fn roles(&self, id: &ProjectId) -> Result<Vec<Role>> {
+        self.load_all(layout::project_pk(id), layout::ROLES).await
+    }
+
+    /// What `caller` may do on project `id`. A project the caller may not see is "not found".
+    pub async fn access(&self, caller: &Caller, id: &ProjectId) -> Result<Access> {
+        let project = self.project(id).await?;
+        let roles = self.roles(id).await?;
+        let member: Option<(Member, u64)> = self.load(&layout::member(id, &caller.id)).await?;
+        let member_role = member.as_ref().map(|(m, _)| &m.role);
+        let permissions = roles
+            .iter()
+            .filter(|r| r.public || Some(&r.name) == member_role)
+            .fold(Permissions::NONE, |acc, r| acc.union(r.permissions));
+        Ok(Access {
+            project,
+            permissions,
+            is_member: member.is_some(),
+        })
+    }
+}

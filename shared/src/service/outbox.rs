@@ -1,0 +1,112 @@
+//! Mail delivery that never loses a notice: mail is committed to the outbox in the same
+//! transaction as the state change it reports, sent right after the commit (retried once), and
+//! removed only once sent. What is still in the outbox is retried by `retry_pending` (a
+//! scheduled function on AWS, a background task in the local gateway).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{App, decode};
+use crate::error::Result;
+use crate::mail::Mail;
+use crate::store::{Cond, ItemKey, Query, Write, layout};
+
+/// Whether an operation's mail went out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notification {
+    /// The operation sends no mail.
+    None,
+    Sent,
+    /// Sending failed for now; the mail is kept and will be retried.
+    Pending,
+}
+
+impl Notification {
+    pub(crate) fn and(self, other: Notification) -> Notification {
+        match (self, other) {
+            (Self::Pending, _) | (_, Self::Pending) => Self::Pending,
+            (Self::Sent, _) | (_, Self::Sent) => Self::Sent,
+            _ => Self::None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Pending {
+    pub mail: Mail,
+    pub queued_at: DateTime<Utc>,
+    pub attempts: u32,
+}
+
+/// Mail younger than this is left to the request that queued it.
+const GRACE: chrono::Duration = chrono::Duration::seconds(30);
+
+impl App {
+    pub(crate) async fn deliver(&self, key: &ItemKey, mail: &Mail) -> Notification {
+        for attempt in 0..2 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            match self.mailer.send(mail).await {
+                Ok(()) => {
+                    // A failure here only means the retry task sends the mail once more.
+                    if let Err(e) = self
+                        .store
+                        .transact(vec![Write::Delete {
+                            key: key.clone(),
+                            cond: Cond::Always,
+                        }])
+                        .await
+                    {
+                        tracing::warn!(error = %e, outbox = %key.sk, "sent mail stays in the outbox");
+                    }
+                    return Notification::Sent;
+                }
+                Err(e) => tracing::warn!(error = %e, to = %mail.to, attempt, "mail not sent"),
+            }
+        }
+        tracing::warn!(outbox = %key.sk, to = %mail.to, "mail kept in the outbox for retry");
+        Notification::Pending
+    }
+
+    /// Sends what the outbox holds (older than a short grace period); returns how many went out.
+    pub async fn retry_pending(&self) -> Result<usize> {
+        let page = self
+            .store
+            .query(&Query::prefix(layout::OUTBOX_PK, "").limit(100))
+            .await?;
+        let now = self.now();
+        let mut sent = 0;
+        for item in page.items {
+            let pending: Pending = decode(&item)?;
+            if now - pending.queued_at < GRACE {
+                continue;
+            }
+            match self.mailer.send(&pending.mail).await {
+                Ok(()) => {
+                    self.store
+                        .transact(vec![Write::Delete {
+                            key: item.key,
+                            cond: Cond::Version(item.version),
+                        }])
+                        .await?;
+                    sent += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, to = %pending.mail.to, attempts = pending.attempts + 1, "mail retry failed");
+                    let next = Pending {
+                        attempts: pending.attempts + 1,
+                        ..pending
+                    };
+                    let item = super::encode(item.key, item.version + 1, &next);
+                    let cond = Cond::Version(item.version - 1);
+                    self.store.transact(vec![Write::Put { item, cond }]).await?;
+                }
+            }
+        }
+        Ok(sent)
+    }
+}

@@ -1,0 +1,295 @@
+//! API keys as JWTs: Ed25519 (EdDSA) signing with a `kid`, verification pinned to EdDSA and to
+//! the keys of the key ring, and the JWKS that publishes the public keys.
+
+use std::collections::HashMap;
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ProjectId;
+use crate::secret::SecretValue;
+
+/// The `typ` header of every API key, so that no other JWT can pass for one (RFC 8725 3.11).
+pub const API_KEY_TYP: &str = "apikey+jwt";
+
+/// Longest token the authorizer will look at; real keys are about 400 bytes.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRingError {
+    #[error("the signing key is not an Ed25519 private key in PKCS#8 PEM form")]
+    BadSigningKey,
+    #[error("a retired public key is not a valid Ed25519 JWK: {0}")]
+    BadRetiredKey(String),
+    #[error("signing failed")]
+    Sign(#[source] jsonwebtoken::errors::Error),
+}
+
+/// The claims of an API key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub jti: String,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    pub tpl: String,
+}
+
+pub fn audience(project: &ProjectId) -> String {
+    format!("project:{project}")
+}
+
+/// A public key in JWKS form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicJwk {
+    pub kty: String,
+    pub crv: String,
+    pub x: String,
+    pub kid: String,
+    #[serde(rename = "use")]
+    pub use_: String,
+    pub alg: String,
+}
+
+impl PublicJwk {
+    fn ed25519(public: &[u8]) -> Self {
+        let x = URL_SAFE_NO_PAD.encode(public);
+        Self {
+            kid: thumbprint(&x),
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            x,
+            use_: "sig".into(),
+            alg: "EdDSA".into(),
+        }
+    }
+}
+
+/// RFC 7638 JWK thumbprint of an Ed25519 public key: a `kid` that names the key itself.
+fn thumbprint(x: &str) -> String {
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        canonical.as_bytes(),
+    ))
+}
+
+/// Why a token was refused (for logs; the caller only learns "denied").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Malformed,
+    ForbiddenHeader,
+    UnknownKey,
+    BadSignatureOrClaims,
+}
+
+/// The current signing key and every public key that still verifies.
+pub struct KeyRing {
+    issuer: String,
+    kid: String,
+    encoding: EncodingKey,
+    verifiers: HashMap<String, DecodingKey>,
+    jwks: Vec<PublicJwk>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("issuer", &self.issuer)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    /// A new Ed25519 private key, PKCS#8 PEM.
+    pub fn generate_pem() -> String {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let doc = Ed25519KeyPair::generate_pkcs8(&rng).expect("the system random source works");
+        pem::encode(&pem::Pem::new("PRIVATE KEY", doc.as_ref().to_vec()))
+    }
+
+    /// `signing_pem` signs new keys; `retired` are public keys of earlier signing keys whose
+    /// keys must keep working until they expire or are revoked.
+    pub fn new(
+        issuer: &str,
+        signing_pem: &str,
+        retired: &[PublicJwk],
+    ) -> Result<Self, KeyRingError> {
+        let der = pem::parse(signing_pem).map_err(|_| KeyRingError::BadSigningKey)?;
+        if der.tag() != "PRIVATE KEY" {
+            return Err(KeyRingError::BadSigningKey);
+        }
+        let pair =
+            Ed25519KeyPair::from_pkcs8(der.contents()).map_err(|_| KeyRingError::BadSigningKey)?;
+        let current = PublicJwk::ed25519(pair.public_key().as_ref());
+        let mut jwks = vec![current.clone()];
+        let mut verifiers = HashMap::new();
+        verifiers.insert(
+            current.kid.clone(),
+            DecodingKey::from_ed_der(pair.public_key().as_ref()),
+        );
+        for jwk in retired {
+            let raw = URL_SAFE_NO_PAD
+                .decode(&jwk.x)
+                .map_err(|_| KeyRingError::BadRetiredKey(jwk.kid.clone()))?;
+            if jwk.kty != "OKP" || jwk.crv != "Ed25519" || raw.len() != 32 {
+                return Err(KeyRingError::BadRetiredKey(jwk.kid.clone()));
+            }
+            let jwk = PublicJwk::ed25519(&raw);
+            if verifiers
+                .insert(jwk.kid.clone(), DecodingKey::from_ed_der(&raw))
+                .is_none()
+            {
+                jwks.push(jwk);
+            }
+        }
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            kid: current.kid,
+            encoding: EncodingKey::from_ed_der(der.contents()),
+            verifiers,
+            jwks,
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The `kid` of the current signing key.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({ "keys": self.jwks })
+    }
+
+    /// Signs `claims`. Ed25519 is deterministic: the same claims always give the same token,
+    /// which is how a key's token is re-created from its record instead of being stored.
+    pub fn sign(&self, claims: &KeyClaims) -> Result<SecretValue, KeyRingError> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some(API_KEY_TYP.into());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map(SecretValue::new)
+            .map_err(KeyRingError::Sign)
+    }
+
+    /// Verifies an API key for `project`: size, header (typ, alg, kid, no key-carrying
+    /// headers), signature with the named key, `iss`, `aud`, `exp`, `nbf`.
+    pub fn verify(&self, token: &str, project: &ProjectId) -> Result<KeyClaims, Refusal> {
+        if token.len() > MAX_TOKEN_LEN || token.bytes().filter(|b| *b == b'.').count() != 2 {
+            return Err(Refusal::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Malformed)?;
+        if header.alg != Algorithm::EdDSA
+            || header.typ.as_deref() != Some(API_KEY_TYP)
+            || header.jwk.is_some()
+            || header.jku.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some()
+        {
+            return Err(Refusal::ForbiddenHeader);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.verifiers.get(kid))
+            .ok_or(Refusal::UnknownKey)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["iss", "aud", "sub"]);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[audience(project)]);
+        jsonwebtoken::decode::<KeyClaims>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| Refusal::BadSignatureOrClaims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(project: &ProjectId) -> KeyClaims {
+        KeyClaims {
+            iss: "https://keygate.test".into(),
+            sub: "ann".into(),
+            aud: audience(project),
+            jti: crate::ids::KeyId::generate().to_string(),
+            iat: 1_700_000_000,
+            exp: None,
+            tpl: crate::ids::TemplateId::generate().to_string(),
+        }
+    }
+
+    #[test]
+    fn a_signed_key_verifies_for_its_project_only() {
+        let ring = KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &[]).unwrap();
+        let project = ProjectId::generate();
+        let c = claims(&project);
+        let token = ring.sign(&c).unwrap();
+        assert_eq!(ring.verify(token.expose(), &project).unwrap(), c);
+        assert_eq!(
+            ring.verify(token.expose(), &ProjectId::generate()),
+            Err(Refusal::BadSignatureOrClaims)
+        );
+    }
+
+    #[test]
+    fn tokens_are_recreated_identically() {
+        let ring = KeyRing::new("i", &KeyRing::generate_pem(), &[]).unwrap();
+        let c = claims(&ProjectId::generate());
+        assert_eq!(ring.sign(&c).unwrap(), ring.sign(&c).unwrap());
+    }
+
+    #[test]
+    fn retired_keys_verify_until_removed_from_the_ring() {
+        let old = KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &[]).unwrap();
+        let project = ProjectId::generate();
+        let token = old.sign(&claims(&project)).unwrap();
+        let old_public: Vec<PublicJwk> =
+            serde_json::from_value(old.jwks()["keys"].clone()).unwrap();
+        let rotated = KeyRing::new(
+            "https://keygate.test",
+            &KeyRing::generate_pem(),
+            &old_public,
+        )
+        .unwrap();
+        assert!(rotated.verify(token.expose(), &project).is_ok());
+        assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 2);
+        let forgotten =
+            KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &[]).unwrap();
+        assert_eq!(
+            forgotten.verify(token.expose(), &project),
+            Err(Refusal::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn the_kid_is_the_rfc7638_thumbprint() {
+        // RFC 8037 appendix A.3: the thumbprint of its example Ed25519 key.
+        assert_eq!(
+            thumbprint("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
+
+    #[test]
+    fn a_bad_signing_key_is_refused_at_start() {
+        assert!(matches!(
+            KeyRing::new("i", "not a pem", &[]),
+            Err(KeyRingError::BadSigningKey)
+        ));
+    }
+}

@@ -1,0 +1,129 @@
+//! The key layout of the single table, in one place. Every entity of a project lives in the
+//! project's partition `P#<project>`, so a project's data is read with one query and one
+//! project can never reach another's items by key. Usage buckets live in partitions of their own
+//! (`U#<key>#<shard>`), sharded so that a busy key is not bound to one partition's write rate.
+
+use chrono::{DateTime, Utc};
+
+use super::ItemKey;
+use crate::ids::{
+    DataLayerId, EventId, KeyId, NodeId, ProjectId, RequestId, RoleName, SecretName, TemplateId,
+    UserId,
+};
+
+pub fn project_pk(p: &ProjectId) -> String {
+    format!("P#{p}")
+}
+
+pub fn project(p: &ProjectId) -> ItemKey {
+    ItemKey::new(project_pk(p), "PROJECT")
+}
+
+pub const ROLES: &str = "ROLE#";
+pub fn role(p: &ProjectId, name: &RoleName) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{ROLES}{name}"))
+}
+
+pub const NODES: &str = "NODE#";
+pub fn node(p: &ProjectId, n: &NodeId) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{NODES}{n}"))
+}
+
+pub const MEMBERS: &str = "MEMBER#";
+pub fn member(p: &ProjectId, u: &UserId) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{MEMBERS}{u}"))
+}
+
+pub const TEMPLATES: &str = "TPL#";
+pub fn template(p: &ProjectId, t: &TemplateId) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{TEMPLATES}{t}"))
+}
+
+/// Holds a template name (case-folded) so that names are unique in a project.
+pub fn template_name(p: &ProjectId, name: &str) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("TPLNAME#{}", name.to_lowercase()))
+}
+
+pub const REQUESTS: &str = "REQ#";
+pub fn request(p: &ProjectId, r: &RequestId) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{REQUESTS}{r}"))
+}
+
+pub const KEYS: &str = "KEY#";
+pub fn key(p: &ProjectId, k: &KeyId) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{KEYS}{k}"))
+}
+
+/// The secondary-index key of a key: the holder's keys across projects.
+pub fn user_pk(u: &UserId) -> String {
+    format!("U#{u}")
+}
+pub fn key_by_holder(u: &UserId, k: &KeyId) -> ItemKey {
+    ItemKey::new(user_pk(u), format!("{KEYS}{k}"))
+}
+
+/// A user's tile on a template: the state of their latest request or key for it. It is also
+/// the lock that makes "one pending request, or one active key, per user and template" hold.
+pub fn tiles_of(u: &UserId) -> String {
+    format!("TILE#{u}#")
+}
+pub fn tile(p: &ProjectId, u: &UserId, t: &TemplateId) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{}{t}", tiles_of(u)))
+}
+
+pub const DATA_LAYERS: &str = "LAYER#";
+pub fn data_layer(p: &ProjectId, l: &DataLayerId) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{DATA_LAYERS}{l}"))
+}
+
+pub const SECRETS: &str = "SECRET#";
+pub fn secret(p: &ProjectId, name: &SecretName) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{SECRETS}{name}"))
+}
+
+pub const AUDIT: &str = "AUDIT#";
+pub fn audit(p: &ProjectId, e: &EventId) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{AUDIT}{e}"))
+}
+
+pub fn usage_pk(k: &KeyId, shard: u32) -> String {
+    format!("USAGE#{k}#{shard}")
+}
+
+/// The sort key of an hour bucket: `H#2026-11-23T16`, which sorts by time.
+pub fn usage_hour(hour: DateTime<Utc>) -> String {
+    format!("H#{}", hour.format("%Y-%m-%dT%H"))
+}
+
+pub fn usage_bucket(k: &KeyId, shard: u32, hour: DateTime<Utc>) -> ItemKey {
+    ItemKey::new(usage_pk(k, shard), usage_hour(hour))
+}
+
+/// Mail committed with a state change and not yet delivered.
+pub const OUTBOX_PK: &str = "OUTBOX";
+pub fn outbox(id: &str) -> ItemKey {
+    ItemKey::new(OUTBOX_PK, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn template_names_are_case_folded_for_uniqueness() {
+        let p = ProjectId::generate();
+        assert_eq!(
+            template_name(&p, "Weather API"),
+            template_name(&p, "weather api")
+        );
+    }
+
+    #[test]
+    fn usage_hours_sort_by_time() {
+        let a = usage_hour(Utc.with_ymd_and_hms(2026, 9, 30, 23, 0, 0).unwrap());
+        let b = usage_hour(Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap());
+        assert_eq!(a, "H#2026-09-30T23");
+        assert!(a < b);
+    }
+}

@@ -1,0 +1,301 @@
+//! The narrow storage interface (SPEC section 9): get, query one partition by sort-key prefix or
+//! range with pagination, and conditional transactional writes. Every implementation behaves
+//! the same; the conformance suite in `keygate-tests` runs against each.
+
+pub mod layout;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+/// DynamoDB's limit on items in one transaction; every store enforces it.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ItemKey {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl ItemKey {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+}
+
+/// One stored item: its key, an optional key in the secondary index, a version for optimistic
+/// concurrency, the entity as JSON, and integer counters that [`Write::Increment`] adds to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    pub key: ItemKey,
+    pub index_key: Option<ItemKey>,
+    pub version: u64,
+    pub body: String,
+    pub counters: BTreeMap<String, i64>,
+}
+
+impl Item {
+    pub fn counter(&self, name: &str) -> i64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// What must hold of the stored item for a write to happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cond {
+    Always,
+    NotExists,
+    Exists,
+    /// The item exists with exactly this version.
+    Version(u64),
+}
+
+#[derive(Clone, Debug)]
+pub enum Write {
+    Put {
+        item: Item,
+        cond: Cond,
+    },
+    Delete {
+        key: ItemKey,
+        cond: Cond,
+    },
+    Check {
+        key: ItemKey,
+        cond: Cond,
+    },
+    /// Adds to counters, creating the item when absent, and replaces its body.
+    Increment {
+        key: ItemKey,
+        add: Vec<(&'static str, i64)>,
+        body: String,
+    },
+}
+
+impl Write {
+    pub fn key(&self) -> &ItemKey {
+        match self {
+            Self::Put { item, .. } => &item.key,
+            Self::Delete { key, .. } | Self::Check { key, .. } | Self::Increment { key, .. } => key,
+        }
+    }
+}
+
+/// Which key a query reads: the table's or the secondary index's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Index {
+    Primary,
+    Secondary,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SkRange {
+    Prefix(String),
+    /// Inclusive at both ends.
+    Between(String, String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub index: Index,
+    pub pk: String,
+    pub sk: SkRange,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+    pub descending: bool,
+}
+
+impl Query {
+    pub fn prefix(pk: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            index: Index::Primary,
+            pk: pk.into(),
+            sk: SkRange::Prefix(prefix.into()),
+            limit: 100,
+            cursor: None,
+            descending: false,
+        }
+    }
+
+    pub fn on_index(mut self) -> Self {
+        self.index = Index::Secondary;
+        self
+    }
+
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    pub fn after(mut self, cursor: Option<Cursor>) -> Self {
+        self.cursor = cursor;
+        self
+    }
+
+    /// Checks that a cursor from a client belongs to this query's partition.
+    pub fn check_cursor(&self) -> Result<(), StoreError> {
+        let Some(c) = &self.cursor else { return Ok(()) };
+        let ok = match self.index {
+            Index::Primary => c.key.pk == self.pk && c.index_key.is_none(),
+            Index::Secondary => c.index_key.as_ref().is_some_and(|k| k.pk == self.pk),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(StoreError::BadCursor)
+        }
+    }
+}
+
+/// Where the next page starts: the key of the last item returned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(rename = "k")]
+    pub key: ItemKey,
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub index_key: Option<ItemKey>,
+}
+
+impl Cursor {
+    pub fn after(item: &Item, index: Index) -> Self {
+        Self {
+            key: item.key.clone(),
+            index_key: if index == Index::Secondary {
+                item.index_key.clone()
+            } else {
+                None
+            },
+        }
+    }
+
+    /// The opaque form clients see as `next_cursor`.
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    pub fn decode(s: &str) -> Result<Self, StoreError> {
+        if s.len() > 2048 {
+            return Err(StoreError::BadCursor);
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| StoreError::BadCursor)?;
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub next: Option<Cursor>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The condition of write number `index` of a transaction did not hold; nothing was written.
+    #[error("the condition of write {index} did not hold")]
+    ConditionFailed { index: usize },
+    /// Another transaction touched the same items at the same time; nothing was written.
+    #[error("concurrent transaction on the same items")]
+    Contention,
+    #[error("invalid pagination cursor")]
+    BadCursor,
+    #[error("invalid transaction: {0}")]
+    InvalidTransaction(String),
+    #[error("store unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("stored item {0} is unreadable")]
+    Corrupt(String, #[source] BoxError),
+}
+
+/// Checks the rules every store shares, so that SQLite refuses what DynamoDB would refuse.
+pub fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
+    if writes.is_empty() || writes.len() > MAX_TRANSACTION_ITEMS {
+        return Err(StoreError::InvalidTransaction(format!(
+            "{} writes",
+            writes.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for w in writes {
+        if !seen.insert(w.key()) {
+            let k = w.key();
+            return Err(StoreError::InvalidTransaction(format!(
+                "{}/{} written twice",
+                k.pk, k.sk
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError>;
+    async fn query(&self, query: &Query) -> Result<Page, StoreError>;
+    /// All writes happen, or none (and the error names the first failed condition).
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+}
+
+/// Reads every page of a query (for small partitions: roles, fields, a key's usage range).
+pub async fn query_all(store: &dyn Store, mut query: Query) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    loop {
+        let page = store.query(&query).await?;
+        items.extend(page.items);
+        match page.next {
+            Some(c) => query.cursor = Some(c),
+            None => return Ok(items),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let c = Cursor {
+            key: ItemKey::new("P#1", "TPL#2"),
+            index_key: None,
+        };
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        assert!(matches!(
+            Cursor::decode("not base64!"),
+            Err(StoreError::BadCursor)
+        ));
+        assert!(matches!(Cursor::decode("e30"), Err(StoreError::BadCursor)));
+    }
+
+    #[test]
+    fn a_cursor_from_another_partition_is_refused() {
+        let c = Cursor {
+            key: ItemKey::new("P#other", "TPL#2"),
+            index_key: None,
+        };
+        let q = Query::prefix("P#mine", "TPL#").after(Some(c));
+        assert!(matches!(q.check_cursor(), Err(StoreError::BadCursor)));
+    }
+
+    #[test]
+    fn transactions_may_not_touch_an_item_twice() {
+        let k = ItemKey::new("a", "b");
+        let w = || Write::Check {
+            key: k.clone(),
+            cond: Cond::Exists,
+        };
+        assert!(check_transaction(&[w()]).is_ok());
+        assert!(check_transaction(&[w(), w()]).is_err());
+        assert!(check_transaction(&[]).is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! Usage metering arithmetic: UTC hour buckets, periods, and series of points.
+//!
+//! A period `[from, to)` counts every hour bucket that overlaps it, so figures are exact to the
+//! hour: a period from 10:30 includes the whole 10:00 bucket.
+
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, FieldError, Result};
+use crate::ids::KeyId;
+
+pub const REQUESTS: &str = "requests";
+pub const COST: &str = "cost";
+/// The longest period a list of keys sums over.
+pub const MAX_PERIOD_DAYS: i64 = 366;
+/// The longest hourly series (31 days of hours).
+pub const MAX_HOURLY_DAYS: i64 = 31;
+pub const DEFAULT_PERIOD_DAYS: i64 = 30;
+
+pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(Duration::hours(1)).unwrap_or(t)
+}
+
+fn day_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(Duration::days(1)).unwrap_or(t)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Period {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// Reads a period bound: RFC 3339 (`2026-11-01T00:00:00Z`) or a date (`2026-11-01`, midnight UTC).
+fn parse_instant(field: &str, s: &str) -> std::result::Result<DateTime<Utc>, FieldError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| Utc.from_utc_datetime(&d))
+        .ok_or_else(|| {
+            FieldError::new(
+                field,
+                "must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01)",
+            )
+        })
+}
+
+impl Period {
+    /// The period of `?from=&to=`: `to` defaults to now, `from` to 30 days before `to`.
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        now: DateTime<Utc>,
+        max_days: i64,
+    ) -> Result<Period> {
+        let mut errors = Vec::new();
+        let to = to
+            .map(|s| parse_instant("to", s))
+            .transpose()
+            .unwrap_or_else(|e| {
+                errors.push(e);
+                None
+            });
+        let from = from
+            .map(|s| parse_instant("from", s))
+            .transpose()
+            .unwrap_or_else(|e| {
+                errors.push(e);
+                None
+            });
+        if !errors.is_empty() {
+            return Err(Error::Validation(errors));
+        }
+        let to = to.unwrap_or(now);
+        let from = from.unwrap_or(to - Duration::days(DEFAULT_PERIOD_DAYS));
+        if from >= to {
+            return Err(Error::invalid("from", "must be before to"));
+        }
+        if to - from > Duration::days(max_days) {
+            return Err(Error::invalid(
+                "to",
+                format!("the period may be at most {max_days} days long"),
+            ));
+        }
+        Ok(Period { from, to })
+    }
+
+    /// The first and last hour buckets that overlap the period.
+    pub fn hours(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        (
+            hour_of(self.from),
+            hour_of(self.to - Duration::nanoseconds(1)),
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    Hour,
+    Day,
+}
+
+impl Granularity {
+    pub fn parse(s: Option<&str>) -> Result<Self> {
+        match s {
+            None | Some("hour") => Ok(Self::Hour),
+            Some("day") => Ok(Self::Day),
+            Some(_) => Err(Error::invalid("granularity", "must be hour or day")),
+        }
+    }
+
+    pub fn max_days(self) -> i64 {
+        match self {
+            Self::Hour => MAX_HOURLY_DAYS,
+            Self::Day => MAX_PERIOD_DAYS,
+        }
+    }
+
+    fn start_of(self, t: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Self::Hour => hour_of(t),
+            Self::Day => day_of(t),
+        }
+    }
+
+    fn step(self) -> Duration {
+        match self {
+            Self::Hour => Duration::hours(1),
+            Self::Day => Duration::days(1),
+        }
+    }
+}
+
+/// One hour bucket as read from the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    pub hour: DateTime<Utc>,
+    pub requests: i64,
+    pub cost: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub requests: i64,
+    pub cost: i64,
+}
+
+pub fn totals<'a>(buckets: impl IntoIterator<Item = &'a Bucket>) -> Totals {
+    buckets.into_iter().fold(Totals::default(), |t, b| Totals {
+        requests: t.requests + b.requests,
+        cost: t.cost + b.cost,
+    })
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UsagePoint {
+    pub start: DateTime<Utc>,
+    pub requests: i64,
+    pub cost: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct UsageSeries {
+    pub key_id: KeyId,
+    pub granularity: Granularity,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub points: Vec<UsagePoint>,
+}
+
+/// A dense series over the period: one point per hour or day, zero where nothing was used.
+pub fn series(buckets: &[Bucket], period: Period, granularity: Granularity) -> Vec<UsagePoint> {
+    let (first, last) = period.hours();
+    let mut points = Vec::new();
+    let mut start = granularity.start_of(first);
+    while start <= last {
+        points.push(UsagePoint {
+            start,
+            requests: 0,
+            cost: 0,
+        });
+        start += granularity.step();
+    }
+    for b in buckets {
+        let at = granularity.start_of(b.hour);
+        if let Some(p) = points.iter_mut().find(|p| p.start == at) {
+            p.requests += b.requests;
+            p.cost += b.cost;
+        }
+    }
+    points
+}
+
+/// The hour a bucket's sort key (`H#2026-11-23T16`) names.
+pub fn parse_hour(sk: &str) -> Option<DateTime<Utc>> {
+    let s = sk.strip_prefix("H#")?;
+    let naive =
+        chrono::NaiveDateTime::parse_from_str(&format!("{s}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
+    Some(Utc.from_utc_datetime(&naive))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_period_covers_every_hour_it_overlaps() {
+        let p = Period {
+            from: t("2026-11-23T10:30:00Z"),
+            to: t("2026-11-23T12:00:00Z"),
+        };
+        assert_eq!(
+            p.hours(),
+            (t("2026-11-23T10:00:00Z"), t("2026-11-23T11:00:00Z"))
+        );
+        let p = Period {
+            from: t("2026-11-23T10:00:00Z"),
+            to: t("2026-11-23T12:00:01Z"),
+        };
+        assert_eq!(p.hours().1, t("2026-11-23T12:00:00Z"));
+    }
+
+    #[test]
+    fn periods_default_and_refuse_nonsense() {
+        let now = t("2026-11-23T16:00:00Z");
+        let p = Period::parse(None, None, now, MAX_PERIOD_DAYS).unwrap();
+        assert_eq!((p.from, p.to), (now - Duration::days(30), now));
+        let p =
+            Period::parse(Some("2026-11-01"), Some("2026-11-02"), now, MAX_PERIOD_DAYS).unwrap();
+        assert_eq!(p.from, t("2026-11-01T00:00:00Z"));
+        let field = |r: Result<Period>| r.unwrap_err().to_problem().errors[0].field.clone();
+        assert_eq!(
+            field(Period::parse(
+                Some("2026-11-02"),
+                Some("2026-11-01"),
+                now,
+                366
+            )),
+            "from"
+        );
+        assert_eq!(
+            field(Period::parse(Some("yesterday"), None, now, 366)),
+            "from"
+        );
+        assert_eq!(
+            field(Period::parse(
+                Some("2020-01-01"),
+                Some("2026-01-01"),
+                now,
+                366
+            )),
+            "to"
+        );
+    }
+
+    #[test]
+    fn a_daily_series_sums_hours_and_fills_gaps() {
+        let period = Period {
+            from: t("2026-11-01T00:00:00Z"),
+            to: t("2026-11-04T00:00:00Z"),
+        };
+        let buckets = [
+            Bucket {
+                hour: t("2026-11-01T05:00:00Z"),
+                requests: 2,
+                cost: 20,
+            },
+            Bucket {
+                hour: t("2026-11-01T23:00:00Z"),
+                requests: 1,
+                cost: 10,
+            },
+            Bucket {
+                hour: t("2026-11-03T00:00:00Z"),
+                requests: 4,
+                cost: 40,
+            },
+        ];
+        let days = series(&buckets, period, Granularity::Day);
+        let got: Vec<_> = days.iter().map(|p| (p.requests, p.cost)).collect();
+        assert_eq!(got, [(3, 30), (0, 0), (4, 40)]);
+        assert_eq!(series(&buckets, period, Granularity::Hour).len(), 72);
+        assert_eq!(
+            totals(&buckets),
+            Totals {
+                requests: 7,
+                cost: 70
+            }
+        );
+    }
+
+    #[test]
+    fn bucket_keys_parse_back() {
+        let h = t("2026-11-23T16:00:00Z");
+        assert_eq!(parse_hour(&crate::store::layout::usage_hour(h)), Some(h));
+        assert_eq!(parse_hour("H#garbage"), None);
+    }
+}
