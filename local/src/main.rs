@@ -1,1 +1,202 @@
-fn main() {}
+//! `keygate-local`: keygate on one machine with one command. Every route, the same handlers as
+//! the Lambda functions, the authorizer in front of the platform API, SQLite for storage and
+//! mail written to disk.
+
+mod data_dir;
+mod gateway;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use keygate::App;
+use keygate::clock::SystemClock;
+use keygate::mail::FileMailer;
+use keygate::service::Settings;
+use keygate::signing::KeyRing;
+use keygate::store::sqlite::SqliteStore;
+use keygate::user_token::UserTokens;
+
+use crate::data_dir::DataDir;
+use crate::gateway::{Gateway, Upstream};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keygate-local",
+    version,
+    about = "Runs keygate locally: every route on 127.0.0.1, SQLite, mail to disk"
+)]
+struct Cli {
+    /// Port to listen on (127.0.0.1 only); 0 picks a free one.
+    #[arg(long, global = true, default_value_t = 3000, env = "KEYGATE_PORT")]
+    port: u16,
+    /// Directory holding the database, the signing key, the user-token secret and mail.
+    #[arg(long, global = true, default_value = ".keygate", env = "KEYGATE_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Platform API to forward allowed `/api/projects/...` calls to; without it, allowed calls
+    /// are answered with the authorizer's context (echo mode).
+    #[arg(long, global = true, env = "KEYGATE_UPSTREAM")]
+    upstream: Option<String>,
+    /// `iss` of the API keys issued.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:3000", env = "KEYGATE_ISSUER")]
+    issuer: String,
+    /// Console URL used in links in mail.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:3000", env = "KEYGATE_CONSOLE_URL")]
+    console_url: String,
+    /// Sender of mail.
+    #[arg(long, global = true, default_value = "keygate@localhost.localdomain", env = "KEYGATE_MAIL_FROM")]
+    mail_from: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Prints a user token this gateway accepts.
+    Token {
+        /// User id (the token's `sub`).
+        #[arg(long)]
+        sub: String,
+        /// E-mail address of the user.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Hours until the token expires.
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,keygate=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("keygate-local: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let dir = DataDir::open(&cli.data_dir)?;
+    let users = UserTokens::new(&dir.user_token_secret()?);
+    if let Some(Command::Token { sub, email, name, hours }) = &cli.command {
+        keygate::ids::UserId::parse(sub).map_err(|rule| format!("--sub {rule}"))?;
+        if !keygate::project::is_email(email) {
+            return Err(format!("--email '{email}' is not an e-mail address"));
+        }
+        let token =
+            users.mint(sub, email, name.as_deref(), chrono::Duration::hours(*hours)).map_err(|e| e.to_string())?;
+        println!("{token}");
+        return Ok(());
+    }
+    let upstream = match &cli.upstream {
+        None => None,
+        Some(base) => {
+            let url = reqwest::Url::parse(base).map_err(|e| format!("--upstream '{base}' is not a URL: {e}"))?;
+            if url.scheme() != "http" {
+                return Err(format!("--upstream must be an http:// URL, not {}", url.scheme()));
+            }
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| format!("cannot build the upstream client: {e}"))?;
+            Some(Upstream { client, base: base.clone() })
+        }
+    };
+    let keys = KeyRing::new(&cli.issuer, &dir.signing_key()?, &[])
+        .map_err(|e| format!("{}: {e}", dir.root.join("signing-key.pem").display()))?;
+    let store = SqliteStore::open(&dir.database())
+        .map_err(|e| format!("cannot open the database {}: {e}", dir.database().display()))?;
+    let mailer = FileMailer::new(dir.mail(), cli.mail_from.clone())
+        .map_err(|e| format!("cannot create the mail directory {}: {e}", dir.mail().display()))?;
+    let app = App {
+        store: Arc::new(store),
+        mailer: Arc::new(mailer),
+        keys: Arc::new(keys),
+        clock: Arc::new(SystemClock),
+        settings: Settings { console_url: cli.console_url.clone(), usage_shards: 1 },
+    };
+    let gateway = Arc::new(Gateway {
+        app,
+        users,
+        upstream,
+        openapi: serde_json::to_string_pretty(&keygate::http::openapi::document()).unwrap_or_default(),
+    });
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, cli.port)))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (choose another with --port)", cli.port))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    retry_mail_in_background(gateway.clone());
+    print_welcome(&cli, &dir, addr);
+    let router = axum::Router::new().fallback(gateway::serve).with_state(gateway);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Sends mail that could not be sent when its operation ran.
+fn retry_mail_in_background(gateway: Arc<Gateway>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tick.tick().await;
+            match gateway.app.retry_pending().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sent = n, "pending mail sent"),
+                Err(e) => tracing::warn!(error = %e, "pending mail retry failed"),
+            }
+        }
+    });
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
+    let url = format!("http://{addr}");
+    let data = dir.root.display();
+    let mode = match &cli.upstream {
+        Some(u) => format!("forwarded to {u}"),
+        None => "echo mode: allowed calls answer 200 with the authorizer context".into(),
+    };
+    println!(
+        "keygate-local listening on {url}
+  data directory  {data} (database keygate.db, mail in {data}/mail)
+  platform API    {url}/api/projects/{{project}}/... ({mode})
+  OpenAPI         {url}/openapi.json
+
+Try it:
+  TOKEN=$(cargo run -q --release -p keygate-local -- --data-dir {data} token --sub ann --email ann@example.com)
+  curl -s -X POST {url}/v1/projects -H \"Authorization: Bearer $TOKEN\" \\
+       -H 'Content-Type: application/json' -d '{{\"name\": \"Weather\"}}'
+The README walks through the whole story (templates, requests, approval, import, calls, usage).
+Stop with Ctrl-C."
+    );
+}

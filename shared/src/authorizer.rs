@@ -2,9 +2,7 @@
 //! the key's record and its role's permission for the call, meters the call, and answers allow
 //! with a context, or deny. It fails closed and never panics on any input.
 
-use aws_lambda_events::apigw::{
-    ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
-};
+use aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request};
 use http::Method;
 use serde::Serialize;
 
@@ -78,27 +76,15 @@ impl App {
         &self,
         event: &ApiGatewayV2CustomAuthorizerV2Request,
     ) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
-        let authorization = event
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+        let authorization = event.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let method = &event.request_context.http.method;
-        let path = event
-            .raw_path
-            .as_deref()
-            .or(event.request_context.http.path.as_deref())
-            .unwrap_or_default();
+        let path = event.raw_path.as_deref().or(event.request_context.http.path.as_deref()).unwrap_or_default();
         simple_response(self.authorize(method, path, authorization).await)
     }
 
     /// Decides one call of the platform API: `path` is the whole request path
     /// (`/api/projects/{project}/...`).
-    pub async fn authorize(
-        &self,
-        method: &Method,
-        path: &str,
-        authorization: Option<&str>,
-    ) -> Verdict {
+    pub async fn authorize(&self, method: &Method, path: &str, authorization: Option<&str>) -> Verdict {
         let verdict = self.decide(method, path, authorization).await;
         match &verdict {
             Ok(ctx) => tracing::debug!(key_id = %ctx.key_id, %method, "call allowed"),
@@ -114,24 +100,13 @@ impl App {
         let segments = api_path_segments(rest).ok_or(Denial::BadPath)?;
         let claims = self.keys.verify(token, &project).map_err(Denial::BadKey)?;
         let key_id = KeyId::parse(&claims.jti).ok_or(Denial::UnknownKey)?;
-        let key: IssuedKey = self
-            .read(&layout::key(&project, &key_id))
-            .await?
-            .ok_or(Denial::UnknownKey)?;
-        if !key.is_usable(self.now())
-            || key.template_id.as_str() != claims.tpl
-            || key.user_id.as_str() != claims.sub
-        {
+        let key: IssuedKey = self.read(&layout::key(&project, &key_id)).await?.ok_or(Denial::UnknownKey)?;
+        if !key.is_usable(self.now()) || key.template_id.as_str() != claims.tpl || key.user_id.as_str() != claims.sub {
             return Err(Denial::KeyNotUsable);
         }
-        let template: KeyTemplate = self
-            .read(&layout::template(&project, &key.template_id))
-            .await?
-            .ok_or(Denial::KeyNotUsable)?;
-        let role: Role = self
-            .read(&layout::role(&project, &template.role))
-            .await?
-            .ok_or(Denial::KeyNotUsable)?;
+        let template: KeyTemplate =
+            self.read(&layout::template(&project, &key.template_id)).await?.ok_or(Denial::KeyNotUsable)?;
+        let role: Role = self.read(&layout::role(&project, &template.role)).await?.ok_or(Denial::KeyNotUsable)?;
         let needed = required_permission(method, &segments);
         if !role.permissions.contains(needed) {
             return Err(Denial::MissingPermission(needed));
@@ -146,10 +121,7 @@ impl App {
         })
     }
 
-    async fn read<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &crate::store::ItemKey,
-    ) -> Result<Option<T>, Denial> {
+    async fn read<T: serde::de::DeserializeOwned>(&self, key: &crate::store::ItemKey) -> Result<Option<T>, Denial> {
         match self.load::<T>(key).await {
             Ok(v) => Ok(v.map(|(v, _)| v)),
             Err(e) => {
@@ -164,11 +136,7 @@ impl App {
     async fn meter(&self, key: &KeyId, price: i64) -> Result<(), Denial> {
         let now = self.now();
         let shards = self.settings.usage_shards.max(1);
-        let shard = if shards == 1 {
-            0
-        } else {
-            now.timestamp_subsec_nanos() % shards
-        };
+        let shard = if shards == 1 { 0 } else { now.timestamp_subsec_nanos() % shards };
         let body = serde_json::json!({ "last_used_at": now }).to_string();
         let write = Write::Increment {
             key: layout::usage_bucket(key, shard, usage::hour_of(now)),
@@ -224,12 +192,7 @@ mod tests {
         let path = format!("/api/projects/{p}/data_layers/last");
         let (project, rest) = split_api_path(&path).unwrap();
         assert_eq!((project, rest), (p.clone(), "data_layers/last"));
-        assert_eq!(
-            split_api_path(&format!("/prod/api/projects/{p}"))
-                .unwrap()
-                .1,
-            ""
-        );
+        assert_eq!(split_api_path(&format!("/prod/api/projects/{p}")).unwrap().1, "");
         assert!(split_api_path("/api/projects/not-an-id/x").is_none());
         assert!(split_api_path("/v1/projects").is_none());
     }
@@ -239,10 +202,7 @@ mod tests {
         assert_eq!(Denial::NoKey.status(), 401);
         assert_eq!(Denial::BadKey(Refusal::Malformed).status(), 401);
         assert_eq!(Denial::BadKey(Refusal::UnknownKey).status(), 403);
-        assert_eq!(
-            Denial::MissingPermission(Permission::PackageCreate).status(),
-            403
-        );
+        assert_eq!(Denial::MissingPermission(Permission::PackageCreate).status(), 403);
         assert_eq!(Denial::StoreFailed.status(), 403);
     }
 }

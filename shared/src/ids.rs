@@ -102,10 +102,7 @@ macro_rules! checked_name {
 }
 
 fn word(s: &str, max: usize, extra: &[char]) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(&c))
+    !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(&c))
 }
 
 checked_name!(
@@ -148,11 +145,7 @@ impl SecretPrefix {
     pub const RULE: &'static str = "must match ^[A-Za-z0-9_]{1,63}$";
 
     pub fn parse(s: &str) -> Result<Self, String> {
-        if word(s, 63, &[]) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(Self::RULE.to_owned())
-        }
+        if word(s, 63, &[]) { Ok(Self(s.to_owned())) } else { Err(Self::RULE.to_owned()) }
     }
 
     /// The secret name `<prefix>_<suffix>`; `None` when it would be too long.
@@ -212,10 +205,7 @@ mod tests {
         assert!(SecretName::parse("bad-name").is_err());
         assert!(SecretName::parse(&"a".repeat(129)).is_err());
         let prefix = SecretPrefix::parse("project_server").unwrap();
-        assert_eq!(
-            prefix.join("token").unwrap().as_str(),
-            "project_server_token"
-        );
+        assert_eq!(prefix.join("token").unwrap().as_str(), "project_server_token");
         assert!(SecretPrefix::parse("").is_err());
         assert!(SecretPrefix::parse("a.b").is_err());
         let long = SecretPrefix::parse(&"p".repeat(63)).unwrap();

@@ -82,21 +82,13 @@ pub struct Tile {
 }
 
 impl Tile {
-    pub const REQUESTABLE: Tile = Tile {
-        state: TileState::Requestable,
-        request_id: None,
-        key_id: None,
-    };
+    pub const REQUESTABLE: Tile = Tile { state: TileState::Requestable, request_id: None, key_id: None };
 
     /// Whether the user may ask for a key now.
     pub fn check_requestable(&self) -> Result<()> {
         match self.state {
-            TileState::Pending => Err(Error::conflict(
-                "you already have a pending request for this template",
-            )),
-            TileState::Active => Err(Error::conflict(
-                "you already hold an active key of this template",
-            )),
+            TileState::Pending => Err(Error::conflict("you already have a pending request for this template")),
+            TileState::Active => Err(Error::conflict("you already hold an active key of this template")),
             TileState::Requestable | TileState::Rejected | TileState::Revoked => Ok(()),
         }
     }
@@ -136,38 +128,16 @@ mod tests {
         let revoked = k.revoke(&UserId::parse("owner").unwrap(), now).unwrap();
         assert!(!revoked.is_usable(now));
         assert_eq!(revoked.version, 2);
-        assert_eq!(
-            revoked
-                .revoke(&UserId::parse("owner").unwrap(), now)
-                .unwrap_err()
-                .status(),
-            409
-        );
+        assert_eq!(revoked.revoke(&UserId::parse("owner").unwrap(), now).unwrap_err().status(), 409);
     }
 
     #[test]
     fn a_user_may_request_again_after_rejection_or_revocation_only() {
-        let tile = |state| Tile {
-            state,
-            request_id: None,
-            key_id: None,
-        };
+        let tile = |state| Tile { state, request_id: None, key_id: None };
         assert!(tile(TileState::Requestable).check_requestable().is_ok());
         assert!(tile(TileState::Rejected).check_requestable().is_ok());
         assert!(tile(TileState::Revoked).check_requestable().is_ok());
-        assert_eq!(
-            tile(TileState::Pending)
-                .check_requestable()
-                .unwrap_err()
-                .status(),
-            409
-        );
-        assert_eq!(
-            tile(TileState::Active)
-                .check_requestable()
-                .unwrap_err()
-                .status(),
-            409
-        );
+        assert_eq!(tile(TileState::Pending).check_requestable().unwrap_err().status(), 409);
+        assert_eq!(tile(TileState::Active).check_requestable().unwrap_err().status(), 409);
     }
 }

@@ -21,7 +21,9 @@ pub mod service;
 pub mod signing;
 pub mod store;
 pub mod template;
+pub mod testing;
 pub mod usage;
+pub mod user_token;
 
 pub use error::{Error, Result};
 pub use service::App;

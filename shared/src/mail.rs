@@ -50,12 +50,8 @@ impl Mailer for FileMailer {
         let tmp = self.dir.join(format!(".{id}.tmp"));
         let eml = to_eml(&self.from, mail, &id.to_string());
         // Written aside, then renamed: a reader never sees half a message.
-        tokio::fs::write(&tmp, eml)
-            .await
-            .map_err(|e| MailError(e.to_string()))?;
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .map_err(|e| MailError(e.to_string()))?;
+        tokio::fs::write(&tmp, eml).await.map_err(|e| MailError(e.to_string()))?;
+        tokio::fs::rename(&tmp, &path).await.map_err(|e| MailError(e.to_string()))?;
         tracing::info!(to = %mail.to, subject = %mail.subject, file = %path.display(), "mail written");
         Ok(())
     }
@@ -67,10 +63,7 @@ fn header_value(s: &str) -> String {
         clean
     } else {
         use base64::Engine;
-        format!(
-            "=?UTF-8?B?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(clean)
-        )
+        format!("=?UTF-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(clean))
     }
 }
 
@@ -93,28 +86,16 @@ pub fn to_eml(from: &str, mail: &Mail, id: &str) -> String {
 }
 
 pub fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 fn html(paragraphs: &[String]) -> String {
-    let body: String = paragraphs
-        .iter()
-        .map(|p| format!("<p>{}</p>", escape_html(p)))
-        .collect();
+    let body: String = paragraphs.iter().map(|p| format!("<p>{}</p>", escape_html(p))).collect();
     format!("<!doctype html><html><body>{body}</body></html>")
 }
 
 fn mail(to: &str, subject: String, paragraphs: Vec<String>) -> Mail {
-    Mail {
-        to: to.to_owned(),
-        subject,
-        text: paragraphs.join("\n\n"),
-        html: html(&paragraphs),
-    }
+    Mail { to: to.to_owned(), subject, text: paragraphs.join("\n\n"), html: html(&paragraphs) }
 }
 
 fn project_url(console: &str, p: &ProjectId) -> String {
@@ -139,21 +120,13 @@ pub fn key_requested(console: &str, project: &Project, request: &KeyRequest) -> 
                 "Review the request in the API keys section: {}/api-keys/requests",
                 project_url(console, &project.id)
             ),
-            format!(
-                "Or approve it through the API: POST /v1/projects/{}/requests/{}/approve",
-                project.id, request.id
-            ),
+            format!("Or approve it through the API: POST /v1/projects/{}/requests/{}/approve", project.id, request.id),
         ],
     )
 }
 
 /// To the requester: the key is ready.
-pub fn request_approved(
-    console: &str,
-    project: &Project,
-    request: &KeyRequest,
-    key: &IssuedKey,
-) -> Mail {
+pub fn request_approved(console: &str, project: &Project, request: &KeyRequest, key: &IssuedKey) -> Mail {
     mail(
         &request.user_email,
         format!("Your API key for \"{}\" is ready", request.template_name),
@@ -167,17 +140,10 @@ pub fn request_approved(
 
 /// To the requester: the request was turned down.
 pub fn request_rejected(project: &Project, request: &KeyRequest) -> Mail {
-    let reason = request
-        .reason
-        .as_deref()
-        .filter(|r| !r.is_empty())
-        .unwrap_or("no reason was given");
+    let reason = request.reason.as_deref().filter(|r| !r.is_empty()).unwrap_or("no reason was given");
     mail(
         &request.user_email,
-        format!(
-            "Your API key request for \"{}\" was rejected",
-            request.template_name
-        ),
+        format!("Your API key request for \"{}\" was rejected", request.template_name),
         vec![
             format!(
                 "Your request for an API key of \"{}\" in the project \"{}\" was rejected.",
@@ -211,11 +177,7 @@ mod tests {
 
     #[test]
     fn html_parts_escape_what_users_typed() {
-        let m = mail(
-            "a@example.com",
-            "s".into(),
-            vec!["<script>alert('x')</script>".into()],
-        );
+        let m = mail("a@example.com", "s".into(), vec!["<script>alert('x')</script>".into()]);
         assert!(!m.html.contains("<script>"));
         assert!(m.text.contains("<script>"));
     }

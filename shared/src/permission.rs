@@ -88,9 +88,7 @@ impl Permissions {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Permission> {
-        Permission::ALL
-            .into_iter()
-            .filter(move |p| self.contains(*p))
+        Permission::ALL.into_iter().filter(move |p| self.contains(*p))
     }
 }
 
@@ -102,9 +100,7 @@ impl FromIterator<Permission> for Permissions {
 
 impl fmt::Debug for Permissions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set()
-            .entries(self.iter().map(Permission::as_str))
-            .finish()
+        f.debug_set().entries(self.iter().map(Permission::as_str)).finish()
     }
 }
 
@@ -144,16 +140,8 @@ const ANY: &[Method] = &[];
 static RULES: &[Rule] = {
     use Seg::*;
     &[
-        Rule {
-            methods: READ,
-            path: &[Lit("data_layers"), Rest],
-            permission: Permission::ProjectView,
-        },
-        Rule {
-            methods: READ,
-            path: &[Lit("nodes"), One, Lit("packages"), Rest],
-            permission: Permission::PackageView,
-        },
+        Rule { methods: READ, path: &[Lit("data_layers"), Rest], permission: Permission::ProjectView },
+        Rule { methods: READ, path: &[Lit("nodes"), One, Lit("packages"), Rest], permission: Permission::PackageView },
         Rule {
             methods: &[Method::POST],
             path: &[Lit("nodes"), One, Lit("packages"), Lit("search")],
@@ -169,16 +157,8 @@ static RULES: &[Rule] = {
             path: &[Lit("nodes"), One, Lit("packages"), One, Rest],
             permission: Permission::PackageDelete,
         },
-        Rule {
-            methods: READ,
-            path: &[Rest],
-            permission: Permission::ProjectView,
-        },
-        Rule {
-            methods: ANY,
-            path: &[Rest],
-            permission: Permission::ProjectEdit,
-        },
+        Rule { methods: READ, path: &[Rest], permission: Permission::ProjectView },
+        Rule { methods: ANY, path: &[Rest], permission: Permission::ProjectEdit },
     ]
 };
 
@@ -214,10 +194,7 @@ pub fn api_path_segments(rest: &str) -> Option<Vec<&str>> {
     let suspicious = |s: &&str| {
         s.is_empty() || *s == "." || *s == ".." || s.contains('\\') || {
             let lower = s.to_ascii_lowercase();
-            lower.contains("%2f")
-                || lower.contains("%5c")
-                || lower.contains("%2e")
-                || lower.contains("%00")
+            lower.contains("%2f") || lower.contains("%5c") || lower.contains("%2e") || lower.contains("%00")
         }
     };
     (!segments.iter().any(suspicious)).then_some(segments)
@@ -242,11 +219,7 @@ mod tests {
             (Method::POST, "nodes/n1/packages/search", PackageView),
             (Method::POST, "nodes/n1/packages", PackageCreate),
             (Method::DELETE, "nodes/n1/packages/p1", PackageDelete),
-            (
-                Method::DELETE,
-                "nodes/n1/packages/p1/files/f",
-                PackageDelete,
-            ),
+            (Method::DELETE, "nodes/n1/packages/p1/files/f", PackageDelete),
             (Method::GET, "anything/else", ProjectView),
             (Method::HEAD, "", ProjectView),
             (Method::PUT, "nodes/n1/packages/p1", ProjectEdit),
@@ -272,21 +245,13 @@ mod tests {
         ] {
             assert!(api_path_segments(bad).is_none(), "{bad}");
         }
-        assert_eq!(
-            api_path_segments("data_layers/last/").unwrap(),
-            vec!["data_layers", "last"]
-        );
+        assert_eq!(api_path_segments("data_layers/last/").unwrap(), vec!["data_layers", "last"]);
     }
 
     #[test]
     fn permission_sets_serialize_as_names() {
-        let set: Permissions = [Permission::PackageView, Permission::ProjectView]
-            .into_iter()
-            .collect();
-        assert_eq!(
-            serde_json::to_string(&set).unwrap(),
-            r#"["project_view","package_view"]"#
-        );
+        let set: Permissions = [Permission::PackageView, Permission::ProjectView].into_iter().collect();
+        assert_eq!(serde_json::to_string(&set).unwrap(), r#"["project_view","package_view"]"#);
         let back: Permissions = serde_json::from_str(r#"["package_view","project_view"]"#).unwrap();
         assert_eq!(back, set);
         assert!(serde_json::from_str::<Permissions>(r#"["root"]"#).is_err());

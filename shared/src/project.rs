@@ -87,26 +87,14 @@ impl RoleInput {
     pub fn into_role(self, name: RoleName, now: DateTime<Utc>) -> Result<Role> {
         let mut errors = Vec::new();
         check_text(&mut errors, "description", &self.description);
-        if !self.cost_coefficient.is_finite()
-            || self.cost_coefficient < 0.0
-            || self.cost_coefficient > 1e6
-        {
-            errors.push(FieldError::new(
-                "cost_coefficient",
-                "must be a number from 0 to 1000000",
-            ));
+        if !self.cost_coefficient.is_finite() || self.cost_coefficient < 0.0 || self.cost_coefficient > 1e6 {
+            errors.push(FieldError::new("cost_coefficient", "must be a number from 0 to 1000000"));
         }
         if name.as_str() == OWNER_ROLE {
-            errors.push(FieldError::new(
-                "role",
-                "the owner role is built in and cannot be redefined",
-            ));
+            errors.push(FieldError::new("role", "the owner role is built in and cannot be redefined"));
         }
         if self.public && self.permissions.contains(Permission::ProjectManage) {
-            errors.push(FieldError::new(
-                "permissions",
-                "a public role cannot include project_manage",
-            ));
+            errors.push(FieldError::new("permissions", "a public role cannot include project_manage"));
         }
         finish(errors)?;
         Ok(Role {
@@ -190,29 +178,21 @@ impl Access {
         if self.can(p) {
             Ok(())
         } else if self.can_view() {
-            Err(Error::forbidden(format!(
-                "this needs the {p} permission on the project"
-            )))
+            Err(Error::forbidden(format!("this needs the {p} permission on the project")))
         } else {
             Err(Error::not_found("project"))
         }
     }
 
     pub fn require_view(&self) -> Result<()> {
-        if self.can_view() {
-            Ok(())
-        } else {
-            Err(Error::not_found("project"))
-        }
+        if self.can_view() { Ok(()) } else { Err(Error::not_found("project")) }
     }
 }
 
 /// A plausible e-mail address: one '@', something on both sides, no spaces or controls.
 pub fn is_email(s: &str) -> bool {
     s.len() <= 254
-        && !s
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',')
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',')
         && s.split_once('@').is_some_and(|(user, domain)| {
             !user.is_empty() && !domain.is_empty() && !domain.contains('@') && domain.contains('.')
         })
@@ -223,33 +203,20 @@ pub(crate) fn check_name(errors: &mut Vec<FieldError>, field: &str, value: &str,
     if value.trim().is_empty() {
         errors.push(FieldError::new(field, "must not be empty"));
     } else if chars > max {
-        errors.push(FieldError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
     } else if value.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            field,
-            "must not contain control characters",
-        ));
+        errors.push(FieldError::new(field, "must not contain control characters"));
     }
 }
 
 pub(crate) fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str) {
     if value.chars().count() > MAX_TEXT {
-        errors.push(FieldError::new(
-            field,
-            format!("must be at most {MAX_TEXT} characters"),
-        ));
+        errors.push(FieldError::new(field, format!("must be at most {MAX_TEXT} characters")));
     }
 }
 
 pub(crate) fn finish(errors: Vec<FieldError>) -> Result<()> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Validation(errors))
-    }
+    if errors.is_empty() { Ok(()) } else { Err(Error::Validation(errors)) }
 }
 
 #[cfg(test)]
@@ -259,21 +226,14 @@ mod tests {
     #[test]
     fn the_owner_role_cannot_be_redefined() {
         let input: RoleInput = serde_json::from_str(r#"{"permissions":["project_view"]}"#).unwrap();
-        let err = input
-            .into_role(RoleName::parse("owner").unwrap(), Utc::now())
-            .unwrap_err();
+        let err = input.into_role(RoleName::parse("owner").unwrap(), Utc::now()).unwrap_err();
         assert!(matches!(err, Error::Validation(e) if e[0].field == "role"));
     }
 
     #[test]
     fn a_public_role_cannot_manage() {
-        let input: RoleInput =
-            serde_json::from_str(r#"{"permissions":["project_manage"],"public":true}"#).unwrap();
-        assert!(
-            input
-                .into_role(RoleName::parse("all").unwrap(), Utc::now())
-                .is_err()
-        );
+        let input: RoleInput = serde_json::from_str(r#"{"permissions":["project_manage"],"public":true}"#).unwrap();
+        assert!(input.into_role(RoleName::parse("all").unwrap(), Utc::now()).is_err());
     }
 
     #[test]
@@ -286,40 +246,17 @@ mod tests {
             owner_email: "o@example.com".into(),
             created_at: Utc::now(),
         };
-        let stranger = Access {
-            project: project.clone(),
-            permissions: Permissions::NONE,
-            is_member: false,
-        };
-        assert!(matches!(
-            stranger.require(Permission::ProjectManage),
-            Err(Error::NotFound(_))
-        ));
-        let viewer = Access {
-            project,
-            permissions: [Permission::ProjectView].into_iter().collect(),
-            is_member: true,
-        };
-        assert!(matches!(
-            viewer.require(Permission::ProjectManage),
-            Err(Error::Forbidden(_))
-        ));
+        let stranger = Access { project: project.clone(), permissions: Permissions::NONE, is_member: false };
+        assert!(matches!(stranger.require(Permission::ProjectManage), Err(Error::NotFound(_))));
+        let viewer = Access { project, permissions: [Permission::ProjectView].into_iter().collect(), is_member: true };
+        assert!(matches!(viewer.require(Permission::ProjectManage), Err(Error::Forbidden(_))));
         assert!(viewer.require_view().is_ok());
     }
 
     #[test]
     fn emails() {
         assert!(is_email("ann@example.com"));
-        for bad in [
-            "",
-            "ann",
-            "@x.io",
-            "ann@",
-            "a b@x.io",
-            "a@b@c.io",
-            "ann@localhost",
-            "a@x.io\r\nBcc: z@x.io",
-        ] {
+        for bad in ["", "ann", "@x.io", "ann@", "a b@x.io", "a@b@c.io", "ann@localhost", "a@x.io\r\nBcc: z@x.io"] {
             assert!(!is_email(bad), "{bad:?}");
         }
     }

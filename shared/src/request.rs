@@ -26,25 +26,16 @@ impl RequestStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Approved,
-            Self::Rejected,
-            Self::Cancelled,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        [Self::Pending, Self::Approved, Self::Rejected, Self::Cancelled].into_iter().find(|v| v.as_str() == s)
     }
 
     /// Only a pending request can be decided, and only once.
     pub fn transition(self, to: RequestStatus) -> Result<RequestStatus> {
         match (self, to) {
             (Self::Pending, Self::Approved | Self::Rejected | Self::Cancelled) => Ok(to),
-            (from, to) => Err(Error::conflict(format!(
-                "the request is {} and cannot become {}",
-                from.as_str(),
-                to.as_str()
-            ))),
+            (from, to) => {
+                Err(Error::conflict(format!("the request is {} and cannot become {}", from.as_str(), to.as_str())))
+            }
         }
     }
 }

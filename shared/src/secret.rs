@@ -95,16 +95,10 @@ impl SecretInput {
         let mut errors = Vec::new();
         check_text(&mut errors, "description", &self.description);
         if self.value.expose().len() > MAX_SECRET_VALUE {
-            errors.push(FieldError::new(
-                "value",
-                format!("must be at most {MAX_SECRET_VALUE} bytes"),
-            ));
+            errors.push(FieldError::new("value", format!("must be at most {MAX_SECRET_VALUE} bytes")));
         }
         if self.nodes.len() > MAX_NODES {
-            errors.push(FieldError::new(
-                "nodes",
-                format!("at most {MAX_NODES} nodes"),
-            ));
+            errors.push(FieldError::new("nodes", format!("at most {MAX_NODES} nodes")));
         }
         finish(errors)
     }
@@ -131,21 +125,11 @@ pub struct PlannedSecret {
 }
 
 /// `<prefix>_token` holding the key, then `<prefix>_<field>` for each information field.
-pub fn plan_import(
-    prefix: &SecretPrefix,
-    token: SecretValue,
-    fields: &[InfoField],
-) -> Result<Vec<PlannedSecret>> {
-    let too_long = || {
-        Error::invalid(
-            "prefix",
-            "is too long for the names of this key's fields (at most 128 characters in all)",
-        )
-    };
+pub fn plan_import(prefix: &SecretPrefix, token: SecretValue, fields: &[InfoField]) -> Result<Vec<PlannedSecret>> {
+    let too_long =
+        || Error::invalid("prefix", "is too long for the names of this key's fields (at most 128 characters in all)");
     let mut plan = vec![PlannedSecret {
-        name: prefix
-            .join(crate::template::RESERVED_FIELD)
-            .ok_or_else(too_long)?,
+        name: prefix.join(crate::template::RESERVED_FIELD).ok_or_else(too_long)?,
         description: "API key".into(),
         value: token,
     }];
@@ -177,21 +161,10 @@ mod tests {
     #[test]
     fn an_import_makes_the_token_and_one_secret_per_field() {
         let prefix = SecretPrefix::parse("project_server").unwrap();
-        let plan = plan_import(
-            &prefix,
-            SecretValue::new("tok"),
-            &[field("project", "P"), field("input", "in")],
-        )
-        .unwrap();
+        let plan =
+            plan_import(&prefix, SecretValue::new("tok"), &[field("project", "P"), field("input", "in")]).unwrap();
         let names: Vec<_> = plan.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "project_server_token",
-                "project_server_project",
-                "project_server_input"
-            ]
-        );
+        assert_eq!(names, ["project_server_token", "project_server_project", "project_server_input"]);
         assert_eq!(plan[0].value.expose(), "tok");
         assert_eq!(plan[2].value.expose(), "in");
     }
@@ -199,12 +172,7 @@ mod tests {
     #[test]
     fn the_longest_prefix_fits_the_longest_field_name() {
         let prefix = SecretPrefix::parse(&"p".repeat(63)).unwrap();
-        let plan = plan_import(
-            &prefix,
-            SecretValue::new("t"),
-            &[field(&"f".repeat(64), "")],
-        )
-        .unwrap();
+        let plan = plan_import(&prefix, SecretValue::new("t"), &[field(&"f".repeat(64), "")]).unwrap();
         assert_eq!(plan[1].name.as_str().len(), 128);
     }
 

@@ -74,10 +74,7 @@ impl PublicJwk {
 /// RFC 7638 JWK thumbprint of an Ed25519 public key: a `kid` that names the key itself.
 fn thumbprint(x: &str) -> String {
     let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        canonical.as_bytes(),
-    ))
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()))
 }
 
 /// Why a token was refused (for logs; the caller only learns "denied").
@@ -100,10 +97,7 @@ pub struct KeyRing {
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRing")
-            .field("issuer", &self.issuer)
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyRing").field("issuer", &self.issuer).field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
@@ -117,36 +111,23 @@ impl KeyRing {
 
     /// `signing_pem` signs new keys; `retired` are public keys of earlier signing keys whose
     /// keys must keep working until they expire or are revoked.
-    pub fn new(
-        issuer: &str,
-        signing_pem: &str,
-        retired: &[PublicJwk],
-    ) -> Result<Self, KeyRingError> {
+    pub fn new(issuer: &str, signing_pem: &str, retired: &[PublicJwk]) -> Result<Self, KeyRingError> {
         let der = pem::parse(signing_pem).map_err(|_| KeyRingError::BadSigningKey)?;
         if der.tag() != "PRIVATE KEY" {
             return Err(KeyRingError::BadSigningKey);
         }
-        let pair =
-            Ed25519KeyPair::from_pkcs8(der.contents()).map_err(|_| KeyRingError::BadSigningKey)?;
+        let pair = Ed25519KeyPair::from_pkcs8(der.contents()).map_err(|_| KeyRingError::BadSigningKey)?;
         let current = PublicJwk::ed25519(pair.public_key().as_ref());
         let mut jwks = vec![current.clone()];
         let mut verifiers = HashMap::new();
-        verifiers.insert(
-            current.kid.clone(),
-            DecodingKey::from_ed_der(pair.public_key().as_ref()),
-        );
+        verifiers.insert(current.kid.clone(), DecodingKey::from_ed_der(pair.public_key().as_ref()));
         for jwk in retired {
-            let raw = URL_SAFE_NO_PAD
-                .decode(&jwk.x)
-                .map_err(|_| KeyRingError::BadRetiredKey(jwk.kid.clone()))?;
+            let raw = URL_SAFE_NO_PAD.decode(&jwk.x).map_err(|_| KeyRingError::BadRetiredKey(jwk.kid.clone()))?;
             if jwk.kty != "OKP" || jwk.crv != "Ed25519" || raw.len() != 32 {
                 return Err(KeyRingError::BadRetiredKey(jwk.kid.clone()));
             }
             let jwk = PublicJwk::ed25519(&raw);
-            if verifiers
-                .insert(jwk.kid.clone(), DecodingKey::from_ed_der(&raw))
-                .is_none()
-            {
+            if verifiers.insert(jwk.kid.clone(), DecodingKey::from_ed_der(&raw)).is_none() {
                 jwks.push(jwk);
             }
         }
@@ -178,9 +159,7 @@ impl KeyRing {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         header.typ = Some(API_KEY_TYP.into());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
-            .map(SecretValue::new)
-            .map_err(KeyRingError::Sign)
+        jsonwebtoken::encode(&header, claims, &self.encoding).map(SecretValue::new).map_err(KeyRingError::Sign)
     }
 
     /// Verifies an API key for `project`: size, header (typ, alg, kid, no key-carrying
@@ -200,11 +179,7 @@ impl KeyRing {
         {
             return Err(Refusal::ForbiddenHeader);
         }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.verifiers.get(kid))
-            .ok_or(Refusal::UnknownKey)?;
+        let key = header.kid.as_deref().and_then(|kid| self.verifiers.get(kid)).ok_or(Refusal::UnknownKey)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = 0;
         validation.validate_nbf = true;
@@ -240,10 +215,7 @@ mod tests {
         let c = claims(&project);
         let token = ring.sign(&c).unwrap();
         assert_eq!(ring.verify(token.expose(), &project).unwrap(), c);
-        assert_eq!(
-            ring.verify(token.expose(), &ProjectId::generate()),
-            Err(Refusal::BadSignatureOrClaims)
-        );
+        assert_eq!(ring.verify(token.expose(), &ProjectId::generate()), Err(Refusal::BadSignatureOrClaims));
     }
 
     #[test]
@@ -258,22 +230,12 @@ mod tests {
         let old = KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &[]).unwrap();
         let project = ProjectId::generate();
         let token = old.sign(&claims(&project)).unwrap();
-        let old_public: Vec<PublicJwk> =
-            serde_json::from_value(old.jwks()["keys"].clone()).unwrap();
-        let rotated = KeyRing::new(
-            "https://keygate.test",
-            &KeyRing::generate_pem(),
-            &old_public,
-        )
-        .unwrap();
+        let old_public: Vec<PublicJwk> = serde_json::from_value(old.jwks()["keys"].clone()).unwrap();
+        let rotated = KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &old_public).unwrap();
         assert!(rotated.verify(token.expose(), &project).is_ok());
         assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 2);
-        let forgotten =
-            KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &[]).unwrap();
-        assert_eq!(
-            forgotten.verify(token.expose(), &project),
-            Err(Refusal::UnknownKey)
-        );
+        let forgotten = KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &[]).unwrap();
+        assert_eq!(forgotten.verify(token.expose(), &project), Err(Refusal::UnknownKey));
     }
 
     #[test]
@@ -287,9 +249,6 @@ mod tests {
 
     #[test]
     fn a_bad_signing_key_is_refused_at_start() {
-        assert!(matches!(
-            KeyRing::new("i", "not a pem", &[]),
-            Err(KeyRingError::BadSigningKey)
-        ));
+        assert!(matches!(KeyRing::new("i", "not a pem", &[]), Err(KeyRingError::BadSigningKey)));
     }
 }

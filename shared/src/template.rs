@@ -105,9 +105,7 @@ impl TemplatePatch {
     pub fn apply_to(self, current: &KeyTemplate) -> TemplateInput {
         TemplateInput {
             name: self.name.unwrap_or_else(|| current.name.clone()),
-            description: self
-                .description
-                .unwrap_or_else(|| current.description.clone()),
+            description: self.description.unwrap_or_else(|| current.description.clone()),
             role: self.role.unwrap_or_else(|| current.role.to_string()),
             price_per_request: self.price_per_request.unwrap_or(current.price_per_request),
             validity_days: self.validity_days.unwrap_or(current.validity_days),
@@ -158,25 +156,16 @@ impl TemplateInput {
         check_name(&mut errors, "name", &self.name, 64);
         check_text(&mut errors, "description", &self.description);
         if !(0..=MAX_PRICE).contains(&self.price_per_request) {
-            errors.push(FieldError::new(
-                "price_per_request",
-                format!("must be an integer from 0 to {MAX_PRICE}"),
-            ));
+            errors.push(FieldError::new("price_per_request", format!("must be an integer from 0 to {MAX_PRICE}")));
         }
         if let Some(days) = self.validity_days
             && !(1..=MAX_VALIDITY_DAYS).contains(&days)
         {
-            errors.push(FieldError::new(
-                "validity_days",
-                format!("must be from 1 to {MAX_VALIDITY_DAYS}, or null"),
-            ));
+            errors.push(FieldError::new("validity_days", format!("must be from 1 to {MAX_VALIDITY_DAYS}, or null")));
         }
         let role = check_role(&mut errors, &self.role, facts);
         if self.fields.len() > MAX_FIELDS {
-            errors.push(FieldError::new(
-                "fields",
-                format!("at most {MAX_FIELDS} fields"),
-            ));
+            errors.push(FieldError::new("fields", format!("at most {MAX_FIELDS} fields")));
         }
         let mut seen = HashSet::new();
         let mut fields = Vec::new();
@@ -199,20 +188,13 @@ impl TemplateInput {
 }
 
 /// The seeds' rule: without a public role, a key's role must let it see the project.
-fn check_role(
-    errors: &mut Vec<FieldError>,
-    name: &str,
-    facts: &ProjectFacts<'_>,
-) -> Option<RoleName> {
+fn check_role(errors: &mut Vec<FieldError>, name: &str, facts: &ProjectFacts<'_>) -> Option<RoleName> {
     let Ok(name) = RoleName::parse(name) else {
         errors.push(FieldError::new("role", RoleName::RULE));
         return None;
     };
     let Some(role) = facts.roles.iter().find(|r| r.name == name) else {
-        errors.push(FieldError::new(
-            "role",
-            format!("the project has no role '{name}'"),
-        ));
+        errors.push(FieldError::new("role", format!("the project has no role '{name}'")));
         return None;
     };
     if !facts.has_public_role() && !role.permissions.contains(Permission::ProjectView) {
@@ -236,17 +218,11 @@ fn check_field(
     let before = errors.len();
     let name = match FieldName::parse(&f.name) {
         Ok(n) if n.as_str() == RESERVED_FIELD => {
-            errors.push(FieldError::new(
-                at("name"),
-                "'token' is reserved for the key itself",
-            ));
+            errors.push(FieldError::new(at("name"), "'token' is reserved for the key itself"));
             None
         }
         Ok(n) if !seen.insert(n.to_string()) => {
-            errors.push(FieldError::new(
-                at("name"),
-                format!("'{n}' appears twice in this template"),
-            ));
+            errors.push(FieldError::new(at("name"), format!("'{n}' appears twice in this template")));
             None
         }
         Ok(n) => Some(n),
@@ -258,10 +234,7 @@ fn check_field(
     check_text(errors, &at("description"), &f.description);
     let value = match f.kind {
         FieldKind::Text if f.value.len() > MAX_FIELD_VALUE => {
-            errors.push(FieldError::new(
-                at("value"),
-                format!("must be at most {MAX_FIELD_VALUE} bytes"),
-            ));
+            errors.push(FieldError::new(at("value"), format!("must be at most {MAX_FIELD_VALUE} bytes")));
             None
         }
         FieldKind::Text => Some(f.value),
@@ -278,10 +251,7 @@ fn check_field(
         FieldKind::Node => match NodeId::parse(&f.value) {
             Ok(node) if facts.nodes.contains(&node) => Some(f.value),
             _ => {
-                errors.push(FieldError::new(
-                    at("value"),
-                    format!("the project has no node '{}'", f.value),
-                ));
+                errors.push(FieldError::new(at("value"), format!("the project has no node '{}'", f.value)));
                 None
             }
         },
@@ -289,12 +259,7 @@ fn check_field(
     if errors.len() > before {
         return None;
     }
-    Some(InfoField {
-        name: name?,
-        description: f.description,
-        kind: f.kind,
-        value: value?,
-    })
+    Some(InfoField { name: name?, description: f.description, kind: f.kind, value: value? })
 }
 
 #[cfg(test)]
@@ -326,22 +291,11 @@ mod tests {
 
     impl Fixture {
         fn new(roles: Vec<Role>) -> Self {
-            let nodes = ["in", "out"]
-                .iter()
-                .map(|n| NodeId::parse(n).unwrap())
-                .collect();
-            Self {
-                project: ProjectId::generate(),
-                roles,
-                nodes,
-            }
+            let nodes = ["in", "out"].iter().map(|n| NodeId::parse(n).unwrap()).collect();
+            Self { project: ProjectId::generate(), roles, nodes }
         }
         fn facts(&self) -> ProjectFacts<'_> {
-            ProjectFacts {
-                project_id: &self.project,
-                roles: &self.roles,
-                nodes: &self.nodes,
-            }
+            ProjectFacts { project_id: &self.project, roles: &self.roles, nodes: &self.nodes }
         }
     }
 
@@ -355,17 +309,11 @@ mod tests {
     #[test]
     fn given_no_public_role_when_the_role_lacks_project_view_then_422_names_the_rule() {
         let fx = Fixture::new(vec![role("writer", &[Permission::PackageCreate], false)]);
-        let err = input(serde_json::json!({"name": "t", "role": "writer"}))
-            .validate(&fx.facts())
-            .unwrap_err();
+        let err = input(serde_json::json!({"name": "t", "role": "writer"})).validate(&fx.facts()).unwrap_err();
         let p = err.to_problem();
         assert_eq!(p.status, 422);
         assert_eq!(p.errors[0].field, "role");
-        assert!(
-            p.errors[0].message.contains("project_view"),
-            "{}",
-            p.errors[0].message
-        );
+        assert!(p.errors[0].message.contains("project_view"), "{}", p.errors[0].message);
     }
 
     #[test]
@@ -374,31 +322,23 @@ mod tests {
             role("writer", &[Permission::PackageCreate], false),
             role("everyone", &[Permission::ProjectView], true),
         ]);
-        assert!(
-            input(serde_json::json!({"name": "t", "role": "writer"}))
-                .validate(&fx.facts())
-                .is_ok()
-        );
+        assert!(input(serde_json::json!({"name": "t", "role": "writer"})).validate(&fx.facts()).is_ok());
     }
 
     #[test]
     fn project_fields_are_filled_and_node_fields_must_exist() {
         let fx = Fixture::new(vec![role("reader", &[Permission::ProjectView], false)]);
-        let ok = input(
-            serde_json::json!({"name": "t", "role": "reader", "fields": [
-                {"name": "project", "kind": "project"},
-                {"name": "input", "kind": "node", "value": "in"},
-            ]}),
-        )
+        let ok = input(serde_json::json!({"name": "t", "role": "reader", "fields": [
+            {"name": "project", "kind": "project"},
+            {"name": "input", "kind": "node", "value": "in"},
+        ]}))
         .validate(&fx.facts())
         .unwrap();
         assert_eq!(ok.fields[0].value, fx.project.as_str());
-        let err = input(
-            serde_json::json!({"name": "t", "role": "reader", "fields": [
-                {"name": "output", "kind": "node", "value": "nowhere"},
-                {"name": "project", "kind": "project", "value": "another"},
-            ]}),
-        )
+        let err = input(serde_json::json!({"name": "t", "role": "reader", "fields": [
+            {"name": "output", "kind": "node", "value": "nowhere"},
+            {"name": "project", "kind": "project", "value": "another"},
+        ]}))
         .validate(&fx.facts())
         .unwrap_err();
         assert_eq!(fields_of(err), ["fields[0].value", "fields[1].value"]);
@@ -430,9 +370,10 @@ mod tests {
     #[test]
     fn a_patch_keeps_what_it_does_not_name_and_can_clear_the_expiry() {
         let fx = Fixture::new(vec![role("reader", &[Permission::ProjectView], false)]);
-        let valid = input(serde_json::json!({"name": "t", "role": "reader", "validity_days": 30, "price_per_request": 5}))
-            .validate(&fx.facts())
-            .unwrap();
+        let valid =
+            input(serde_json::json!({"name": "t", "role": "reader", "validity_days": 30, "price_per_request": 5}))
+                .validate(&fx.facts())
+                .unwrap();
         let current = KeyTemplate {
             id: TemplateId::generate(),
             project_id: fx.project.clone(),

@@ -40,37 +40,21 @@ fn parse_instant(field: &str, s: &str) -> std::result::Result<DateTime<Utc>, Fie
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|d| Utc.from_utc_datetime(&d))
-        .ok_or_else(|| {
-            FieldError::new(
-                field,
-                "must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01)",
-            )
-        })
+        .ok_or_else(|| FieldError::new(field, "must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01)"))
 }
 
 impl Period {
     /// The period of `?from=&to=`: `to` defaults to now, `from` to 30 days before `to`.
-    pub fn parse(
-        from: Option<&str>,
-        to: Option<&str>,
-        now: DateTime<Utc>,
-        max_days: i64,
-    ) -> Result<Period> {
+    pub fn parse(from: Option<&str>, to: Option<&str>, now: DateTime<Utc>, max_days: i64) -> Result<Period> {
         let mut errors = Vec::new();
-        let to = to
-            .map(|s| parse_instant("to", s))
-            .transpose()
-            .unwrap_or_else(|e| {
-                errors.push(e);
-                None
-            });
-        let from = from
-            .map(|s| parse_instant("from", s))
-            .transpose()
-            .unwrap_or_else(|e| {
-                errors.push(e);
-                None
-            });
+        let to = to.map(|s| parse_instant("to", s)).transpose().unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+        let from = from.map(|s| parse_instant("from", s)).transpose().unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
         if !errors.is_empty() {
             return Err(Error::Validation(errors));
         }
@@ -80,20 +64,14 @@ impl Period {
             return Err(Error::invalid("from", "must be before to"));
         }
         if to - from > Duration::days(max_days) {
-            return Err(Error::invalid(
-                "to",
-                format!("the period may be at most {max_days} days long"),
-            ));
+            return Err(Error::invalid("to", format!("the period may be at most {max_days} days long")));
         }
         Ok(Period { from, to })
     }
 
     /// The first and last hour buckets that overlap the period.
     pub fn hours(&self) -> (DateTime<Utc>, DateTime<Utc>) {
-        (
-            hour_of(self.from),
-            hour_of(self.to - Duration::nanoseconds(1)),
-        )
+        (hour_of(self.from), hour_of(self.to - Duration::nanoseconds(1)))
     }
 }
 
@@ -150,10 +128,9 @@ pub struct Totals {
 }
 
 pub fn totals<'a>(buckets: impl IntoIterator<Item = &'a Bucket>) -> Totals {
-    buckets.into_iter().fold(Totals::default(), |t, b| Totals {
-        requests: t.requests + b.requests,
-        cost: t.cost + b.cost,
-    })
+    buckets
+        .into_iter()
+        .fold(Totals::default(), |t, b| Totals { requests: t.requests + b.requests, cost: t.cost + b.cost })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -178,11 +155,7 @@ pub fn series(buckets: &[Bucket], period: Period, granularity: Granularity) -> V
     let mut points = Vec::new();
     let mut start = granularity.start_of(first);
     while start <= last {
-        points.push(UsagePoint {
-            start,
-            requests: 0,
-            cost: 0,
-        });
+        points.push(UsagePoint { start, requests: 0, cost: 0 });
         start += granularity.step();
     }
     for b in buckets {
@@ -198,8 +171,7 @@ pub fn series(buckets: &[Bucket], period: Period, granularity: Granularity) -> V
 /// The hour a bucket's sort key (`H#2026-11-23T16`) names.
 pub fn parse_hour(sk: &str) -> Option<DateTime<Utc>> {
     let s = sk.strip_prefix("H#")?;
-    let naive =
-        chrono::NaiveDateTime::parse_from_str(&format!("{s}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
+    let naive = chrono::NaiveDateTime::parse_from_str(&format!("{s}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
     Some(Utc.from_utc_datetime(&naive))
 }
 
@@ -213,18 +185,9 @@ mod tests {
 
     #[test]
     fn a_period_covers_every_hour_it_overlaps() {
-        let p = Period {
-            from: t("2026-11-23T10:30:00Z"),
-            to: t("2026-11-23T12:00:00Z"),
-        };
-        assert_eq!(
-            p.hours(),
-            (t("2026-11-23T10:00:00Z"), t("2026-11-23T11:00:00Z"))
-        );
-        let p = Period {
-            from: t("2026-11-23T10:00:00Z"),
-            to: t("2026-11-23T12:00:01Z"),
-        };
+        let p = Period { from: t("2026-11-23T10:30:00Z"), to: t("2026-11-23T12:00:00Z") };
+        assert_eq!(p.hours(), (t("2026-11-23T10:00:00Z"), t("2026-11-23T11:00:00Z")));
+        let p = Period { from: t("2026-11-23T10:00:00Z"), to: t("2026-11-23T12:00:01Z") };
         assert_eq!(p.hours().1, t("2026-11-23T12:00:00Z"));
     }
 
@@ -233,68 +196,27 @@ mod tests {
         let now = t("2026-11-23T16:00:00Z");
         let p = Period::parse(None, None, now, MAX_PERIOD_DAYS).unwrap();
         assert_eq!((p.from, p.to), (now - Duration::days(30), now));
-        let p =
-            Period::parse(Some("2026-11-01"), Some("2026-11-02"), now, MAX_PERIOD_DAYS).unwrap();
+        let p = Period::parse(Some("2026-11-01"), Some("2026-11-02"), now, MAX_PERIOD_DAYS).unwrap();
         assert_eq!(p.from, t("2026-11-01T00:00:00Z"));
         let field = |r: Result<Period>| r.unwrap_err().to_problem().errors[0].field.clone();
-        assert_eq!(
-            field(Period::parse(
-                Some("2026-11-02"),
-                Some("2026-11-01"),
-                now,
-                366
-            )),
-            "from"
-        );
-        assert_eq!(
-            field(Period::parse(Some("yesterday"), None, now, 366)),
-            "from"
-        );
-        assert_eq!(
-            field(Period::parse(
-                Some("2020-01-01"),
-                Some("2026-01-01"),
-                now,
-                366
-            )),
-            "to"
-        );
+        assert_eq!(field(Period::parse(Some("2026-11-02"), Some("2026-11-01"), now, 366)), "from");
+        assert_eq!(field(Period::parse(Some("yesterday"), None, now, 366)), "from");
+        assert_eq!(field(Period::parse(Some("2020-01-01"), Some("2026-01-01"), now, 366)), "to");
     }
 
     #[test]
     fn a_daily_series_sums_hours_and_fills_gaps() {
-        let period = Period {
-            from: t("2026-11-01T00:00:00Z"),
-            to: t("2026-11-04T00:00:00Z"),
-        };
+        let period = Period { from: t("2026-11-01T00:00:00Z"), to: t("2026-11-04T00:00:00Z") };
         let buckets = [
-            Bucket {
-                hour: t("2026-11-01T05:00:00Z"),
-                requests: 2,
-                cost: 20,
-            },
-            Bucket {
-                hour: t("2026-11-01T23:00:00Z"),
-                requests: 1,
-                cost: 10,
-            },
-            Bucket {
-                hour: t("2026-11-03T00:00:00Z"),
-                requests: 4,
-                cost: 40,
-            },
+            Bucket { hour: t("2026-11-01T05:00:00Z"), requests: 2, cost: 20 },
+            Bucket { hour: t("2026-11-01T23:00:00Z"), requests: 1, cost: 10 },
+            Bucket { hour: t("2026-11-03T00:00:00Z"), requests: 4, cost: 40 },
         ];
         let days = series(&buckets, period, Granularity::Day);
         let got: Vec<_> = days.iter().map(|p| (p.requests, p.cost)).collect();
         assert_eq!(got, [(3, 30), (0, 0), (4, 40)]);
         assert_eq!(series(&buckets, period, Granularity::Hour).len(), 72);
-        assert_eq!(
-            totals(&buckets),
-            Totals {
-                requests: 7,
-                cost: 70
-            }
-        );
+        assert_eq!(totals(&buckets), Totals { requests: 7, cost: 70 });
     }
 
     #[test]

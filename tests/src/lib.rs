@@ -1,1 +1,166 @@
+//! Test support: start a real `keygate-local` process on a free port with its own data
+//! directory, talk to it over HTTP, read its mail files and its captured logs.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `keygate-local` binary next to the test binaries (built by the test command), or the
+/// one `KEYGATE_LOCAL_BIN` names.
+pub fn local_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("KEYGATE_LOCAL_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let bin = dir.join(format!("keygate-local{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p keygate-local), or run scripts/test",
+        bin.display()
+    );
+    bin
+}
+
+/// A unique scratch directory, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(label: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("keygate-{label}-{}-{}", std::process::id(), ulid_like()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ulid_like() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    format!("{nanos:x}")
+}
+
+/// A running `keygate-local`, stopped (and its data directory removed) on drop.
+pub struct LocalGateway {
+    child: Child,
+    pub url: String,
+    pub data: Scratch,
+    logs: Arc<Mutex<String>>,
+    pub http: reqwest::Client,
+}
+
+impl LocalGateway {
+    pub fn start(extra: &[&str]) -> Self {
+        let data = Scratch::new("local");
+        let mut child = Command::new(local_binary())
+            .args(["--port", "0", "--data-dir"])
+            .arg(&data.0)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("keygate-local starts");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let out_logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("keygate-local listening on ") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+                out_logs.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let stderr = child.stderr.take().expect("piped stderr");
+        let err_logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                err_logs.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("keygate-local did not start; its output:\n{}", logs.lock().unwrap());
+            }
+        };
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        Self { child, url, data, logs, http }
+    }
+
+    /// A user token from `keygate-local token`, as a user would get one.
+    pub fn token(&self, sub: &str) -> String {
+        let out = Command::new(local_binary())
+            .arg("--data-dir")
+            .arg(&self.data.0)
+            .args(["token", "--sub", sub, "--email", &format!("{sub}@example.com"), "--name", sub])
+            .output()
+            .expect("keygate-local token runs");
+        assert!(out.status.success(), "token failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    }
+
+    /// Everything the gateway printed so far, stdout and stderr.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The `.eml` files written so far.
+    pub fn mail(&self) -> Vec<String> {
+        let dir = self.data.0.join("mail");
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect()
+    }
+
+    /// Mail to `address`, waiting briefly for it to be written.
+    pub fn mail_to(&self, address: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found: Vec<String> =
+                self.mail().into_iter().filter(|m| m.contains(&format!("To: {address}\r\n"))).collect();
+            if !found.is_empty() || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `method path` with an optional bearer token and JSON body: (status, JSON answer).
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let method = http::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("the gateway answers");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("a body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
+
+impl Drop for LocalGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

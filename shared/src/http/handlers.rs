@@ -4,9 +4,7 @@
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use super::{
-    caller, json, json_body, no_content, optional_json_body, path, path_name, query, query_flag,
-};
+use super::{caller, json, json_body, no_content, optional_json_body, path, path_name, query, query_flag};
 use crate::error::{Error, Result};
 use crate::ids::{KeyId, NodeId, ProjectId, RequestId, RoleName, SecretName, TemplateId, UserId};
 use crate::request::RequestStatus;
@@ -25,79 +23,46 @@ fn page(req: &Request) -> Result<PageRequest> {
 
 pub async fn register_project(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
-    Ok(json(
-        StatusCode::CREATED,
-        &app.register_project(&caller, json_body(&req)?).await?,
-    ))
+    Ok(json(StatusCode::CREATED, &app.register_project(&caller, json_body(&req)?).await?))
 }
 
 pub async fn get_project(app: &App, req: Request) -> Answer {
-    Ok(json(
-        StatusCode::OK,
-        &app.get_project(&caller(&req)?, &project(&req)?).await?,
-    ))
+    Ok(json(StatusCode::OK, &app.get_project(&caller(&req)?, &project(&req)?).await?))
 }
 
 pub async fn put_role(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     let role = path_name(&req, "role", RoleName::parse)?;
-    Ok(json(
-        StatusCode::OK,
-        &app.put_role(&caller, &project(&req)?, role, json_body(&req)?)
-            .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.put_role(&caller, &project(&req)?, role, json_body(&req)?).await?))
 }
 
 pub async fn list_roles(app: &App, req: Request) -> Answer {
-    Ok(json(
-        StatusCode::OK,
-        &app.list_roles(&caller(&req)?, &project(&req)?).await?,
-    ))
+    Ok(json(StatusCode::OK, &app.list_roles(&caller(&req)?, &project(&req)?).await?))
 }
 
 pub async fn put_node(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     let node = path_name(&req, "node", NodeId::parse)?;
-    Ok(json(
-        StatusCode::OK,
-        &app.put_node(&caller, &project(&req)?, node, json_body(&req)?)
-            .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.put_node(&caller, &project(&req)?, node, json_body(&req)?).await?))
 }
 
 pub async fn list_nodes(app: &App, req: Request) -> Answer {
-    Ok(json(
-        StatusCode::OK,
-        &app.list_nodes(&caller(&req)?, &project(&req)?, &page(&req)?)
-            .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.list_nodes(&caller(&req)?, &project(&req)?, &page(&req)?).await?))
 }
 
 pub async fn put_member(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     let user = path_name(&req, "user", UserId::parse)?;
-    Ok(json(
-        StatusCode::OK,
-        &app.put_member(&caller, &project(&req)?, user, json_body(&req)?)
-            .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.put_member(&caller, &project(&req)?, user, json_body(&req)?).await?))
 }
 
 pub async fn create_template(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
-    Ok(json(
-        StatusCode::CREATED,
-        &app.create_template(&caller, &project(&req)?, json_body(&req)?)
-            .await?,
-    ))
+    Ok(json(StatusCode::CREATED, &app.create_template(&caller, &project(&req)?, json_body(&req)?).await?))
 }
 
 pub async fn list_templates(app: &App, req: Request) -> Answer {
-    Ok(json(
-        StatusCode::OK,
-        &app.list_templates(&caller(&req)?, &project(&req)?, &page(&req)?)
-            .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.list_templates(&caller(&req)?, &project(&req)?, &page(&req)?).await?))
 }
 
 fn template(req: &Request) -> Result<TemplateId> {
@@ -115,23 +80,14 @@ fn if_match(req: &Request) -> Result<Option<u64>> {
         .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
         .and_then(|v| v.parse().ok())
         .map(Some)
-        .ok_or_else(|| {
-            Error::invalid(
-                "If-Match",
-                "must be the template's version, for example \"3\"",
-            )
-        })
+        .ok_or_else(|| Error::invalid("If-Match", "must be the template's version, for example \"3\""))
 }
 
 pub async fn edit_template(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
-    let expected = crate::service::Expected {
-        if_match: if_match(&req)?,
-    };
+    let expected = crate::service::Expected { if_match: if_match(&req)? };
     let patch = json_body(&req)?;
-    let t = app
-        .edit_template(&caller, &project(&req)?, &template(&req)?, patch, expected)
-        .await?;
+    let t = app.edit_template(&caller, &project(&req)?, &template(&req)?, patch, expected).await?;
     let mut response = json(StatusCode::OK, &t);
     if let Ok(etag) = http::HeaderValue::from_str(&format!("\"{}\"", t.version)) {
         response.headers_mut().insert(http::header::ETAG, etag);
@@ -142,16 +98,13 @@ pub async fn edit_template(app: &App, req: Request) -> Answer {
 pub async fn delete_template(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     let revoke = query_flag(&req, "revoke_keys")?;
-    app.delete_template(&caller, &project(&req)?, &template(&req)?, revoke)
-        .await?;
+    app.delete_template(&caller, &project(&req)?, &template(&req)?, revoke).await?;
     Ok(no_content())
 }
 
 pub async fn request_key(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
-    let decision = app
-        .request_key(&caller, &project(&req)?, &template(&req)?)
-        .await?;
+    let decision = app.request_key(&caller, &project(&req)?, &template(&req)?).await?;
     Ok(json(StatusCode::CREATED, &decision))
 }
 
@@ -159,16 +112,11 @@ pub async fn list_requests(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     let status = query(&req, "status")
         .map(|s| {
-            RequestStatus::parse(s).ok_or_else(|| {
-                Error::invalid("status", "must be pending, approved, rejected or cancelled")
-            })
+            RequestStatus::parse(s)
+                .ok_or_else(|| Error::invalid("status", "must be pending, approved, rejected or cancelled"))
         })
         .transpose()?;
-    Ok(json(
-        StatusCode::OK,
-        &app.list_requests(&caller, &project(&req)?, status, &page(&req)?)
-            .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.list_requests(&caller, &project(&req)?, status, &page(&req)?).await?))
 }
 
 fn request_id(req: &Request) -> Result<RequestId> {
@@ -177,21 +125,13 @@ fn request_id(req: &Request) -> Result<RequestId> {
 
 pub async fn approve_request(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
-    Ok(json(
-        StatusCode::OK,
-        &app.approve(&caller, &project(&req)?, &request_id(&req)?)
-            .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.approve(&caller, &project(&req)?, &request_id(&req)?).await?))
 }
 
 pub async fn reject_request(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     let rejection = optional_json_body(&req)?;
-    Ok(json(
-        StatusCode::OK,
-        &app.reject(&caller, &project(&req)?, &request_id(&req)?, rejection)
-            .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.reject(&caller, &project(&req)?, &request_id(&req)?, rejection).await?))
 }
 
 fn period(req: &Request, app: &App, max_days: i64) -> Result<Period> {
@@ -205,63 +145,38 @@ fn key(req: &Request) -> Result<KeyId> {
 pub async fn list_issued_keys(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     let period = period(&req, app, MAX_PERIOD_DAYS)?;
-    Ok(json(
-        StatusCode::OK,
-        &app.list_issued_keys(&caller, &project(&req)?, period, &page(&req)?)
-            .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.list_issued_keys(&caller, &project(&req)?, period, &page(&req)?).await?))
 }
 
 pub async fn key_usage(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     let granularity = Granularity::parse(query(&req, "granularity"))?;
     let period = period(&req, app, granularity.max_days())?;
-    Ok(json(
-        StatusCode::OK,
-        &app.key_usage(&caller, &project(&req)?, &key(&req)?, period, granularity)
-            .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.key_usage(&caller, &project(&req)?, &key(&req)?, period, granularity).await?))
 }
 
 pub async fn revoke_key(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
-    Ok(json(
-        StatusCode::OK,
-        &app.revoke(&caller, &project(&req)?, &key(&req)?).await?,
-    ))
+    Ok(json(StatusCode::OK, &app.revoke(&caller, &project(&req)?, &key(&req)?).await?))
 }
 
 pub async fn my_keys(app: &App, req: Request) -> Answer {
-    Ok(json(
-        StatusCode::OK,
-        &app.my_keys(&caller(&req)?, &page(&req)?).await?,
-    ))
+    Ok(json(StatusCode::OK, &app.my_keys(&caller(&req)?, &page(&req)?).await?))
 }
 
 pub async fn my_key_token(app: &App, req: Request) -> Answer {
-    Ok(json(
-        StatusCode::OK,
-        &app.my_key_token(&caller(&req)?, &key(&req)?).await?,
-    ))
+    Ok(json(StatusCode::OK, &app.my_key_token(&caller(&req)?, &key(&req)?).await?))
 }
 
 pub async fn import_key(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
-    Ok(json(
-        StatusCode::CREATED,
-        &app.import_key(&caller, &project(&req)?, json_body(&req)?)
-            .await?,
-    ))
+    Ok(json(StatusCode::CREATED, &app.import_key(&caller, &project(&req)?, json_body(&req)?).await?))
 }
 
 pub async fn list_secrets(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     let reveal = query_flag(&req, "reveal")?;
-    Ok(json(
-        StatusCode::OK,
-        &app.list_secrets(&caller, &project(&req)?, reveal, &page(&req)?)
-            .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.list_secrets(&caller, &project(&req)?, reveal, &page(&req)?).await?))
 }
 
 fn secret_name(req: &Request) -> Result<SecretName> {
@@ -270,38 +185,21 @@ fn secret_name(req: &Request) -> Result<SecretName> {
 
 pub async fn put_secret(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
-    Ok(json(
-        StatusCode::OK,
-        &app.put_secret(
-            &caller,
-            &project(&req)?,
-            secret_name(&req)?,
-            json_body(&req)?,
-        )
-        .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.put_secret(&caller, &project(&req)?, secret_name(&req)?, json_body(&req)?).await?))
 }
 
 pub async fn delete_secret(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
-    app.delete_secret(&caller, &project(&req)?, &secret_name(&req)?)
-        .await?;
+    app.delete_secret(&caller, &project(&req)?, &secret_name(&req)?).await?;
     Ok(no_content())
 }
 
 pub async fn list_audit(app: &App, req: Request) -> Answer {
-    Ok(json(
-        StatusCode::OK,
-        &app.list_audit(&caller(&req)?, &project(&req)?, &page(&req)?)
-            .await?,
-    ))
+    Ok(json(StatusCode::OK, &app.list_audit(&caller(&req)?, &project(&req)?, &page(&req)?).await?))
 }
 
 pub fn jwks(app: &App) -> Response<Body> {
     let mut response = json(StatusCode::OK, &app.keys.jwks());
-    response.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("public, max-age=300"),
-    );
+    response.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("public, max-age=300"));
     response
 }

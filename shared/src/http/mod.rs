@@ -3,6 +3,7 @@
 //! errors, mapped in `problem`, the one place that does so).
 
 pub mod handlers;
+pub mod openapi;
 pub mod routes;
 
 use http::{HeaderValue, StatusCode, header};
@@ -24,46 +25,30 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// The caller, from the claims API Gateway's JWT authorizer (or the local gateway) verified.
 pub fn caller(req: &Request) -> Result<Caller> {
     let claims = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.jwt.as_ref())
-            .map(|j| &j.claims),
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|j| &j.claims)
+        }
         _ => None,
     };
     let claims = claims.ok_or_else(|| Error::Unauthenticated("a user token is required".into()))?;
     let id = claims
         .get("sub")
         .and_then(|s| UserId::parse(s).ok())
-        .ok_or_else(|| {
-            Error::Unauthenticated("the user token has no usable subject (sub)".into())
-        })?;
+        .ok_or_else(|| Error::Unauthenticated("the user token has no usable subject (sub)".into()))?;
     let email = claims
         .get("email")
         .filter(|e| is_email(e))
         .cloned()
-        .ok_or_else(|| {
-            Error::Unauthenticated("the user token has no e-mail address (email claim)".into())
-        })?;
-    let name = claims
-        .get("name")
-        .filter(|n| !n.is_empty() && n.len() <= 256 && !n.chars().any(char::is_control))
-        .cloned();
+        .ok_or_else(|| Error::Unauthenticated("the user token has no e-mail address (email claim)".into()))?;
+    let name =
+        claims.get("name").filter(|n| !n.is_empty() && n.len() <= 256 && !n.chars().any(char::is_control)).cloned();
     Ok(Caller { id, email, name })
 }
 
 /// A path parameter parsed into its type; one that does not parse names an object that
 /// cannot exist, so it is "not found".
-pub fn path<T>(
-    req: &Request,
-    name: &str,
-    what: &str,
-    parse: impl FnOnce(&str) -> Option<T>,
-) -> Result<T> {
-    req.path_parameters_ref()
-        .and_then(|p| p.first(name))
-        .and_then(parse)
-        .ok_or_else(|| Error::not_found(what))
+pub fn path<T>(req: &Request, name: &str, what: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T> {
+    req.path_parameters_ref().and_then(|p| p.first(name)).and_then(parse).ok_or_else(|| Error::not_found(what))
 }
 
 /// A path parameter that the caller names (a new node, role, member or secret): a bad one is
@@ -73,16 +58,12 @@ pub fn path_name<T>(
     name: &str,
     parse: impl FnOnce(&str) -> std::result::Result<T, String>,
 ) -> Result<T> {
-    let raw = req
-        .path_parameters_ref()
-        .and_then(|p| p.first(name))
-        .unwrap_or_default();
+    let raw = req.path_parameters_ref().and_then(|p| p.first(name)).unwrap_or_default();
     parse(raw).map_err(|rule| Error::invalid(name, rule))
 }
 
 pub fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.query_string_parameters_ref()
-        .and_then(|q| q.first(name))
+    req.query_string_parameters_ref().and_then(|q| q.first(name))
 }
 
 /// `?flag=true|false`; anything else is a validation error.
@@ -109,39 +90,23 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T> {
     if bytes.len() > MAX_BODY {
         return Err(Error::PayloadTooLarge { limit: MAX_BODY });
     }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if mime != "application/json" && !(mime.starts_with("application/") && mime.ends_with("+json"))
-    {
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime != "application/json" && !(mime.starts_with("application/") && mime.ends_with("+json")) {
         return Err(Error::UnsupportedMediaType(format!(
             "the body must be JSON (Content-Type: application/json), not '{}'",
             if mime.is_empty() { "nothing" } else { &mime }
         )));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::BadRequest(
-            "the request body is empty; a JSON object is expected".into(),
-        ));
+        return Err(Error::BadRequest("the request body is empty; a JSON object is expected".into()));
     }
     parse_json(bytes)
 }
 
 /// Like [`json_body`], but an empty body means `T::default()` (for optional bodies).
 pub fn optional_json_body<T: DeserializeOwned + Default>(req: &Request) -> Result<T> {
-    if body_bytes(req).iter().all(u8::is_ascii_whitespace) {
-        Ok(T::default())
-    } else {
-        json_body(req)
-    }
+    if body_bytes(req).iter().all(u8::is_ascii_whitespace) { Ok(T::default()) } else { json_body(req) }
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
@@ -176,9 +141,7 @@ fn field_of(path: &str, message: &str) -> String {
         .and_then(|rest| rest.split('`').next());
     match (path, quoted) {
         (".", Some(name)) => name.to_owned(),
-        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => {
-            path.to_owned()
-        }
+        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => path.to_owned(),
         (path, Some(name)) => format!("{path}.{name}"),
         (".", None) => "body".to_owned(),
         (path, None) => path.to_owned(),
@@ -189,13 +152,8 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value).expect("responses serialize to JSON");
     let mut response = Response::new(Body::Text(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -214,13 +172,9 @@ pub fn problem(error: &Error) -> Response<Body> {
         tracing::info!(status = status.as_u16(), error = %error, "request refused");
     }
     let mut response = json(status, &error.to_problem());
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     if let Some(seconds) = error.retry_after() {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }
@@ -232,19 +186,12 @@ mod tests {
 
     fn request(content_type: &str, body: &str) -> Request {
         let mut req = Request::new(Body::Text(body.to_owned()));
-        req.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_str(content_type).unwrap(),
-        );
+        req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
         req
     }
 
     fn field(err: Error) -> String {
-        err.to_problem()
-            .errors
-            .first()
-            .map(|e| e.field.clone())
-            .unwrap_or_default()
+        err.to_problem().errors.first().map(|e| e.field.clone()).unwrap_or_default()
     }
 
     #[test]
@@ -266,51 +213,28 @@ mod tests {
 
     #[test]
     fn missing_and_unknown_fields_are_named() {
-        let err = json_body::<TemplateInput>(&request("application/json", r#"{"role":"r"}"#))
-            .unwrap_err();
+        let err = json_body::<TemplateInput>(&request("application/json", r#"{"role":"r"}"#)).unwrap_err();
         assert_eq!(field(err), "name");
-        let err = json_body::<TemplateInput>(&request(
-            "application/json",
-            r#"{"name":"t","role":"r","colour":1}"#,
-        ))
-        .unwrap_err();
+        let err = json_body::<TemplateInput>(&request("application/json", r#"{"name":"t","role":"r","colour":1}"#))
+            .unwrap_err();
         assert_eq!(field(err), "colour");
     }
 
     #[test]
     fn malformed_json_is_400_and_other_media_415_and_big_bodies_413() {
-        assert_eq!(
-            json_body::<TemplateInput>(&request("application/json", "{nope"))
-                .unwrap_err()
-                .status(),
-            400
-        );
-        assert_eq!(
-            json_body::<TemplateInput>(&request("text/plain", "{}"))
-                .unwrap_err()
-                .status(),
-            415
-        );
+        assert_eq!(json_body::<TemplateInput>(&request("application/json", "{nope")).unwrap_err().status(), 400);
+        assert_eq!(json_body::<TemplateInput>(&request("text/plain", "{}")).unwrap_err().status(), 415);
         let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(MAX_BODY));
+        assert_eq!(json_body::<TemplateInput>(&request("application/json", &big)).unwrap_err().status(), 413);
         assert_eq!(
-            json_body::<TemplateInput>(&request("application/json", &big))
-                .unwrap_err()
-                .status(),
-            413
-        );
-        assert_eq!(
-            json_body::<TemplateInput>(&request("application/json; charset=utf-8", " "))
-                .unwrap_err()
-                .status(),
+            json_body::<TemplateInput>(&request("application/json; charset=utf-8", " ")).unwrap_err().status(),
             400
         );
     }
 
     #[test]
     fn problems_are_problem_json_with_retry_after_when_temporary() {
-        let r = problem(&Error::Unavailable(crate::store::StoreError::Unavailable(
-            "x".into(),
-        )));
+        let r = problem(&Error::Unavailable(crate::store::StoreError::Unavailable("x".into())));
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");

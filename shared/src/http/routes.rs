@@ -102,10 +102,7 @@ pub const PLATFORM_API: &str = "/api/projects/{project}/{proxy+}";
 
 /// The route of `operation`.
 pub fn route_of(operation: Operation) -> &'static Route {
-    ROUTES
-        .iter()
-        .find(|r| r.operation == operation)
-        .expect("every operation has a route")
+    ROUTES.iter().find(|r| r.operation == operation).expect("every operation has a route")
 }
 
 #[derive(Debug)]
@@ -128,11 +125,7 @@ pub fn find(method: &Method, segments: &[String]) -> Match {
         }
         allowed.push(route.method.clone());
     }
-    if allowed.is_empty() {
-        Match::NotFound
-    } else {
-        Match::MethodNotAllowed(allowed)
-    }
+    if allowed.is_empty() { Match::NotFound } else { Match::MethodNotAllowed(allowed) }
 }
 
 fn match_path(pattern: &str, segments: &[String]) -> Option<HashMap<String, String>> {
@@ -193,10 +186,7 @@ mod tests {
     use super::*;
 
     fn segs(path: &str) -> Vec<String> {
-        path.trim_start_matches('/')
-            .split('/')
-            .map(str::to_owned)
-            .collect()
+        path.trim_start_matches('/').split('/').map(str::to_owned).collect()
     }
 
     #[test]
@@ -205,10 +195,7 @@ mod tests {
         functions.sort();
         functions.dedup();
         assert_eq!(functions.len(), ROUTES.len());
-        let mut ops: Vec<_> = ROUTES
-            .iter()
-            .map(|r| format!("{:?}", r.operation))
-            .collect();
+        let mut ops: Vec<_> = ROUTES.iter().map(|r| format!("{:?}", r.operation)).collect();
         ops.sort();
         ops.dedup();
         assert_eq!(ops.len(), ROUTES.len());
@@ -224,17 +211,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            find(&Method::PUT, &segs("/v1/projects/P1/templates")),
-            Match::MethodNotAllowed(_)
-        ));
-        assert!(matches!(
-            find(&Method::GET, &segs("/v1/nothing")),
-            Match::NotFound
-        ));
-        assert!(matches!(
-            find(&Method::GET, &segs("/v1/projects//roles")),
-            Match::NotFound
-        ));
+        assert!(matches!(find(&Method::PUT, &segs("/v1/projects/P1/templates")), Match::MethodNotAllowed(_)));
+        assert!(matches!(find(&Method::GET, &segs("/v1/nothing")), Match::NotFound));
+        assert!(matches!(find(&Method::GET, &segs("/v1/projects//roles")), Match::NotFound));
     }
 }

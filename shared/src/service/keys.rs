@@ -110,15 +110,10 @@ impl App {
         period: Period,
         page: &PageRequest,
     ) -> Result<ListPage<IssuedKeyRow>> {
-        self.access(caller, id)
-            .await?
-            .require(Permission::ProjectManage)?;
-        let keys: ListPage<IssuedKey> = self
-            .page(Query::prefix(layout::project_pk(id), layout::KEYS), page)
-            .await?;
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
+        let keys: ListPage<IssuedKey> = self.page(Query::prefix(layout::project_pk(id), layout::KEYS), page).await?;
         let rows = try_join_all(keys.items.into_iter().map(|k| async move {
-            let (buckets, last_used_at) =
-                tokio::try_join!(self.buckets(&k.id, period), self.last_used(&k.id))?;
+            let (buckets, last_used_at) = tokio::try_join!(self.buckets(&k.id, period), self.last_used(&k.id))?;
             let Totals { requests, cost } = usage::totals(&buckets);
             Ok::<_, Error>(IssuedKeyRow {
                 key_id: k.id,
@@ -137,10 +132,7 @@ impl App {
             })
         }))
         .await?;
-        Ok(ListPage {
-            items: rows,
-            next_cursor: keys.next_cursor,
-        })
+        Ok(ListPage { items: rows, next_cursor: keys.next_cursor })
     }
 
     /// A key of the project, for its managers or its holder.
@@ -151,14 +143,9 @@ impl App {
         kid: &KeyId,
     ) -> Result<(crate::project::Access, IssuedKey)> {
         let access = self.access(caller, id).await?;
-        let key = self
-            .load::<IssuedKey>(&layout::key(id, kid))
-            .await?
-            .map(|(k, _)| k);
+        let key = self.load::<IssuedKey>(&layout::key(id, kid)).await?.map(|(k, _)| k);
         match key {
-            Some(k) if k.user_id == caller.id || access.can(Permission::ProjectManage) => {
-                Ok((access, k))
-            }
+            Some(k) if k.user_id == caller.id || access.can(Permission::ProjectManage) => Ok((access, k)),
             _ => {
                 access.require(Permission::ProjectManage)?;
                 Err(Error::not_found("key"))
@@ -202,44 +189,20 @@ impl App {
         if let Some((tile, version)) = self.load::<Tile>(&tile_key).await?
             && tile.key_id.as_ref() == Some(kid)
         {
-            let tile = Tile {
-                state: TileState::Revoked,
-                ..tile
-            };
+            let tile = Tile { state: TileState::Revoked, ..tile };
             tx.put(tile_key, version + 1, &tile, Cond::Version(version));
         }
-        tx.audit(
-            id,
-            caller,
-            AuditAction::KeyRevoked,
-            kid,
-            json!({"user_id": key.user_id}),
-            now,
-        )
-        .mail(mail::key_revoked(&access.project, &revoked), now);
-        let notification = self
-            .commit(tx, |_| {
-                Error::conflict("the key changed meanwhile; try again")
-            })
-            .await?;
+        tx.audit(id, caller, AuditAction::KeyRevoked, kid, json!({"user_id": key.user_id}), now)
+            .mail(mail::key_revoked(&access.project, &revoked), now);
+        let notification = self.commit(tx, |_| Error::conflict("the key changed meanwhile; try again")).await?;
         tracing::info!(key_id = %kid, project_id = %id, "key revoked");
-        Ok(Revocation {
-            key: revoked,
-            notification,
-        })
+        Ok(Revocation { key: revoked, notification })
     }
 
     /// The caller's own key, found through the holder index (so nobody reaches another's).
     pub(crate) async fn my_key(&self, caller: &Caller, kid: &KeyId) -> Result<IssuedKey> {
         let sk = layout::key_by_holder(&caller.id, kid).sk;
-        let page = self
-            .store
-            .query(
-                &Query::prefix(layout::user_pk(&caller.id), &sk)
-                    .on_index()
-                    .limit(1),
-            )
-            .await?;
+        let page = self.store.query(&Query::prefix(layout::user_pk(&caller.id), &sk).on_index().limit(1)).await?;
         match page.items.first() {
             Some(item) if item.index_key.as_ref().is_some_and(|k| k.sk == sk) => decode(item),
             _ => Err(Error::not_found("key")),
@@ -247,21 +210,14 @@ impl App {
     }
 
     pub async fn my_keys(&self, caller: &Caller, page: &PageRequest) -> Result<ListPage<MyKey>> {
-        let keys: ListPage<IssuedKey> = self
-            .page(
-                Query::prefix(layout::user_pk(&caller.id), layout::KEYS).on_index(),
-                page,
-            )
-            .await?;
+        let keys: ListPage<IssuedKey> =
+            self.page(Query::prefix(layout::user_pk(&caller.id), layout::KEYS).on_index(), page).await?;
         let items = try_join_all(keys.items.into_iter().map(|key| async move {
             let last_used_at = self.last_used(&key.id).await?;
             Ok::<_, Error>(MyKey { key, last_used_at })
         }))
         .await?;
-        Ok(ListPage {
-            items,
-            next_cursor: keys.next_cursor,
-        })
+        Ok(ListPage { items, next_cursor: keys.next_cursor })
     }
 
     /// Re-creates a key's token from its record (tokens are never stored).
@@ -283,9 +239,6 @@ impl App {
         if !key.is_usable(self.now()) {
             return Err(Error::conflict("the key is revoked or expired"));
         }
-        Ok(TokenAnswer {
-            key_id: key.id.clone(),
-            token: self.token_of(&key)?,
-        })
+        Ok(TokenAnswer { key_id: key.id.clone(), token: self.token_of(&key)? })
     }
 }

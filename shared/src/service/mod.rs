@@ -41,10 +41,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            console_url: "http://127.0.0.1:3000".into(),
-            usage_shards: 1,
-        }
+        Self { console_url: "http://127.0.0.1:3000".into(), usage_shards: 1 }
     }
 }
 
@@ -81,17 +78,11 @@ impl PageRequest {
             Some(s) => match s.parse::<usize>() {
                 Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
                 _ => {
-                    return Err(Error::invalid(
-                        "limit",
-                        format!("must be an integer from 1 to {MAX_PAGE}"),
-                    ));
+                    return Err(Error::invalid("limit", format!("must be an integer from 1 to {MAX_PAGE}")));
                 }
             },
         };
-        let cursor = cursor
-            .filter(|c| !c.is_empty())
-            .map(Cursor::decode)
-            .transpose()?;
+        let cursor = cursor.filter(|c| !c.is_empty()).map(Cursor::decode).transpose()?;
         Ok(Self { limit, cursor })
     }
 
@@ -102,10 +93,7 @@ impl PageRequest {
 
 pub(crate) fn decode<T: DeserializeOwned>(item: &Item) -> Result<T> {
     serde_json::from_str(&item.body).map_err(|e| {
-        Error::internal(crate::store::StoreError::Corrupt(
-            format!("{}/{}", item.key.pk, item.key.sk),
-            Box::new(e),
-        ))
+        Error::internal(crate::store::StoreError::Corrupt(format!("{}/{}", item.key.pk, item.key.sk), Box::new(e)))
     })
 }
 
@@ -127,17 +115,8 @@ pub(crate) struct Tx {
 }
 
 impl Tx {
-    pub fn put<T: Serialize>(
-        &mut self,
-        key: ItemKey,
-        version: u64,
-        value: &T,
-        cond: Cond,
-    ) -> &mut Self {
-        self.writes.push(Write::Put {
-            item: encode(key, version, value),
-            cond,
-        });
+    pub fn put<T: Serialize>(&mut self, key: ItemKey, version: u64, value: &T, cond: Cond) -> &mut Self {
+        self.writes.push(Write::Put { item: encode(key, version, value), cond });
         self
     }
 
@@ -183,27 +162,13 @@ impl Tx {
             subject: subject.to_string(),
             detail,
         };
-        self.put(
-            layout::audit(project, &event.id),
-            1,
-            &event,
-            Cond::NotExists,
-        )
+        self.put(layout::audit(project, &event.id), 1, &event, Cond::NotExists)
     }
 
     /// Queues mail in the outbox, committed with the state change it reports.
     pub fn mail(&mut self, mail: Mail, now: chrono::DateTime<chrono::Utc>) -> &mut Self {
         let key = layout::outbox(&ulid::Ulid::new().to_string());
-        self.put(
-            key.clone(),
-            1,
-            &outbox::Pending {
-                mail: mail.clone(),
-                queued_at: now,
-                attempts: 0,
-            },
-            Cond::NotExists,
-        );
+        self.put(key.clone(), 1, &outbox::Pending { mail: mail.clone(), queued_at: now, attempts: 0 }, Cond::NotExists);
         self.mail.push((key, mail));
         self
     }
@@ -214,33 +179,18 @@ impl App {
         self.clock.now()
     }
 
-    pub(crate) async fn load<T: DeserializeOwned>(
-        &self,
-        key: &ItemKey,
-    ) -> Result<Option<(T, u64)>> {
+    pub(crate) async fn load<T: DeserializeOwned>(&self, key: &ItemKey) -> Result<Option<(T, u64)>> {
         match self.store.get(key).await? {
             Some(item) => Ok(Some((decode(&item)?, item.version))),
             None => Ok(None),
         }
     }
 
-    pub(crate) async fn load_all<T: DeserializeOwned>(
-        &self,
-        pk: String,
-        prefix: &str,
-    ) -> Result<Vec<T>> {
-        query_all(self.store.as_ref(), Query::prefix(pk, prefix).limit(1000))
-            .await?
-            .iter()
-            .map(decode)
-            .collect()
+    pub(crate) async fn load_all<T: DeserializeOwned>(&self, pk: String, prefix: &str) -> Result<Vec<T>> {
+        query_all(self.store.as_ref(), Query::prefix(pk, prefix).limit(1000)).await?.iter().map(decode).collect()
     }
 
-    pub(crate) async fn page<T: DeserializeOwned>(
-        &self,
-        query: Query,
-        page: &PageRequest,
-    ) -> Result<ListPage<T>> {
+    pub(crate) async fn page<T: DeserializeOwned>(&self, query: Query, page: &PageRequest) -> Result<ListPage<T>> {
         let p = self.store.query(&page.apply(query)).await?;
         Ok(ListPage {
             items: p.items.iter().map(decode).collect::<Result<_>>()?,
@@ -250,11 +200,7 @@ impl App {
 
     /// Commits the writes, then delivers their mail. `on_condition` turns the index of a failed
     /// condition into the error the caller should see.
-    pub(crate) async fn commit(
-        &self,
-        tx: Tx,
-        on_condition: impl FnOnce(usize) -> Error,
-    ) -> Result<Notification> {
+    pub(crate) async fn commit(&self, tx: Tx, on_condition: impl FnOnce(usize) -> Error) -> Result<Notification> {
         match self.store.transact(tx.writes).await {
             Ok(()) => {}
             Err(crate::store::StoreError::ConditionFailed { index }) => {
@@ -270,10 +216,7 @@ impl App {
     }
 
     pub(crate) async fn project(&self, id: &ProjectId) -> Result<Project> {
-        self.load(&layout::project(id))
-            .await?
-            .map(|(p, _)| p)
-            .ok_or_else(|| Error::not_found("project"))
+        self.load(&layout::project(id)).await?.map(|(p, _)| p).ok_or_else(|| Error::not_found("project"))
     }
 
     pub(crate) async fn roles(&self, id: &ProjectId) -> Result<Vec<Role>> {
@@ -290,10 +233,6 @@ impl App {
             .iter()
             .filter(|r| r.public || Some(&r.name) == member_role)
             .fold(Permissions::NONE, |acc, r| acc.union(r.permissions));
-        Ok(Access {
-            project,
-            permissions,
-            is_member: member.is_some(),
-        })
+        Ok(Access { project, permissions, is_member: member.is_some() })
     }
 }

@@ -53,13 +53,8 @@ impl App {
             match self.mailer.send(mail).await {
                 Ok(()) => {
                     // A failure here only means the retry task sends the mail once more.
-                    if let Err(e) = self
-                        .store
-                        .transact(vec![Write::Delete {
-                            key: key.clone(),
-                            cond: Cond::Always,
-                        }])
-                        .await
+                    if let Err(e) =
+                        self.store.transact(vec![Write::Delete { key: key.clone(), cond: Cond::Always }]).await
                     {
                         tracing::warn!(error = %e, outbox = %key.sk, "sent mail stays in the outbox");
                     }
@@ -74,10 +69,7 @@ impl App {
 
     /// Sends what the outbox holds (older than a short grace period); returns how many went out.
     pub async fn retry_pending(&self) -> Result<usize> {
-        let page = self
-            .store
-            .query(&Query::prefix(layout::OUTBOX_PK, "").limit(100))
-            .await?;
+        let page = self.store.query(&Query::prefix(layout::OUTBOX_PK, "").limit(100)).await?;
         let now = self.now();
         let mut sent = 0;
         for item in page.items {
@@ -88,19 +80,13 @@ impl App {
             match self.mailer.send(&pending.mail).await {
                 Ok(()) => {
                     self.store
-                        .transact(vec![Write::Delete {
-                            key: item.key,
-                            cond: Cond::Version(item.version),
-                        }])
+                        .transact(vec![Write::Delete { key: item.key, cond: Cond::Version(item.version) }])
                         .await?;
                     sent += 1;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, to = %pending.mail.to, attempts = pending.attempts + 1, "mail retry failed");
-                    let next = Pending {
-                        attempts: pending.attempts + 1,
-                        ..pending
-                    };
+                    let next = Pending { attempts: pending.attempts + 1, ..pending };
                     let item = super::encode(item.key, item.version + 1, &next);
                     let cond = Cond::Version(item.version - 1);
                     self.store.transact(vec![Write::Put { item, cond }]).await?;

@@ -33,18 +33,8 @@ impl App {
         };
         let mut tx = Tx::default();
         tx.put(layout::project(&project.id), 1, &project, Cond::NotExists)
-            .put(
-                layout::role(&project.id, &owner.name),
-                1,
-                &owner,
-                Cond::NotExists,
-            )
-            .put(
-                layout::member(&project.id, &caller.id),
-                1,
-                &member,
-                Cond::NotExists,
-            )
+            .put(layout::role(&project.id, &owner.name), 1, &owner, Cond::NotExists)
+            .put(layout::member(&project.id, &caller.id), 1, &member, Cond::NotExists)
             .audit(
                 &project.id,
                 caller,
@@ -53,10 +43,7 @@ impl App {
                 json!({"name": project.name}),
                 now,
             );
-        self.commit(tx, |_| {
-            Error::conflict("the project id is taken; try again")
-        })
-        .await?;
+        self.commit(tx, |_| Error::conflict("the project id is taken; try again")).await?;
         Ok(project)
     }
 
@@ -66,16 +53,8 @@ impl App {
         Ok(access.project)
     }
 
-    pub async fn put_role(
-        &self,
-        caller: &Caller,
-        id: &ProjectId,
-        name: RoleName,
-        input: RoleInput,
-    ) -> Result<Role> {
-        self.access(caller, id)
-            .await?
-            .require(Permission::ProjectManage)?;
+    pub async fn put_role(&self, caller: &Caller, id: &ProjectId, name: RoleName, input: RoleInput) -> Result<Role> {
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
         let role = input.into_role(name, self.now())?;
         let key = layout::role(id, &role.name);
         let current = self.store.get(&key).await?;
@@ -92,46 +71,22 @@ impl App {
             json!({"permissions": role.permissions, "public": role.public}),
             role.updated_at,
         );
-        self.commit(tx, |_| {
-            Error::conflict("the role was changed concurrently; try again")
-        })
-        .await?;
+        self.commit(tx, |_| Error::conflict("the role was changed concurrently; try again")).await?;
         Ok(role)
     }
 
     pub async fn list_roles(&self, caller: &Caller, id: &ProjectId) -> Result<ListPage<Role>> {
-        self.access(caller, id)
-            .await?
-            .require(Permission::ProjectManage)?;
-        Ok(ListPage {
-            items: self.roles(id).await?,
-            next_cursor: None,
-        })
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
+        Ok(ListPage { items: self.roles(id).await?, next_cursor: None })
     }
 
-    pub async fn put_node(
-        &self,
-        caller: &Caller,
-        id: &ProjectId,
-        node: NodeId,
-        input: NodeInput,
-    ) -> Result<Node> {
-        self.access(caller, id)
-            .await?
-            .require(Permission::ProjectManage)?;
+    pub async fn put_node(&self, caller: &Caller, id: &ProjectId, node: NodeId, input: NodeInput) -> Result<Node> {
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
         input.validate()?;
-        let node = Node {
-            id: node,
-            name: input.name,
-            updated_at: self.now(),
-        };
+        let node = Node { id: node, name: input.name, updated_at: self.now() };
         let key = layout::node(id, &node.id);
         let version = self.store.get(&key).await?.map_or(0, |i| i.version);
-        let cond = if version == 0 {
-            Cond::NotExists
-        } else {
-            Cond::Version(version)
-        };
+        let cond = if version == 0 { Cond::NotExists } else { Cond::Version(version) };
         let mut tx = Tx::default();
         tx.put(key, version + 1, &node, cond).audit(
             id,
@@ -141,24 +96,13 @@ impl App {
             json!({"name": node.name}),
             node.updated_at,
         );
-        self.commit(tx, |_| {
-            Error::conflict("the node was changed concurrently; try again")
-        })
-        .await?;
+        self.commit(tx, |_| Error::conflict("the node was changed concurrently; try again")).await?;
         Ok(node)
     }
 
-    pub async fn list_nodes(
-        &self,
-        caller: &Caller,
-        id: &ProjectId,
-        page: &PageRequest,
-    ) -> Result<ListPage<Node>> {
-        self.access(caller, id)
-            .await?
-            .require(Permission::ProjectManage)?;
-        self.page(Query::prefix(layout::project_pk(id), layout::NODES), page)
-            .await
+    pub async fn list_nodes(&self, caller: &Caller, id: &ProjectId, page: &PageRequest) -> Result<ListPage<Node>> {
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
+        self.page(Query::prefix(layout::project_pk(id), layout::NODES), page).await
     }
 
     pub async fn put_member(
@@ -172,42 +116,25 @@ impl App {
         access.require(Permission::ProjectManage)?;
         input.validate()?;
         if user == access.project.owner_id {
-            return Err(Error::invalid(
-                "user",
-                "the project owner's role cannot be changed",
-            ));
+            return Err(Error::invalid("user", "the project owner's role cannot be changed"));
         }
         let role_key = layout::role(id, &input.role);
         if self.store.get(&role_key).await?.is_none() {
-            return Err(Error::invalid(
-                "role",
-                format!("the project has no role '{}'", input.role),
-            ));
+            return Err(Error::invalid("role", format!("the project has no role '{}'", input.role)));
         }
-        let member = Member {
-            user_id: user,
-            email: input.email,
-            role: input.role,
-            updated_at: self.now(),
-        };
+        let member = Member { user_id: user, email: input.email, role: input.role, updated_at: self.now() };
         let key = layout::member(id, &member.user_id);
         let version = self.store.get(&key).await?.map_or(0, |i| i.version);
-        let cond = if version == 0 {
-            Cond::NotExists
-        } else {
-            Cond::Version(version)
-        };
+        let cond = if version == 0 { Cond::NotExists } else { Cond::Version(version) };
         let mut tx = Tx::default();
-        tx.check(role_key, Cond::Exists)
-            .put(key, version + 1, &member, cond)
-            .audit(
-                id,
-                caller,
-                AuditAction::MemberSet,
-                &member.user_id,
-                json!({"role": member.role}),
-                member.updated_at,
-            );
+        tx.check(role_key, Cond::Exists).put(key, version + 1, &member, cond).audit(
+            id,
+            caller,
+            AuditAction::MemberSet,
+            &member.user_id,
+            json!({"role": member.role}),
+            member.updated_at,
+        );
         self.commit(tx, |i| match i {
             0 => Error::invalid("role", "the role was deleted meanwhile"),
             _ => Error::conflict("the member was changed concurrently; try again"),
@@ -223,9 +150,7 @@ impl App {
         id: &ProjectId,
         page: &PageRequest,
     ) -> Result<ListPage<AuditEvent>> {
-        self.access(caller, id)
-            .await?
-            .require(Permission::ProjectManage)?;
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
         let mut query = Query::prefix(layout::project_pk(id), layout::AUDIT);
         query.descending = true;
         self.page(query, page).await

@@ -32,25 +32,12 @@ pub struct Approval {
 }
 
 impl App {
-    async fn tile(
-        &self,
-        id: &ProjectId,
-        caller: &crate::ids::UserId,
-        tid: &TemplateId,
-    ) -> Result<(Tile, u64)> {
-        Ok(self
-            .load(&layout::tile(id, caller, tid))
-            .await?
-            .unwrap_or((Tile::REQUESTABLE, 0)))
+    async fn tile(&self, id: &ProjectId, caller: &crate::ids::UserId, tid: &TemplateId) -> Result<(Tile, u64)> {
+        Ok(self.load(&layout::tile(id, caller, tid)).await?.unwrap_or((Tile::REQUESTABLE, 0)))
     }
 
     /// Asks for a key of a template; the project owner is mailed.
-    pub async fn request_key(
-        &self,
-        caller: &Caller,
-        id: &ProjectId,
-        tid: &TemplateId,
-    ) -> Result<Decision> {
+    pub async fn request_key(&self, caller: &Caller, id: &ProjectId, tid: &TemplateId) -> Result<Decision> {
         let access = self.access(caller, id).await?;
         access.require_view()?;
         let template = self.template(id, tid).await?;
@@ -73,49 +60,20 @@ impl App {
             key_id: None,
             version: 1,
         };
-        let tile = Tile {
-            state: TileState::Pending,
-            request_id: Some(request.id.clone()),
-            key_id: None,
-        };
+        let tile = Tile { state: TileState::Pending, request_id: Some(request.id.clone()), key_id: None };
         let mut tx = Tx::default();
         tx.check(layout::template(id, tid), Cond::Version(template.version))
-            .put(
-                layout::tile(id, &caller.id, tid),
-                tile_version + 1,
-                &tile,
-                version_or_absent(tile_version),
-            )
-            .put(
-                layout::request(id, &request.id),
-                1,
-                &request,
-                Cond::NotExists,
-            )
-            .audit(
-                id,
-                caller,
-                AuditAction::KeyRequested,
-                &request.id,
-                json!({"template_id": tid}),
-                now,
-            )
-            .mail(
-                mail::key_requested(&self.settings.console_url, &access.project, &request),
-                now,
-            );
+            .put(layout::tile(id, &caller.id, tid), tile_version + 1, &tile, version_or_absent(tile_version))
+            .put(layout::request(id, &request.id), 1, &request, Cond::NotExists)
+            .audit(id, caller, AuditAction::KeyRequested, &request.id, json!({"template_id": tid}), now)
+            .mail(mail::key_requested(&self.settings.console_url, &access.project, &request), now);
         let notification = self
             .commit(tx, |i| match i {
                 0 => Error::conflict("the template changed meanwhile; try again"),
-                _ => Error::conflict(
-                    "you already have a pending request or an active key for this template",
-                ),
+                _ => Error::conflict("you already have a pending request or an active key for this template"),
             })
             .await?;
-        Ok(Decision {
-            request,
-            notification,
-        })
+        Ok(Decision { request, notification })
     }
 
     pub async fn list_requests(
@@ -125,15 +83,9 @@ impl App {
         status: Option<RequestStatus>,
         page: &PageRequest,
     ) -> Result<ListPage<KeyRequest>> {
-        self.access(caller, id)
-            .await?
-            .require(Permission::ProjectManage)?;
-        let mut list: ListPage<KeyRequest> = self
-            .page(
-                Query::prefix(layout::project_pk(id), layout::REQUESTS),
-                page,
-            )
-            .await?;
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
+        let mut list: ListPage<KeyRequest> =
+            self.page(Query::prefix(layout::project_pk(id), layout::REQUESTS), page).await?;
         if let Some(status) = status {
             list.items.retain(|r| r.status == status);
         }
@@ -148,30 +100,21 @@ impl App {
     ) -> Result<(crate::project::Access, KeyRequest)> {
         let access = self.access(caller, id).await?;
         access.require(Permission::ProjectManage)?;
-        let (request, _) = self
-            .load::<KeyRequest>(&layout::request(id, rid))
-            .await?
-            .ok_or_else(|| Error::not_found("request"))?;
+        let (request, _) =
+            self.load::<KeyRequest>(&layout::request(id, rid)).await?.ok_or_else(|| Error::not_found("request"))?;
         Ok((access, request))
     }
 
     /// Approves a request: the key, the personal data layer and the new states are one atomic
     /// step, so concurrent approvals of one request issue exactly one key.
-    pub async fn approve(
-        &self,
-        caller: &Caller,
-        id: &ProjectId,
-        rid: &RequestId,
-    ) -> Result<Approval> {
+    pub async fn approve(&self, caller: &Caller, id: &ProjectId, rid: &RequestId) -> Result<Approval> {
         let (access, request) = self.pending_request(caller, id, rid).await?;
         let status = request.status.transition(RequestStatus::Approved)?;
         let template = self
             .template(id, &request.template_id)
             .await
             .map_err(|_| Error::conflict("the request's template no longer exists"))?;
-        let (_, tile_version) = self
-            .tile(id, &request.user_id, &request.template_id)
-            .await?;
+        let (_, tile_version) = self.tile(id, &request.user_id, &request.template_id).await?;
         let now = self.now();
         let key = IssuedKey {
             id: KeyId::generate(),
@@ -204,77 +147,43 @@ impl App {
             version: request.version + 1,
             ..request.clone()
         };
-        let tile = Tile {
-            state: TileState::Active,
-            request_id: Some(rid.clone()),
-            key_id: Some(key.id.clone()),
-        };
+        let tile = Tile { state: TileState::Active, request_id: Some(rid.clone()), key_id: Some(key.id.clone()) };
         let mut tx = Tx::default();
-        tx.put(
-            layout::request(id, rid),
-            approved.version,
-            &approved,
-            Cond::Version(request.version),
-        )
-        .put_indexed(
-            layout::key(id, &key.id),
-            layout::key_by_holder(&key.user_id, &key.id),
-            1,
-            &key,
-            Cond::NotExists,
-        )
-        .put(
-            layout::data_layer(id, &layer.id),
-            1,
-            &layer,
-            Cond::NotExists,
-        )
-        .put(
-            layout::tile(id, &request.user_id, &request.template_id),
-            tile_version + 1,
-            &tile,
-            version_or_absent(tile_version),
-        )
-        .audit(
-            id,
-            caller,
-            AuditAction::RequestApproved,
-            rid,
-            json!({"key_id": key.id, "user_id": key.user_id}),
-            now,
-        )
-        .mail(
-            mail::request_approved(&self.settings.console_url, &access.project, &approved, &key),
-            now,
-        );
-        let notification = self
-            .commit(tx, |_| Error::conflict("the request was decided meanwhile"))
-            .await?;
-        Ok(Approval {
-            request: approved,
-            key,
-            notification,
-        })
+        tx.put(layout::request(id, rid), approved.version, &approved, Cond::Version(request.version))
+            .put_indexed(
+                layout::key(id, &key.id),
+                layout::key_by_holder(&key.user_id, &key.id),
+                1,
+                &key,
+                Cond::NotExists,
+            )
+            .put(layout::data_layer(id, &layer.id), 1, &layer, Cond::NotExists)
+            .put(
+                layout::tile(id, &request.user_id, &request.template_id),
+                tile_version + 1,
+                &tile,
+                version_or_absent(tile_version),
+            )
+            .audit(
+                id,
+                caller,
+                AuditAction::RequestApproved,
+                rid,
+                json!({"key_id": key.id, "user_id": key.user_id}),
+                now,
+            )
+            .mail(mail::request_approved(&self.settings.console_url, &access.project, &approved, &key), now);
+        let notification = self.commit(tx, |_| Error::conflict("the request was decided meanwhile")).await?;
+        Ok(Approval { request: approved, key, notification })
     }
 
-    pub async fn reject(
-        &self,
-        caller: &Caller,
-        id: &ProjectId,
-        rid: &RequestId,
-        input: Rejection,
-    ) -> Result<Decision> {
+    pub async fn reject(&self, caller: &Caller, id: &ProjectId, rid: &RequestId, input: Rejection) -> Result<Decision> {
         if input.reason.chars().count() > MAX_TEXT {
-            return Err(Error::invalid(
-                "reason",
-                format!("must be at most {MAX_TEXT} characters"),
-            ));
+            return Err(Error::invalid("reason", format!("must be at most {MAX_TEXT} characters")));
         }
         let (access, request) = self.pending_request(caller, id, rid).await?;
         let status = request.status.transition(RequestStatus::Rejected)?;
-        let (_, tile_version) = self
-            .tile(id, &request.user_id, &request.template_id)
-            .await?;
+        let (_, tile_version) = self.tile(id, &request.user_id, &request.template_id).await?;
         let now = self.now();
         let rejected = KeyRequest {
             status,
@@ -284,47 +193,22 @@ impl App {
             version: request.version + 1,
             ..request.clone()
         };
-        let tile = Tile {
-            state: TileState::Rejected,
-            request_id: Some(rid.clone()),
-            key_id: None,
-        };
+        let tile = Tile { state: TileState::Rejected, request_id: Some(rid.clone()), key_id: None };
         let mut tx = Tx::default();
-        tx.put(
-            layout::request(id, rid),
-            rejected.version,
-            &rejected,
-            Cond::Version(request.version),
-        )
-        .put(
-            layout::tile(id, &request.user_id, &request.template_id),
-            tile_version + 1,
-            &tile,
-            version_or_absent(tile_version),
-        )
-        .audit(
-            id,
-            caller,
-            AuditAction::RequestRejected,
-            rid,
-            json!({"user_id": request.user_id}),
-            now,
-        )
-        .mail(mail::request_rejected(&access.project, &rejected), now);
-        let notification = self
-            .commit(tx, |_| Error::conflict("the request was decided meanwhile"))
-            .await?;
-        Ok(Decision {
-            request: rejected,
-            notification,
-        })
+        tx.put(layout::request(id, rid), rejected.version, &rejected, Cond::Version(request.version))
+            .put(
+                layout::tile(id, &request.user_id, &request.template_id),
+                tile_version + 1,
+                &tile,
+                version_or_absent(tile_version),
+            )
+            .audit(id, caller, AuditAction::RequestRejected, rid, json!({"user_id": request.user_id}), now)
+            .mail(mail::request_rejected(&access.project, &rejected), now);
+        let notification = self.commit(tx, |_| Error::conflict("the request was decided meanwhile")).await?;
+        Ok(Decision { request: rejected, notification })
     }
 }
 
 pub(crate) fn version_or_absent(version: u64) -> Cond {
-    if version == 0 {
-        Cond::NotExists
-    } else {
-        Cond::Version(version)
-    }
+    if version == 0 { Cond::NotExists } else { Cond::Version(version) }
 }

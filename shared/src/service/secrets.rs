@@ -28,33 +28,19 @@ impl App {
         }
         let known: Vec<Node> = self.load_all(layout::project_pk(id), layout::NODES).await?;
         let known: HashSet<&NodeId> = known.iter().map(|n| &n.id).collect();
-        let missing: Vec<&str> = nodes
-            .iter()
-            .filter(|n| !known.contains(n))
-            .map(|n| n.as_str())
-            .collect();
+        let missing: Vec<&str> = nodes.iter().filter(|n| !known.contains(n)).map(|n| n.as_str()).collect();
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(Error::invalid(
-                "nodes",
-                format!("the project has no node(s) {}", missing.join(", ")),
-            ))
+            Err(Error::invalid("nodes", format!("the project has no node(s) {}", missing.join(", "))))
         }
     }
 
     /// Imports the caller's key into project `client`: `<prefix>_token` and one secret per
     /// information field, granted to `nodes`. Existing names fail the whole import (409, all
     /// of them listed) unless `overwrite` is set.
-    pub async fn import_key(
-        &self,
-        caller: &Caller,
-        client: &ProjectId,
-        input: ImportInput,
-    ) -> Result<ImportAnswer> {
-        self.access(caller, client)
-            .await?
-            .require(Permission::ProjectManage)?;
+    pub async fn import_key(&self, caller: &Caller, client: &ProjectId, input: ImportInput) -> Result<ImportAnswer> {
+        self.access(caller, client).await?.require(Permission::ProjectManage)?;
         let key = self.my_key(caller, &input.key_id).await?;
         if !key.is_usable(self.now()) {
             return Err(Error::conflict("the key is revoked or expired"));
@@ -64,17 +50,10 @@ impl App {
         let plan = plan_import(&input.prefix, self.token_of(&key)?, &template.fields)?;
         let mut existing = Vec::new();
         for s in &plan {
-            existing.push(
-                self.load::<Secret>(&layout::secret(client, &s.name))
-                    .await?,
-            );
+            existing.push(self.load::<Secret>(&layout::secret(client, &s.name)).await?);
         }
-        let taken: Vec<String> = plan
-            .iter()
-            .zip(&existing)
-            .filter(|(_, e)| e.is_some())
-            .map(|(s, _)| s.name.to_string())
-            .collect();
+        let taken: Vec<String> =
+            plan.iter().zip(&existing).filter(|(_, e)| e.is_some()).map(|(s, _)| s.name.to_string()).collect();
         if !taken.is_empty() && !input.overwrite {
             return Err(Error::Conflict {
                 detail: format!(
@@ -98,9 +77,7 @@ impl App {
                 description: planned.description,
                 value: planned.value,
                 nodes: input.nodes.clone(),
-                origin: Some(SecretOrigin {
-                    key_id: key.id.clone(),
-                }),
+                origin: Some(SecretOrigin { key_id: key.id.clone() }),
                 created_at,
                 updated_at: now,
                 version,
@@ -124,10 +101,7 @@ impl App {
         })
         .await?;
         tracing::info!(key_id = %key.id, client = %client, secrets = names.len(), "key imported");
-        Ok(ImportAnswer {
-            key_id: key.id,
-            secrets: views,
-        })
+        Ok(ImportAnswer { key_id: key.id, secrets: views })
     }
 
     pub async fn list_secrets(
@@ -137,16 +111,9 @@ impl App {
         reveal: bool,
         page: &PageRequest,
     ) -> Result<ListPage<SecretView>> {
-        self.access(caller, id)
-            .await?
-            .require(Permission::ProjectManage)?;
-        let list: ListPage<Secret> = self
-            .page(Query::prefix(layout::project_pk(id), layout::SECRETS), page)
-            .await?;
-        Ok(ListPage {
-            items: list.items.into_iter().map(|s| s.view(reveal)).collect(),
-            next_cursor: list.next_cursor,
-        })
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
+        let list: ListPage<Secret> = self.page(Query::prefix(layout::project_pk(id), layout::SECRETS), page).await?;
+        Ok(ListPage { items: list.items.into_iter().map(|s| s.view(reveal)).collect(), next_cursor: list.next_cursor })
     }
 
     pub async fn put_secret(
@@ -156,9 +123,7 @@ impl App {
         name: SecretName,
         input: SecretInput,
     ) -> Result<SecretView> {
-        self.access(caller, id)
-            .await?
-            .require(Permission::ProjectManage)?;
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
         input.validate()?;
         self.check_nodes(id, &input.nodes).await?;
         let key = layout::secret(id, &name);
@@ -187,22 +152,12 @@ impl App {
             json!({"nodes": secret.nodes}),
             now,
         );
-        self.commit(tx, |_| {
-            Error::conflict("the secret was changed meanwhile; try again")
-        })
-        .await?;
+        self.commit(tx, |_| Error::conflict("the secret was changed meanwhile; try again")).await?;
         Ok(secret.view(false))
     }
 
-    pub async fn delete_secret(
-        &self,
-        caller: &Caller,
-        id: &ProjectId,
-        name: &SecretName,
-    ) -> Result<()> {
-        self.access(caller, id)
-            .await?
-            .require(Permission::ProjectManage)?;
+    pub async fn delete_secret(&self, caller: &Caller, id: &ProjectId, name: &SecretName) -> Result<()> {
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
         let key = layout::secret(id, name);
         let Some(item) = self.store.get(&key).await? else {
             return Err(Error::not_found("secret"));
@@ -216,10 +171,7 @@ impl App {
             serde_json::Value::Null,
             self.now(),
         );
-        self.commit(tx, |_| {
-            Error::conflict("the secret was changed meanwhile; try again")
-        })
-        .await?;
+        self.commit(tx, |_| Error::conflict("the secret was changed meanwhile; try again")).await?;
         Ok(())
     }
 }

@@ -39,32 +39,15 @@ pub struct Expected {
 }
 
 impl App {
-    async fn validate_template(
-        &self,
-        project: &ProjectId,
-        input: TemplateInput,
-    ) -> Result<ValidTemplate> {
+    async fn validate_template(&self, project: &ProjectId, input: TemplateInput) -> Result<ValidTemplate> {
         let roles = self.roles(project).await?;
-        let nodes: Vec<Node> = self
-            .load_all(layout::project_pk(project), layout::NODES)
-            .await?;
+        let nodes: Vec<Node> = self.load_all(layout::project_pk(project), layout::NODES).await?;
         let nodes: HashSet<NodeId> = nodes.into_iter().map(|n| n.id).collect();
-        input.validate(&ProjectFacts {
-            project_id: project,
-            roles: &roles,
-            nodes: &nodes,
-        })
+        input.validate(&ProjectFacts { project_id: project, roles: &roles, nodes: &nodes })
     }
 
-    pub async fn create_template(
-        &self,
-        caller: &Caller,
-        id: &ProjectId,
-        input: TemplateInput,
-    ) -> Result<KeyTemplate> {
-        self.access(caller, id)
-            .await?
-            .require(Permission::ProjectManage)?;
+    pub async fn create_template(&self, caller: &Caller, id: &ProjectId, input: TemplateInput) -> Result<KeyTemplate> {
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
         let v = self.validate_template(id, input).await?;
         let now = self.now();
         let template = KeyTemplate {
@@ -84,25 +67,11 @@ impl App {
         tx.put(
             layout::template_name(id, &template.name),
             1,
-            &NameHold {
-                template_id: template.id.clone(),
-            },
+            &NameHold { template_id: template.id.clone() },
             Cond::NotExists,
         )
-        .put(
-            layout::template(id, &template.id),
-            1,
-            &template,
-            Cond::NotExists,
-        )
-        .audit(
-            id,
-            caller,
-            AuditAction::TemplateCreated,
-            &template.id,
-            json!({"name": template.name}),
-            now,
-        );
+        .put(layout::template(id, &template.id), 1, &template, Cond::NotExists)
+        .audit(id, caller, AuditAction::TemplateCreated, &template.id, json!({"name": template.name}), now);
         let name = template.name.clone();
         self.commit(tx, move |_| name_taken(&name)).await?;
         Ok(template)
@@ -116,12 +85,8 @@ impl App {
         page: &PageRequest,
     ) -> Result<ListPage<TemplateWithTile>> {
         self.access(caller, id).await?.require_view()?;
-        let templates: ListPage<KeyTemplate> = self
-            .page(
-                Query::prefix(layout::project_pk(id), layout::TEMPLATES),
-                page,
-            )
-            .await?;
+        let templates: ListPage<KeyTemplate> =
+            self.page(Query::prefix(layout::project_pk(id), layout::TEMPLATES), page).await?;
         let tiles = self.tiles_of(caller, id).await?;
         Ok(ListPage {
             items: templates
@@ -138,20 +103,13 @@ impl App {
 
     async fn tiles_of(&self, caller: &Caller, id: &ProjectId) -> Result<HashMap<TemplateId, Tile>> {
         let prefix = layout::tiles_of(&caller.id);
-        let items = crate::store::query_all(
-            self.store.as_ref(),
-            Query::prefix(layout::project_pk(id), &prefix),
-        )
-        .await?;
+        let items =
+            crate::store::query_all(self.store.as_ref(), Query::prefix(layout::project_pk(id), &prefix)).await?;
         items
             .iter()
             .map(|item| {
                 let tile: Tile = super::decode(item)?;
-                let tid = item
-                    .key
-                    .sk
-                    .strip_prefix(&prefix)
-                    .and_then(TemplateId::parse);
+                let tid = item.key.sk.strip_prefix(&prefix).and_then(TemplateId::parse);
                 Ok(tid.map(|t| (t, tile)))
             })
             .filter_map(Result::transpose)
@@ -159,10 +117,7 @@ impl App {
     }
 
     pub(crate) async fn template(&self, id: &ProjectId, tid: &TemplateId) -> Result<KeyTemplate> {
-        self.load(&layout::template(id, tid))
-            .await?
-            .map(|(t, _)| t)
-            .ok_or_else(|| Error::not_found("template"))
+        self.load(&layout::template(id, tid)).await?.map(|(t, _)| t).ok_or_else(|| Error::not_found("template"))
     }
 
     pub async fn edit_template(
@@ -173,17 +128,11 @@ impl App {
         mut patch: TemplatePatch,
         expected: Expected,
     ) -> Result<KeyTemplate> {
-        self.access(caller, id)
-            .await?
-            .require(Permission::ProjectManage)?;
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
         let current = self.template(id, tid).await?;
         let stale = |v: u64| match expected.if_match {
-            Some(_) => Error::PreconditionFailed(format!(
-                "the template is at version {v}; fetch it and try again"
-            )),
-            None => Error::conflict(format!(
-                "the template is at version {v}; fetch it and try again"
-            )),
+            Some(_) => Error::PreconditionFailed(format!("the template is at version {v}; fetch it and try again")),
+            None => Error::conflict(format!("the template is at version {v}; fetch it and try again")),
         };
         if let Some(want) = expected.if_match.or(patch.version.take())
             && want != current.version
@@ -204,23 +153,15 @@ impl App {
             ..current.clone()
         };
         let mut tx = Tx::default();
-        tx.put(
-            layout::template(id, tid),
-            next.version,
-            &next,
-            Cond::Version(current.version),
-        );
+        tx.put(layout::template(id, tid), next.version, &next, Cond::Version(current.version));
         let renamed = next.name.to_lowercase() != current.name.to_lowercase();
         if renamed {
-            tx.delete(layout::template_name(id, &current.name), Cond::Exists)
-                .put(
-                    layout::template_name(id, &next.name),
-                    1,
-                    &NameHold {
-                        template_id: tid.clone(),
-                    },
-                    Cond::NotExists,
-                );
+            tx.delete(layout::template_name(id, &current.name), Cond::Exists).put(
+                layout::template_name(id, &next.name),
+                1,
+                &NameHold { template_id: tid.clone() },
+                Cond::NotExists,
+            );
         }
         tx.audit(
             id,
@@ -231,14 +172,8 @@ impl App {
             now,
         );
         let name = next.name.clone();
-        self.commit(tx, move |i| {
-            if renamed && i == 2 {
-                name_taken(&name)
-            } else {
-                stale(current.version + 1)
-            }
-        })
-        .await?;
+        self.commit(tx, move |i| if renamed && i == 2 { name_taken(&name) } else { stale(current.version + 1) })
+            .await?;
         Ok(next)
     }
 
@@ -255,27 +190,19 @@ impl App {
         access.require(Permission::ProjectManage)?;
         let template = self.template(id, tid).await?;
         let keys: Vec<IssuedKey> = self.load_all(layout::project_pk(id), layout::KEYS).await?;
-        let active: Vec<IssuedKey> = keys
-            .into_iter()
-            .filter(|k| &k.template_id == tid && k.status == KeyStatus::Active)
-            .collect();
+        let active: Vec<IssuedKey> =
+            keys.into_iter().filter(|k| &k.template_id == tid && k.status == KeyStatus::Active).collect();
         if !active.is_empty() && !revoke_keys {
             return Err(Error::conflict(format!(
                 "the template has {} active key(s); revoke them first, or delete with ?revoke_keys=true",
                 active.len()
             )));
         }
-        let requests: Vec<KeyRequest> = self
-            .load_all(layout::project_pk(id), layout::REQUESTS)
-            .await?;
-        let pending: Vec<KeyRequest> = requests
-            .into_iter()
-            .filter(|r| &r.template_id == tid && r.status == RequestStatus::Pending)
-            .collect();
+        let requests: Vec<KeyRequest> = self.load_all(layout::project_pk(id), layout::REQUESTS).await?;
+        let pending: Vec<KeyRequest> =
+            requests.into_iter().filter(|r| &r.template_id == tid && r.status == RequestStatus::Pending).collect();
         if 3 + 3 * active.len() + 2 * pending.len() > crate::store::MAX_TRANSACTION_ITEMS {
-            return Err(Error::conflict(
-                "too many keys and requests to settle at once; revoke some keys first",
-            ));
+            return Err(Error::conflict("too many keys and requests to settle at once; revoke some keys first"));
         }
         let now = self.now();
         let mut tx = Tx::default();
@@ -293,11 +220,7 @@ impl App {
             tx.put(
                 layout::tile(id, &key.user_id, tid),
                 1,
-                &Tile {
-                    state: TileState::Revoked,
-                    request_id: None,
-                    key_id: Some(key.id.clone()),
-                },
+                &Tile { state: TileState::Revoked, request_id: None, key_id: Some(key.id.clone()) },
                 Cond::Always,
             );
             tx.mail(mail::key_revoked(&access.project, &revoked), now);
@@ -309,18 +232,8 @@ impl App {
                 version: r.version + 1,
                 ..r.clone()
             };
-            tx.put(
-                layout::request(id, &r.id),
-                cancelled.version,
-                &cancelled,
-                Cond::Version(r.version),
-            );
-            tx.put(
-                layout::tile(id, &r.user_id, tid),
-                1,
-                &Tile::REQUESTABLE,
-                Cond::Always,
-            );
+            tx.put(layout::request(id, &r.id), cancelled.version, &cancelled, Cond::Version(r.version));
+            tx.put(layout::tile(id, &r.user_id, tid), 1, &Tile::REQUESTABLE, Cond::Always);
         }
         tx.audit(
             id,
@@ -330,10 +243,7 @@ impl App {
             json!({"name": template.name, "revoked_keys": active.len(), "cancelled_requests": pending.len()}),
             now,
         );
-        self.commit(tx, |_| {
-            Error::conflict("the template changed meanwhile; try again")
-        })
-        .await?;
+        self.commit(tx, |_| Error::conflict("the template changed meanwhile; try again")).await?;
         Ok(())
     }
 }

@@ -6,10 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::ItemKey;
-use crate::ids::{
-    DataLayerId, EventId, KeyId, NodeId, ProjectId, RequestId, RoleName, SecretName, TemplateId,
-    UserId,
-};
+use crate::ids::{DataLayerId, EventId, KeyId, NodeId, ProjectId, RequestId, RoleName, SecretName, TemplateId, UserId};
 
 pub fn project_pk(p: &ProjectId) -> String {
     format!("P#{p}")
@@ -113,10 +110,7 @@ mod tests {
     #[test]
     fn template_names_are_case_folded_for_uniqueness() {
         let p = ProjectId::generate();
-        assert_eq!(
-            template_name(&p, "Weather API"),
-            template_name(&p, "weather api")
-        );
+        assert_eq!(template_name(&p, "Weather API"), template_name(&p, "weather api"));
     }
 
     #[test]

@@ -22,10 +22,7 @@ pub struct ItemKey {
 
 impl ItemKey {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self {
-            pk: pk.into(),
-            sk: sk.into(),
-        }
+        Self { pk: pk.into(), sk: sk.into() }
     }
 }
 
@@ -145,11 +142,7 @@ impl Query {
             Index::Primary => c.key.pk == self.pk && c.index_key.is_none(),
             Index::Secondary => c.index_key.as_ref().is_some_and(|k| k.pk == self.pk),
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(StoreError::BadCursor)
-        }
+        if ok { Ok(()) } else { Err(StoreError::BadCursor) }
     }
 }
 
@@ -164,14 +157,7 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn after(item: &Item, index: Index) -> Self {
-        Self {
-            key: item.key.clone(),
-            index_key: if index == Index::Secondary {
-                item.index_key.clone()
-            } else {
-                None
-            },
-        }
+        Self { key: item.key.clone(), index_key: if index == Index::Secondary { item.index_key.clone() } else { None } }
     }
 
     /// The opaque form clients see as `next_cursor`.
@@ -184,9 +170,7 @@ impl Cursor {
         if s.len() > 2048 {
             return Err(StoreError::BadCursor);
         }
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| StoreError::BadCursor)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| StoreError::BadCursor)?;
         serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)
     }
 }
@@ -220,19 +204,13 @@ pub enum StoreError {
 /// Checks the rules every store shares, so that SQLite refuses what DynamoDB would refuse.
 pub fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
     if writes.is_empty() || writes.len() > MAX_TRANSACTION_ITEMS {
-        return Err(StoreError::InvalidTransaction(format!(
-            "{} writes",
-            writes.len()
-        )));
+        return Err(StoreError::InvalidTransaction(format!("{} writes", writes.len())));
     }
     let mut seen = std::collections::HashSet::new();
     for w in writes {
         if !seen.insert(w.key()) {
             let k = w.key();
-            return Err(StoreError::InvalidTransaction(format!(
-                "{}/{} written twice",
-                k.pk, k.sk
-            )));
+            return Err(StoreError::InvalidTransaction(format!("{}/{} written twice", k.pk, k.sk)));
         }
     }
     Ok(())
@@ -265,24 +243,15 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_garbage() {
-        let c = Cursor {
-            key: ItemKey::new("P#1", "TPL#2"),
-            index_key: None,
-        };
+        let c = Cursor { key: ItemKey::new("P#1", "TPL#2"), index_key: None };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        assert!(matches!(
-            Cursor::decode("not base64!"),
-            Err(StoreError::BadCursor)
-        ));
+        assert!(matches!(Cursor::decode("not base64!"), Err(StoreError::BadCursor)));
         assert!(matches!(Cursor::decode("e30"), Err(StoreError::BadCursor)));
     }
 
     #[test]
     fn a_cursor_from_another_partition_is_refused() {
-        let c = Cursor {
-            key: ItemKey::new("P#other", "TPL#2"),
-            index_key: None,
-        };
+        let c = Cursor { key: ItemKey::new("P#other", "TPL#2"), index_key: None };
         let q = Query::prefix("P#mine", "TPL#").after(Some(c));
         assert!(matches!(q.check_cursor(), Err(StoreError::BadCursor)));
     }
@@ -290,10 +259,7 @@ mod tests {
     #[test]
     fn transactions_may_not_touch_an_item_twice() {
         let k = ItemKey::new("a", "b");
-        let w = || Write::Check {
-            key: k.clone(),
-            cond: Cond::Exists,
-        };
+        let w = || Write::Check { key: k.clone(), cond: Cond::Exists };
         assert!(check_transaction(&[w()]).is_ok());
         assert!(check_transaction(&[w(), w()]).is_err());
         assert!(check_transaction(&[]).is_err());

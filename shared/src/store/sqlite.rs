@@ -11,9 +11,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{
-    Cond, Index, Item, ItemKey, Page, Query, SkRange, Store, StoreError, Write, check_transaction,
-};
+use super::{Cond, Index, Item, ItemKey, Page, Query, SkRange, Store, StoreError, Write, check_transaction};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS items (
@@ -49,14 +47,10 @@ impl SqliteStore {
     }
 
     fn setup(conn: Connection) -> Result<Self, StoreError> {
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
-        )
-        .map_err(unavailable)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+            .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+        Ok(Self { conn: Mutex::new(conn) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -66,43 +60,23 @@ impl SqliteStore {
     }
 }
 
-fn read_item(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(ItemKey, Option<ItemKey>, u64, String, Option<String>)> {
+fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ItemKey, Option<ItemKey>, u64, String, Option<String>)> {
     let key = ItemKey::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?);
     let gpk: Option<String> = row.get(2)?;
     let gsk: Option<String> = row.get(3)?;
     let index_key = gpk.zip(gsk).map(|(p, s)| ItemKey::new(p, s));
-    Ok((
-        key,
-        index_key,
-        row.get::<_, i64>(4)? as u64,
-        row.get(5)?,
-        row.get(6)?,
-    ))
+    Ok((key, index_key, row.get::<_, i64>(4)? as u64, row.get(5)?, row.get(6)?))
 }
 
 fn to_item(
-    (key, index_key, version, body, counters): (
-        ItemKey,
-        Option<ItemKey>,
-        u64,
-        String,
-        Option<String>,
-    ),
+    (key, index_key, version, body, counters): (ItemKey, Option<ItemKey>, u64, String, Option<String>),
 ) -> Result<Item, StoreError> {
     let counters = match counters {
         None => BTreeMap::new(),
         Some(json) => serde_json::from_str(&json)
             .map_err(|e| StoreError::Corrupt(format!("{}/{}", key.pk, key.sk), Box::new(e)))?,
     };
-    Ok(Item {
-        key,
-        index_key,
-        version,
-        body,
-        counters,
-    })
+    Ok(Item { key, index_key, version, body, counters })
 }
 
 const COLUMNS: &str = "pk, sk, gpk, gsk, version, body, counters";
@@ -117,9 +91,7 @@ impl Store for SqliteStore {
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
         let conn = self.lock();
         let row = conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2"
-            ))
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2"))
             .and_then(|mut s| s.query_row(params![key.pk, key.sk], read_item).optional())
             .map_err(unavailable)?;
         row.map(to_item).transpose()
@@ -131,11 +103,7 @@ impl Store for SqliteStore {
             SkRange::Prefix(p) => (p.clone(), prefix_end(p)),
             SkRange::Between(a, b) => (a.clone(), b.clone()),
         };
-        let (dir, cmp) = if q.descending {
-            ("DESC", "<")
-        } else {
-            ("ASC", ">")
-        };
+        let (dir, cmp) = if q.descending { ("DESC", "<") } else { ("ASC", ">") };
         let limit = q.limit.clamp(1, 1000);
         let (p, s, order_after) = match q.index {
             Index::Primary => ("pk", "sk", format!("sk {cmp} ?4")),
@@ -145,11 +113,7 @@ impl Store for SqliteStore {
             Index::Primary => format!("sk {dir}"),
             Index::Secondary => format!("gsk {dir}, pk {dir}, sk {dir}"),
         };
-        let after = if q.cursor.is_some() {
-            format!("AND {order_after}")
-        } else {
-            String::new()
-        };
+        let after = if q.cursor.is_some() { format!("AND {order_after}") } else { String::new() };
         let sql = format!(
             "SELECT {COLUMNS} FROM items WHERE {p} = ?1 AND {s} >= ?2 AND {s} <= ?3 {after} ORDER BY {order} LIMIT {}",
             limit + 1
@@ -160,20 +124,13 @@ impl Store for SqliteStore {
             (None, _) => stmt.query_map(params![q.pk, lo, hi], read_item),
             (Some(c), Index::Primary) => stmt.query_map(params![q.pk, lo, hi, c.key.sk], read_item),
             (Some(c), Index::Secondary) => {
-                let gsk = c
-                    .index_key
-                    .as_ref()
-                    .map(|k| k.sk.as_str())
-                    .unwrap_or_default();
+                let gsk = c.index_key.as_ref().map(|k| k.sk.as_str()).unwrap_or_default();
                 stmt.query_map(params![q.pk, lo, hi, gsk, c.key.pk, c.key.sk], read_item)
             }
         }
         .and_then(|rows| rows.collect::<Result<_, _>>())
         .map_err(unavailable)?;
-        let mut items = rows
-            .into_iter()
-            .map(to_item)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut items = rows.into_iter().map(to_item).collect::<Result<Vec<_>, _>>()?;
         let next = if items.len() > limit {
             items.truncate(limit);
             items.last().map(|i| super::Cursor::after(i, q.index))
@@ -186,17 +143,12 @@ impl Store for SqliteStore {
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         check_transaction(&writes)?;
         let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(unavailable)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
         for (index, write) in writes.iter().enumerate() {
             let key = write.key();
             let current: Option<(i64, Option<String>)> = tx
                 .prepare_cached("SELECT version, counters FROM items WHERE pk = ?1 AND sk = ?2")
-                .and_then(|mut s| {
-                    s.query_row(params![key.pk, key.sk], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                })
+                .and_then(|mut s| s.query_row(params![key.pk, key.sk], |r| Ok((r.get(0)?, r.get(1)?))).optional())
                 .map_err(unavailable)?;
             let holds = |cond: &Cond| match cond {
                 Cond::Always => true,
@@ -209,8 +161,8 @@ impl Store for SqliteStore {
                     if !holds(cond) {
                         return Err(StoreError::ConditionFailed { index });
                     }
-                    let counters = (!item.counters.is_empty())
-                        .then(|| serde_json::to_string(&item.counters).unwrap_or_default());
+                    let counters =
+                        (!item.counters.is_empty()).then(|| serde_json::to_string(&item.counters).unwrap_or_default());
                     let (gpk, gsk) = item.index_key.as_ref().map(|k| (&k.pk, &k.sk)).unzip();
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO items (pk, sk, gpk, gsk, version, body, counters) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -240,12 +192,7 @@ impl Store for SqliteStore {
                             c.as_deref()
                                 .map(serde_json::from_str::<BTreeMap<String, i64>>)
                                 .transpose()
-                                .map_err(|e| {
-                                    StoreError::Corrupt(
-                                        format!("{}/{}", key.pk, key.sk),
-                                        Box::new(e),
-                                    )
-                                })?
+                                .map_err(|e| StoreError::Corrupt(format!("{}/{}", key.pk, key.sk), Box::new(e)))?
                                 .unwrap_or_default(),
                         ),
                     };

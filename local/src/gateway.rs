@@ -1,0 +1,238 @@
+//! The local stand-in for API Gateway: routes each request of the route table to the same
+//! handler a Lambda runs, with an API-Gateway-shaped request (path parameters, query map, and
+//! the JWT authorizer's claims in the request context), and guards `/api/projects/...` with the
+//! authorizer before forwarding to the upstream platform (or echoing the context).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
+};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use keygate::App;
+use keygate::error::Error;
+use keygate::http::routes::{self, Auth, Match};
+use keygate::user_token::UserTokens;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
+
+/// Largest body the gateway reads (API Gateway's own limit is 10 MB).
+pub const MAX_GATEWAY_BODY: usize = 10 * 1024 * 1024;
+
+pub struct Gateway {
+    pub app: App,
+    pub users: UserTokens,
+    pub upstream: Option<Upstream>,
+    pub openapi: String,
+}
+
+pub struct Upstream {
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+pub async fn serve(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -> Response {
+    let started = std::time::Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let response = route(&gw, req).await;
+    // Paths carry ids only; headers (tokens) and bodies (secret values) are never logged.
+    tracing::info!(%method, %path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+async fn route(gw: &Gateway, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_GATEWAY_BODY).await else {
+        return problem(&Error::PayloadTooLarge { limit: MAX_GATEWAY_BODY });
+    };
+    let path = parts.uri.path();
+    if path == "/openapi.json" && parts.method == Method::GET {
+        return ([(header::CONTENT_TYPE, "application/json")], gw.openapi.clone()).into_response();
+    }
+    if path.starts_with("/api/projects/") {
+        return platform(gw, parts, body).await;
+    }
+    v1(gw, parts, body).await
+}
+
+fn problem(e: &Error) -> Response {
+    to_axum(keygate::http::problem(e))
+}
+
+fn to_axum(response: lambda_http::Response<Body>) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes: Vec<u8> = match body {
+        Body::Text(s) => s.into_bytes(),
+        Body::Binary(b) => b,
+        _ => Vec::new(),
+    };
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+fn decode_segments(path: &str) -> Option<Vec<String>> {
+    path.trim_start_matches('/')
+        .split('/')
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|s| s.into_owned()))
+        .collect()
+}
+
+fn query_map(query: Option<&str>) -> HashMap<String, Vec<String>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        map.entry(k.into_owned()).or_default().push(v.into_owned());
+    }
+    map
+}
+
+/// The user token's claims, checked as API Gateway's JWT authorizer would.
+fn user_claims(gw: &Gateway, headers: &HeaderMap) -> Result<HashMap<String, String>, Error> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(keygate::authorizer::bearer)
+        .ok_or_else(|| Error::Unauthenticated("send a user token: Authorization: Bearer <token>".into()))?;
+    gw.users.verify(token)
+}
+
+async fn v1(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Response {
+    let Some(segments) = decode_segments(parts.uri.path()) else {
+        return problem(&Error::not_found("route"));
+    };
+    let (route, params) = match routes::find(&parts.method, &segments) {
+        Match::Found(route, params) => (route, params),
+        Match::NotFound => return problem(&Error::NotFound(format!("route {}", parts.uri.path()))),
+        Match::MethodNotAllowed(allowed) => {
+            let list: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+            let mut r = problem(&Error::MethodNotAllowed(format!("{} allows {}", parts.uri.path(), list.join(", "))));
+            if let Ok(v) = HeaderValue::from_str(&list.join(", ")) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return r;
+        }
+    };
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.route_key = Some(format!("{} {}", route.method, route.path));
+    context.http.method = parts.method.clone();
+    context.http.path = Some(parts.uri.path().to_owned());
+    if route.auth == Auth::User {
+        match user_claims(gw, &parts.headers) {
+            Ok(claims) => {
+                let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+                jwt.claims = claims;
+                let mut authorizer = ApiGatewayRequestAuthorizer::default();
+                authorizer.jwt = Some(jwt);
+                context.authorizer = Some(authorizer);
+            }
+            Err(e) => return problem(&e),
+        }
+    }
+    let body = if body.is_empty() {
+        Body::Empty
+    } else {
+        match String::from_utf8(body.to_vec()) {
+            Ok(s) => Body::Text(s),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    };
+    let query = query_map(parts.uri.query());
+    let req = lambda_http::Request::from_parts(parts, body)
+        .with_path_parameters(params)
+        .with_query_string_parameters(query)
+        .with_request_context(RequestContext::ApiGatewayV2(context));
+    to_axum(routes::handle(&gw.app, route.operation, req).await)
+}
+
+/// Headers not passed upstream: hop-by-hop ones, the API key, and any `x-keygate-*` a client
+/// sent (only the authorizer's context may carry that name).
+fn forwardable(name: &header::HeaderName) -> bool {
+    let n = name.as_str();
+    !(n.starts_with("x-keygate-")
+        || matches!(
+            n,
+            "authorization"
+                | "host"
+                | "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "te"
+                | "trailer"
+                | "transfer-encoding"
+                | "upgrade"
+                | "content-length"
+        ))
+}
+
+async fn platform(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Response {
+    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let context = match gw.app.authorize(&parts.method, parts.uri.path(), authorization).await {
+        Ok(context) => context,
+        Err(denial) => {
+            let (status, message) = match denial.status() {
+                401 => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+                _ => (StatusCode::FORBIDDEN, "Forbidden"),
+            };
+            return (status, axum::Json(serde_json::json!({ "message": message }))).into_response();
+        }
+    };
+    let Some(upstream) = &gw.upstream else {
+        let echo = serde_json::json!({
+            "allowed": true,
+            "method": parts.method.as_str(),
+            "path": parts.uri.path(),
+            "query": parts.uri.query(),
+            "context": context,
+        });
+        return axum::Json(echo).into_response();
+    };
+    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("{}{}", upstream.base.trim_end_matches('/'), path_and_query);
+    let mut forward = upstream.client.request(parts.method.clone(), url).body(body);
+    for (name, value) in parts.headers.iter().filter(|(n, _)| forwardable(n)) {
+        forward = forward.header(name, value);
+    }
+    for (name, value) in context.headers() {
+        forward = forward.header(name, value);
+    }
+    match forward.send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let headers = answer.headers().clone();
+            let bytes = answer.bytes().await.unwrap_or_default();
+            let mut response = Response::new(axum::body::Body::from(bytes));
+            *response.status_mut() = status;
+            for (name, value) in headers.iter().filter(|(n, _)| forwardable(n)) {
+                response.headers_mut().append(name, value.clone());
+            }
+            response
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "upstream unreachable");
+            let mut r =
+                (StatusCode::BAD_GATEWAY, axum::Json(serde_json::json!({ "message": "Bad Gateway" }))).into_response();
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_cannot_forge_context_headers_or_leak_keys_upstream() {
+        assert!(!forwardable(&header::HeaderName::from_static("x-keygate-user-id")));
+        assert!(!forwardable(&header::AUTHORIZATION));
+        assert!(forwardable(&header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn segments_are_percent_decoded() {
+        assert_eq!(decode_segments("/v1/projects/a%20b").unwrap(), ["v1", "projects", "a b"]);
+        assert!(decode_segments("/v1/%FF").is_none());
+    }
+}
