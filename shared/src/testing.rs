@@ -86,3 +86,62 @@ impl Default for TestApp {
 pub fn user(id: &str) -> Caller {
     Caller { id: UserId::parse(id).expect("a valid user id"), email: format!("{id}@example.com"), name: None }
 }
+
+/// A request as API Gateway hands it to a function: path parameters from the route table, the
+/// query map, and the caller's claims in the JWT authorizer context. Runs it and returns the
+/// status and JSON answer.
+pub async fn call(
+    app: &App,
+    method: &str,
+    path: &str,
+    caller: Option<&Caller>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    use aws_lambda_events::apigw::{
+        ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
+    };
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+
+    let method = http::Method::from_bytes(method.as_bytes()).expect("a method");
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let segments: Vec<String> = path.trim_start_matches('/').split('/').map(str::to_owned).collect();
+    let crate::http::routes::Match::Found(route, params) = crate::http::routes::find(&method, &segments) else {
+        panic!("no route for {method} {path}");
+    };
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.http.method = method.clone();
+    if let Some(c) = caller {
+        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims = [("sub", c.id.to_string()), ("email", c.email.clone())]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        context.authorizer = Some(authorizer);
+    }
+    let mut query_map: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        query_map.entry(k.to_owned()).or_default().push(v.to_owned());
+    }
+    let body = match body {
+        Some(b) => lambda_http::Body::Text(b.to_string()),
+        None => lambda_http::Body::Empty,
+    };
+    let mut req = lambda_http::Request::new(body);
+    *req.method_mut() = method;
+    req.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    let req = req
+        .with_path_parameters(params)
+        .with_query_string_parameters(query_map)
+        .with_request_context(RequestContext::ApiGatewayV2(context));
+    let response = crate::http::routes::handle(app, route.operation, req).await;
+    let status = response.status().as_u16();
+    let value = match response.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(serde_json::Value::Null),
+        _ => serde_json::Value::Null,
+    };
+    (status, value)
+}

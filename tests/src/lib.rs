@@ -164,3 +164,6 @@ impl Drop for LocalGateway {
         let _ = self.child.wait();
     }
 }
+
+pub mod conformance;
+pub mod story;

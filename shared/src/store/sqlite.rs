@@ -60,7 +60,10 @@ impl SqliteStore {
     }
 }
 
-fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ItemKey, Option<ItemKey>, u64, String, Option<String>)> {
+/// A row as read, before its counters (JSON text) are parsed.
+type Row = (ItemKey, Option<ItemKey>, u64, String, Option<String>);
+
+fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let key = ItemKey::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?);
     let gpk: Option<String> = row.get(2)?;
     let gsk: Option<String> = row.get(3)?;
@@ -68,9 +71,7 @@ fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ItemKey, Option<ItemK
     Ok((key, index_key, row.get::<_, i64>(4)? as u64, row.get(5)?, row.get(6)?))
 }
 
-fn to_item(
-    (key, index_key, version, body, counters): (ItemKey, Option<ItemKey>, u64, String, Option<String>),
-) -> Result<Item, StoreError> {
+fn to_item((key, index_key, version, body, counters): Row) -> Result<Item, StoreError> {
     let counters = match counters {
         None => BTreeMap::new(),
         Some(json) => serde_json::from_str(&json)

@@ -1,0 +1,24 @@
+//! Concurrency on the embedded store: racing approvals and a burst of metered calls.
+
+use std::sync::Arc;
+
+use keygate::store::sqlite::SqliteStore;
+use keygate::testing::TestApp;
+use keygate_tests::{Scratch, story};
+
+fn app(dir: &Scratch) -> Arc<keygate::App> {
+    let store = SqliteStore::open(&dir.0.join("keygate.db")).unwrap();
+    Arc::new(TestApp::on(Arc::new(store)).app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_parallel_approvals_issue_exactly_one_key() {
+    let dir = Scratch::new("approvals");
+    story::concurrent_approvals_issue_one_key(app(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_parallel_calls_count_exactly_a_thousand() {
+    let dir = Scratch::new("metering");
+    story::concurrent_calls_are_counted_exactly(app(&dir), 1000).await;
+}
