@@ -171,6 +171,41 @@ pub fn key_revoked(project: &Project, key: &IssuedKey) -> Mail {
     )
 }
 
+/// Sends mail through SES v2 `SendEmail`, text and HTML, from a verified sender.
+pub struct SesMailer {
+    client: aws_sdk_sesv2::Client,
+    from: String,
+}
+
+impl SesMailer {
+    pub fn new(client: aws_sdk_sesv2::Client, from: String) -> Self {
+        Self { client, from }
+    }
+}
+
+#[async_trait]
+impl Mailer for SesMailer {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+        let content =
+            |data: &str| Content::builder().data(data).charset("UTF-8").build().map_err(|e| MailError(e.to_string()));
+        let message = Message::builder()
+            .subject(content(&mail.subject)?)
+            .body(Body::builder().text(content(&mail.text)?).html(content(&mail.html)?).build())
+            .build();
+        self.client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(&mail.to).build())
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await
+            .map_err(|e| MailError(aws_sdk_sesv2::error::DisplayErrorContext(e).to_string()))?;
+        tracing::info!(to = %mail.to, subject = %mail.subject, "mail sent through SES");
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! range with pagination, and conditional transactional writes. Every implementation behaves
 //! the same; the conformance suite in `keygate-tests` runs against each.
 
+pub mod dynamodb;
 pub mod layout;
 pub mod sqlite;
 

@@ -1,0 +1,6 @@
+//! Lambda function `edit-template`: `PATCH /v1/projects/{project}/templates/{template}`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    keygate_functions::serve(keygate::http::routes::Operation::EditTemplate).await
+}

@@ -1,0 +1,6 @@
+//! Lambda function `get-project`: `GET /v1/projects/{project}`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    keygate_functions::serve(keygate::http::routes::Operation::GetProject).await
+}

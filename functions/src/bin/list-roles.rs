@@ -1,0 +1,6 @@
+//! Lambda function `list-roles`: `GET /v1/projects/{project}/roles`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    keygate_functions::serve(keygate::http::routes::Operation::ListRoles).await
+}

@@ -1,0 +1,6 @@
+//! Lambda function `list-templates`: `GET /v1/projects/{project}/templates`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    keygate_functions::serve(keygate::http::routes::Operation::ListTemplates).await
+}

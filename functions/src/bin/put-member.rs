@@ -1,0 +1,6 @@
+//! Lambda function `put-member`: `PUT /v1/projects/{project}/members/{user}`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    keygate_functions::serve(keygate::http::routes::Operation::PutMember).await
+}

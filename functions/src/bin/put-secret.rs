@@ -1,0 +1,6 @@
+//! Lambda function `put-secret`: `PUT /v1/projects/{project}/secrets/{name}`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    keygate_functions::serve(keygate::http::routes::Operation::PutSecret).await
+}

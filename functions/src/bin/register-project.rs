@@ -1,0 +1,6 @@
+//! Lambda function `register-project`: `POST /v1/projects`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    keygate_functions::serve(keygate::http::routes::Operation::RegisterProject).await
+}

@@ -1,0 +1,67 @@
+//! keygate's Lambda functions. Each binary in `src/bin/` is one function, named after its
+//! operation; its `main` only calls one of the runners here, which set up JSON logs, build the
+//! application once from the environment, and serve events until the runtime stops.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use keygate::App;
+use keygate::config::{Config, build_app};
+use keygate::http::routes::{self, Operation};
+use lambda_http::{Error, LambdaEvent, service_fn};
+
+/// Structured JSON logs (CloudWatch adds the time); `RUST_LOG` sets the filter.
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_current_span(false)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+/// Builds the application, or stops with the name of the bad setting.
+async fn app() -> Result<Arc<App>, Error> {
+    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let app = build_app(&config).await.inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    Ok(Arc::new(app))
+}
+
+/// Serves one operation of the route table behind API Gateway.
+pub async fn serve(operation: Operation) -> Result<(), Error> {
+    init_tracing();
+    let app = app().await?;
+    lambda_http::run(service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, std::convert::Infallible>(routes::handle(&app, operation, req).await) }
+    }))
+    .await
+}
+
+/// The HTTP API Lambda authorizer (payload 2.0, simple responses).
+pub async fn serve_authorizer() -> Result<(), Error> {
+    init_tracing();
+    let app = app().await?;
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
+        let app = app.clone();
+        async move { Ok::<_, std::convert::Infallible>(app.authorize_event(&event.payload).await) }
+    }))
+    .await
+}
+
+/// The scheduled retry of mail that could not be sent when its operation ran.
+pub async fn serve_mail_retry() -> Result<(), Error> {
+    init_tracing();
+    let app = app().await?;
+    lambda_http::lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
+        let app = app.clone();
+        async move {
+            let sent = app.retry_pending().await.map_err(|e| Box::new(e) as Error)?;
+            tracing::info!(sent, "pending mail retried");
+            Ok::<_, Error>(serde_json::json!({ "sent": sent }))
+        }
+    }))
+    .await
+}

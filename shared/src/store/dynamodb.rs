@@ -1,0 +1,333 @@
+//! The production store: one DynamoDB table (on-demand), items keyed `pk`/`sk`, one global
+//! secondary index `gsi1` on `gpk`/`gsk`. Every multi-item change is one `TransactWriteItems`
+//! with conditions; a single counter update is one `UpdateItem` with atomic `ADD`.
+//!
+//! Attributes: `pk`, `sk`, `gpk`, `gsk` (strings), `v` (version), `body` (the entity as
+//! JSON), and `c_<name>` per counter.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
+};
+
+use super::{Cond, Cursor, Index, Item, ItemKey, Page, Query, SkRange, Store, StoreError, Write, check_transaction};
+
+pub const INDEX_NAME: &str = "gsi1";
+const COUNTER_PREFIX: &str = "c_";
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table (on-demand, with its index) unless it exists: for local runs and tests.
+    /// In production the SAM template creates it.
+    pub async fn ensure_table(&self) -> Result<(), StoreError> {
+        if self.client.describe_table().table_name(&self.table).send().await.is_ok() {
+            return Ok(());
+        }
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(invalid)
+        };
+        let key =
+            |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(invalid);
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(INDEX_NAME)
+            .key_schema(key("gpk", KeyType::Hash)?)
+            .key_schema(key("gsk", KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(invalid)?;
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk")?)
+            .attribute_definitions(attr("sk")?)
+            .attribute_definitions(attr("gpk")?)
+            .attribute_definitions(attr("gsk")?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .global_secondary_indexes(index)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            // Another process created it meanwhile.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+fn invalid(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::InvalidTransaction(e.to_string())
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key_map(key: &ItemKey) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_owned(), s(&key.pk)), ("sk".to_owned(), s(&key.sk))])
+}
+
+fn item_map(item: &Item) -> HashMap<String, AttributeValue> {
+    let mut map = key_map(&item.key);
+    if let Some(index) = &item.index_key {
+        map.insert("gpk".into(), s(&index.pk));
+        map.insert("gsk".into(), s(&index.sk));
+    }
+    map.insert("v".into(), n(item.version));
+    map.insert("body".into(), s(&item.body));
+    for (name, value) in &item.counters {
+        map.insert(format!("{COUNTER_PREFIX}{name}"), n(value));
+    }
+    map
+}
+
+fn from_map(map: &HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
+    let text = |name: &str| map.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let corrupt = |what: &str| {
+        StoreError::Corrupt(format!("{:?}/{:?}", text("pk"), text("sk")), format!("missing or bad {what}").into())
+    };
+    let key = ItemKey::new(text("pk").ok_or_else(|| corrupt("pk"))?, text("sk").ok_or_else(|| corrupt("sk"))?);
+    let index_key = text("gpk").zip(text("gsk")).map(|(p, s)| ItemKey::new(p, s));
+    let version = match map.get("v") {
+        Some(v) => v.as_n().ok().and_then(|n| n.parse().ok()).ok_or_else(|| corrupt("v"))?,
+        None => 0,
+    };
+    let mut counters = std::collections::BTreeMap::new();
+    for (name, value) in map {
+        if let Some(counter) = name.strip_prefix(COUNTER_PREFIX) {
+            let v = value.as_n().ok().and_then(|n| n.parse().ok()).ok_or_else(|| corrupt(name))?;
+            counters.insert(counter.to_owned(), v);
+        }
+    }
+    Ok(Item { key, index_key, version, body: text("body").unwrap_or_default(), counters })
+}
+
+/// The condition expression of `cond`, with its value.
+fn condition(cond: Cond) -> (Option<&'static str>, Option<(String, AttributeValue)>) {
+    match cond {
+        Cond::Always => (None, None),
+        Cond::NotExists => (Some("attribute_not_exists(pk)"), None),
+        Cond::Exists => (Some("attribute_exists(pk)"), None),
+        Cond::Version(v) => (Some("v = :expected"), Some((":expected".to_owned(), n(v)))),
+    }
+}
+
+struct Increment {
+    expression: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+fn increment(add: &[(&'static str, i64)], body: &str) -> Increment {
+    let mut names = HashMap::from([("#b".to_owned(), "body".to_owned()), ("#v".to_owned(), "v".to_owned())]);
+    let mut values = HashMap::from([(":b".to_owned(), s(body)), (":one".to_owned(), n(1))]);
+    let mut adds = Vec::new();
+    for (i, (name, amount)) in add.iter().enumerate() {
+        names.insert(format!("#c{i}"), format!("{COUNTER_PREFIX}{name}"));
+        values.insert(format!(":c{i}"), n(amount));
+        adds.push(format!("#c{i} :c{i}"));
+    }
+    let expression = format!("SET #b = :b, #v = if_not_exists(#v, :one) ADD {}", adds.join(", "));
+    Increment { expression, names, values }
+}
+
+impl DynamoStore {
+    fn transact_item(&self, write: &Write) -> Result<TransactWriteItem, StoreError> {
+        Ok(match write {
+            Write::Put { item, cond } => {
+                let (expr, value) = condition(*cond);
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item_map(item)))
+                    .set_condition_expression(expr.map(Into::into))
+                    .set_expression_attribute_values(value.map(|v| HashMap::from([v])))
+                    .build()
+                    .map_err(invalid)?;
+                TransactWriteItem::builder().put(put).build()
+            }
+            Write::Delete { key, cond } => {
+                let (expr, value) = condition(*cond);
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(key)))
+                    .set_condition_expression(expr.map(Into::into))
+                    .set_expression_attribute_values(value.map(|v| HashMap::from([v])))
+                    .build()
+                    .map_err(invalid)?;
+                TransactWriteItem::builder().delete(delete).build()
+            }
+            Write::Check { key, cond } => {
+                let (expr, value) = condition(*cond);
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(key)))
+                    .condition_expression(expr.unwrap_or("attribute_exists(pk) OR attribute_not_exists(pk)"))
+                    .set_expression_attribute_values(value.map(|v| HashMap::from([v])))
+                    .build()
+                    .map_err(invalid)?;
+                TransactWriteItem::builder().condition_check(check).build()
+            }
+            Write::Increment { key, add, body } => {
+                let inc = increment(add, body);
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(key)))
+                    .update_expression(inc.expression)
+                    .set_expression_attribute_names(Some(inc.names))
+                    .set_expression_attribute_values(Some(inc.values))
+                    .build()
+                    .map_err(invalid)?;
+                TransactWriteItem::builder().update(update).build()
+            }
+        })
+    }
+
+    /// One counter update outside a transaction: half the write cost of a transaction.
+    async fn increment_one(&self, key: &ItemKey, add: &[(&'static str, i64)], body: &str) -> Result<(), StoreError> {
+        let inc = increment(add, body);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(key)))
+            .update_expression(inc.expression)
+            .set_expression_attribute_names(Some(inc.names))
+            .set_expression_attribute_values(Some(inc.values))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item().map(from_map).transpose()
+    }
+
+    async fn query(&self, q: &Query) -> Result<Page, StoreError> {
+        q.check_cursor()?;
+        let (pk_attr, sk_attr) = match q.index {
+            Index::Primary => ("pk", "sk"),
+            Index::Secondary => ("gpk", "gsk"),
+        };
+        let mut names = HashMap::from([("#p".to_owned(), pk_attr.to_owned())]);
+        let mut values = HashMap::from([(":p".to_owned(), s(&q.pk))]);
+        let expression = match &q.sk {
+            SkRange::Prefix(prefix) if prefix.is_empty() => "#p = :p".to_owned(),
+            SkRange::Prefix(prefix) => {
+                names.insert("#s".into(), sk_attr.into());
+                values.insert(":a".into(), s(prefix));
+                "#p = :p AND begins_with(#s, :a)".to_owned()
+            }
+            SkRange::Between(a, b) => {
+                names.insert("#s".into(), sk_attr.into());
+                values.insert(":a".into(), s(a));
+                values.insert(":b".into(), s(b));
+                "#p = :p AND #s BETWEEN :a AND :b".to_owned()
+            }
+        };
+        let start = q.cursor.as_ref().map(|c| {
+            let mut key = key_map(&c.key);
+            if let Some(index) = &c.index_key {
+                key.insert("gpk".into(), s(&index.pk));
+                key.insert("gsk".into(), s(&index.sk));
+            }
+            key
+        });
+        let limit = q.limit.clamp(1, 1000);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name((q.index == Index::Secondary).then(|| INDEX_NAME.to_owned()))
+            .consistent_read(q.index == Index::Primary)
+            .key_condition_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(!q.descending)
+            // One more than asked tells whether another page exists.
+            .limit(limit as i32 + 1)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut items = out.items().iter().map(from_map).collect::<Result<Vec<_>, _>>()?;
+        let more = items.len() > limit || out.last_evaluated_key().is_some();
+        items.truncate(limit);
+        let next = if more { items.last().map(|i| Cursor::after(i, q.index)) } else { None };
+        Ok(Page { items, next })
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        check_transaction(&writes)?;
+        if let [Write::Increment { key, add, body }] = writes.as_slice() {
+            return self.increment_one(key, add, body).await;
+        }
+        let items = writes.iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) => {
+                let e = e.into_err();
+                if let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                    cancelled,
+                ) = &e
+                {
+                    let reasons = cancelled.cancellation_reasons();
+                    if let Some(index) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
+                        return Err(StoreError::ConditionFailed { index });
+                    }
+                    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+                        return Err(StoreError::Contention);
+                    }
+                }
+                if e.is_transaction_in_progress_exception() {
+                    return Err(StoreError::Contention);
+                }
+                Err(unavailable(e))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
