@@ -48,6 +48,21 @@ struct Cli {
     /// Sender of mail.
     #[arg(long, global = true, default_value = "keygate@localhost.localdomain", env = "KEYGATE_MAIL_FROM")]
     mail_from: String,
+    /// Store data in this DynamoDB table instead of SQLite (created when missing).
+    #[arg(long, global = true, env = "KEYGATE_TABLE")]
+    table: Option<String>,
+    /// DynamoDB endpoint (an emulator such as moto); AWS's own when absent.
+    #[arg(long, global = true, env = "KEYGATE_DYNAMODB_ENDPOINT", requires = "table")]
+    dynamodb_endpoint: Option<String>,
+    /// Send mail through SES v2 instead of writing files.
+    #[arg(long, global = true, env = "KEYGATE_SES")]
+    ses: bool,
+    /// SES endpoint (an emulator such as moto); AWS's own when absent.
+    #[arg(long, global = true, env = "KEYGATE_SES_ENDPOINT", requires = "ses")]
+    ses_endpoint: Option<String>,
+    /// Spread each key's usage over this many partitions (DynamoDB write scaling).
+    #[arg(long, global = true, default_value_t = 1, env = "KEYGATE_USAGE_SHARDS", value_parser = clap::value_parser!(u32).range(1..=64))]
+    usage_shards: u32,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -118,16 +133,16 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let keys = KeyRing::new(&cli.issuer, &dir.signing_key()?, &[])
         .map_err(|e| format!("{}: {e}", dir.root.join("signing-key.pem").display()))?;
-    let store = SqliteStore::open(&dir.database())
-        .map_err(|e| format!("cannot open the database {}: {e}", dir.database().display()))?;
-    let mailer = FileMailer::new(dir.mail(), cli.mail_from.clone())
-        .map_err(|e| format!("cannot create the mail directory {}: {e}", dir.mail().display()))?;
+    let clients = match cli.table.is_some() || cli.ses {
+        true => Some(keygate::config::Clients::new(&aws_config(&cli)).await),
+        false => None,
+    };
     let app = App {
-        store: Arc::new(store),
-        mailer: Arc::new(mailer),
+        store: store(&cli, &dir, clients.as_ref()).await?,
+        mailer: mailer(&cli, &dir, clients.as_ref())?,
         keys: Arc::new(keys),
         clock: Arc::new(SystemClock),
-        settings: Settings { console_url: cli.console_url.clone(), usage_shards: 1 },
+        settings: Settings { console_url: cli.console_url.clone(), usage_shards: cli.usage_shards },
     };
     let gateway = Arc::new(Gateway {
         app,
@@ -148,6 +163,58 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("server failed: {e}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The config the AWS clients are built from (the same code path as the Lambda functions).
+fn aws_config(cli: &Cli) -> keygate::config::Config {
+    keygate::config::Config {
+        table: cli.table.clone().unwrap_or_default(),
+        dynamodb_endpoint: cli.dynamodb_endpoint.clone(),
+        ses_endpoint: cli.ses_endpoint.clone(),
+        mail_from: cli.mail_from.clone(),
+        console_url: cli.console_url.clone(),
+        issuer: cli.issuer.clone(),
+        signing_key: keygate::config::SigningKeySource::Pem(String::new()),
+        retired_public_keys: Vec::new(),
+        usage_shards: cli.usage_shards,
+    }
+}
+
+async fn store(
+    cli: &Cli,
+    dir: &DataDir,
+    clients: Option<&keygate::config::Clients>,
+) -> Result<Arc<dyn keygate::store::Store>, String> {
+    match (&cli.table, clients) {
+        (Some(table), Some(clients)) => {
+            let store = keygate::store::dynamodb::DynamoStore::new(clients.dynamodb.clone(), table.clone());
+            store.ensure_table().await.map_err(|e| {
+                let why = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
+                format!("cannot reach DynamoDB table {table}: {e} ({why})")
+            })?;
+            tracing::info!(table, endpoint = ?cli.dynamodb_endpoint, "storing in DynamoDB");
+            Ok(Arc::new(store))
+        }
+        _ => Ok(Arc::new(
+            SqliteStore::open(&dir.database())
+                .map_err(|e| format!("cannot open the database {}: {e}", dir.database().display()))?,
+        )),
+    }
+}
+
+fn mailer(
+    cli: &Cli,
+    dir: &DataDir,
+    clients: Option<&keygate::config::Clients>,
+) -> Result<Arc<dyn keygate::mail::Mailer>, String> {
+    if let (true, Some(clients)) = (cli.ses, clients) {
+        tracing::info!(endpoint = ?cli.ses_endpoint, from = %cli.mail_from, "sending mail through SES");
+        return Ok(Arc::new(keygate::mail::SesMailer::new(clients.ses.clone(), cli.mail_from.clone())));
+    }
+    Ok(Arc::new(
+        FileMailer::new(dir.mail(), cli.mail_from.clone())
+            .map_err(|e| format!("cannot create the mail directory {}: {e}", dir.mail().display()))?,
+    ))
 }
 
 /// Sends mail that could not be sent when its operation ran.
@@ -182,13 +249,18 @@ async fn shutdown() {
 fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
     let url = format!("http://{addr}");
     let data = dir.root.display();
+    let storage = match &cli.table {
+        Some(table) => format!("DynamoDB table {table}"),
+        None => "database keygate.db".into(),
+    };
+    let mail = if cli.ses { "mail through SES".to_owned() } else { format!("mail in {data}/mail") };
     let mode = match &cli.upstream {
         Some(u) => format!("forwarded to {u}"),
         None => "echo mode: allowed calls answer 200 with the authorizer context".into(),
     };
     println!(
         "keygate-local listening on {url}
-  data directory  {data} (database keygate.db, mail in {data}/mail)
+  data directory  {data} ({storage}, {mail})
   platform API    {url}/api/projects/{{project}}/... ({mode})
   OpenAPI         {url}/openapi.json
 

@@ -145,3 +145,12 @@ pub async fn call(
     };
     (status, value)
 }
+
+impl TestApp {
+    /// An application on `store` that signs with `pem` (to share keys with another process).
+    pub fn with_key(store: Arc<dyn Store>, pem: &str) -> Self {
+        let mut t = Self::on(store);
+        t.app.keys = Arc::new(KeyRing::new(ISSUER, pem, &[]).expect("a valid signing key"));
+        t
+    }
+}

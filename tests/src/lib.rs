@@ -48,6 +48,14 @@ fn ulid_like() -> String {
     format!("{nanos:x}")
 }
 
+/// Where a gateway's mail goes.
+pub enum Mailbox {
+    /// `.eml` files in the data directory.
+    Files,
+    /// The SES emulator at this endpoint.
+    Ses(String),
+}
+
 /// A running `keygate-local`, stopped (and its data directory removed) on drop.
 pub struct LocalGateway {
     child: Child,
@@ -55,6 +63,7 @@ pub struct LocalGateway {
     pub data: Scratch,
     logs: Arc<Mutex<String>>,
     pub http: reqwest::Client,
+    pub mailbox: Mailbox,
 }
 
 impl LocalGateway {
@@ -97,7 +106,24 @@ impl LocalGateway {
             }
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        Self { child, url, data, logs, http }
+        Self { child, url, data, logs, http, mailbox: Mailbox::Files }
+    }
+
+    /// A gateway on the emulator: DynamoDB table `table`, mail through SES.
+    pub fn start_on_aws(endpoint: &str, table: &str) -> Self {
+        let mut gw = Self::start(&[
+            "--table",
+            table,
+            "--dynamodb-endpoint",
+            endpoint,
+            "--ses",
+            "--ses-endpoint",
+            endpoint,
+            "--mail-from",
+            aws::MAIL_FROM,
+        ]);
+        gw.mailbox = Mailbox::Ses(endpoint.to_owned());
+        gw
     }
 
     /// A user token from `keygate-local token`, as a user would get one.
@@ -128,16 +154,24 @@ impl LocalGateway {
             .collect()
     }
 
-    /// Mail to `address`, waiting briefly for it to be written.
-    pub fn mail_to(&self, address: &str) -> Vec<String> {
+    /// Mail to `address` (from files or the SES emulator), waiting briefly for it to arrive.
+    pub async fn mail_to(&self, address: &str) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let found: Vec<String> =
-                self.mail().into_iter().filter(|m| m.contains(&format!("To: {address}\r\n"))).collect();
+            let all = match &self.mailbox {
+                Mailbox::Files => self.mail(),
+                Mailbox::Ses(endpoint) => aws::sent_mail(endpoint).await,
+            };
+            let found: Vec<String> = all
+                .into_iter()
+                .filter(|m| {
+                    m.starts_with(&format!("To: {address}\r\n")) || m.contains(&format!("\r\nTo: {address}\r\n"))
+                })
+                .collect();
             if !found.is_empty() || Instant::now() > deadline {
                 return found;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -165,5 +199,8 @@ impl Drop for LocalGateway {
     }
 }
 
+pub mod aws;
 pub mod conformance;
+pub mod lifecycle;
+pub mod runtime;
 pub mod story;

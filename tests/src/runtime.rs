@@ -1,0 +1,162 @@
+//! A minimal AWS Lambda Runtime API (the interface a Lambda's runtime polls for events), so a
+//! compiled function binary can be started as Lambda starts it and fed real event JSON.
+
+use std::collections::{HashMap, VecDeque};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use serde_json::Value;
+use tokio::sync::{Mutex, Notify, oneshot};
+
+#[derive(Default)]
+struct Shared {
+    events: Mutex<VecDeque<(String, Value)>>,
+    arrived: Notify,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>,
+    init_error: Mutex<Option<Value>>,
+}
+
+/// What a function answered to one invocation: its response, or the error it reported.
+pub type Outcome = Result<Value, Value>;
+
+pub struct RuntimeApi {
+    pub address: String,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+async fn next(State(s): State<Arc<Shared>>) -> (HeaderMap, String) {
+    loop {
+        let notified = s.arrived.notified();
+        if let Some((id, event)) = s.events.lock().await.pop_front() {
+            let mut headers = HeaderMap::new();
+            let deadline = (std::time::SystemTime::now() + Duration::from_secs(30))
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis();
+            headers.insert("lambda-runtime-aws-request-id", id.parse().expect("header"));
+            headers.insert("lambda-runtime-deadline-ms", deadline.to_string().parse().expect("header"));
+            headers.insert(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:test".parse().expect("header"),
+            );
+            headers
+                .insert("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000".parse().expect("header"));
+            return (headers, event.to_string());
+        }
+        notified.await;
+    }
+}
+
+async fn finish(s: &Shared, id: &str, outcome: Outcome) -> StatusCode {
+    if let Some(tx) = s.waiting.lock().await.remove(id) {
+        let _ = tx.send(outcome);
+    }
+    StatusCode::ACCEPTED
+}
+
+async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    finish(&s, &id, Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))).await
+}
+
+async fn error(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    finish(&s, &id, Err(serde_json::from_slice(&body).unwrap_or(Value::Null))).await
+}
+
+async fn init_error(State(s): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+    *s.init_error.lock().await = Some(serde_json::from_slice(&body).unwrap_or(Value::Null));
+    StatusCode::ACCEPTED
+}
+
+impl RuntimeApi {
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared::default());
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let address = listener.local_addr().expect("address").to_string();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { address, shared, server }
+    }
+
+    /// Hands `event` to the function and waits for its answer.
+    pub async fn invoke(&self, event: Value) -> Outcome {
+        let id = keygate::ids::EventId::generate().to_string();
+        let (tx, rx) = oneshot::channel();
+        self.shared.waiting.lock().await.insert(id.clone(), tx);
+        self.shared.events.lock().await.push_back((id, event));
+        self.shared.arrived.notify_waiters();
+        self.shared.arrived.notify_one();
+        match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(outcome)) => outcome,
+            _ => panic!("the function did not answer; init error: {:?}", self.shared.init_error.lock().await),
+        }
+    }
+
+    /// Starts a function binary the way Lambda does, pointed at this runtime API.
+    pub fn spawn(&self, binary: &std::path::Path, env: &[(&str, String)]) -> Function {
+        let started = Instant::now();
+        let child = Command::new(binary)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", &self.address)
+            .env(
+                "AWS_LAMBDA_FUNCTION_NAME",
+                binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            )
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        Function { child, started }
+    }
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A running function process, stopped on drop.
+pub struct Function {
+    child: Child,
+    pub started: Instant,
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A compiled function binary next to the test binaries (built by the test command).
+pub fn function_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let dir = exe.parent().and_then(std::path::Path::parent).expect("target/<profile>/deps");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p keygate-functions), or run scripts/test",
+        bin.display()
+    );
+    bin
+}

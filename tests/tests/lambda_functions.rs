@@ -1,0 +1,216 @@
+//! The Lambda binaries run for real: each is started as Lambda starts it (pointed at a Runtime
+//! API served by the test), configured only through its environment, on the DynamoDB- and
+//! SES-compatible server, and fed API Gateway v2 event JSON shaped like the fixtures shipped
+//! with `aws_lambda_events` (`tests/fixtures`).
+
+use std::sync::Arc;
+
+use keygate::signing::KeyRing;
+use keygate::store::Store;
+use keygate::testing::{ISSUER, TestApp};
+use keygate_tests::runtime::{RuntimeApi, function_binary};
+use keygate_tests::{aws, require_aws, story};
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).expect("fixture");
+    serde_json::from_str(&text).expect("fixture JSON")
+}
+
+fn env(endpoint: &str, table: &str, pem: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KEYGATE_TABLE", table.to_owned()),
+        ("KEYGATE_DYNAMODB_ENDPOINT", endpoint.to_owned()),
+        ("KEYGATE_SES_ENDPOINT", endpoint.to_owned()),
+        ("KEYGATE_MAIL_FROM", aws::MAIL_FROM.to_owned()),
+        ("KEYGATE_CONSOLE_URL", "https://console.example.com".to_owned()),
+        ("KEYGATE_ISSUER", ISSUER.to_owned()),
+        ("KEYGATE_SIGNING_KEY", pem.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]
+}
+
+/// An HTTP API authorizer event (payload 2.0) for `method path` with `authorization`.
+fn authorizer_event(method: &str, path: &str, project: &str, authorization: Option<&str>) -> Value {
+    let mut e = fixture("example-apigw-v2-custom-authorizer-v2-request.json");
+    e["routeKey"] = json!("ANY /api/projects/{project}/{proxy+}");
+    e["rawPath"] = json!(path);
+    e["rawQueryString"] = json!("");
+    e["queryStringParameters"] = json!({});
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["pathParameters"] = json!({"project": project, "proxy": path.splitn(5, '/').nth(4).unwrap_or_default()});
+    e["headers"] = match authorization {
+        Some(a) => json!({"authorization": a}),
+        None => json!({}),
+    };
+    e["identitySource"] = json!(authorization.into_iter().collect::<Vec<_>>());
+    e
+}
+
+/// An HTTP API request event with a JWT authorizer's claims, as a `/v1` function receives it.
+fn api_event(method: &str, route: &str, params: Value, sub: &str, body: Option<Value>) -> Value {
+    let mut path = route.to_owned();
+    for (k, v) in params.as_object().unwrap() {
+        path = path.replace(&format!("{{{k}}}"), v.as_str().unwrap());
+    }
+    let mut e = fixture("example-apigw-v2-request-jwt-authorizer.json");
+    e["routeKey"] = json!(format!("{method} {route}"));
+    e["rawPath"] = json!(path);
+    e["rawQueryString"] = json!("");
+    e["queryStringParameters"] = json!({});
+    e["cookies"] = json!([]);
+    e["pathParameters"] = params;
+    e["headers"] = json!({"content-type": "application/json"});
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["authorizer"]["jwt"]["claims"] = json!({"sub": sub, "email": format!("{sub}@example.com")});
+    e["body"] = body.map_or(Value::Null, |b| json!(b.to_string()));
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_compiled_authorizer_allows_meters_and_denies() {
+    let Some(endpoint) = require_aws!() else { return };
+    let store = aws::store(&endpoint, "authorizer").await;
+    let table = store.table().to_owned();
+    let pem = KeyRing::generate_pem();
+    let app = TestApp::with_key(Arc::new(store), &pem).app;
+    let s = story::pending_request(&app).await;
+    let key = app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
+    let token = app.my_key_token(&s.holder, &key.id).await.unwrap().token;
+    let bearer = format!("Bearer {}", token.expose());
+    let p = s.project.to_string();
+
+    let runtime = RuntimeApi::start().await;
+    let function = runtime.spawn(&function_binary("authorizer"), &env(&endpoint, &table, &pem));
+    let path = format!("/api/projects/{p}/data_layers/last");
+    let allowed = runtime.invoke(authorizer_event("GET", &path, &p, Some(&bearer))).await.expect("an answer");
+    eprintln!("authorizer: first answer {:?} after start", function.started.elapsed());
+    assert_eq!(allowed["isAuthorized"], true, "{allowed}");
+    assert_eq!(allowed["context"]["key_id"], key.id.as_str());
+    assert_eq!(allowed["context"]["user_id"], "bob");
+    assert_eq!(allowed["context"]["data_layer_id"], key.data_layer_id.as_str());
+
+    let post = format!("/api/projects/{p}/nodes/in/packages");
+    let refusals = [
+        authorizer_event("POST", &post, &p, Some(&bearer)),
+        authorizer_event("GET", &path, &p, None),
+        authorizer_event("GET", &path, &p, Some("Bearer not.a.key")),
+        authorizer_event("GET", &path, &p, Some(&format!("{bearer}x"))),
+    ];
+    for event in refusals {
+        let denied = runtime.invoke(event).await.expect("an answer, never a crash");
+        assert_eq!(denied["isAuthorized"], false, "{denied}");
+    }
+
+    let period = keygate::usage::Period::parse(None, None, app.now() + chrono::Duration::hours(1), 366).unwrap();
+    let rows = app.list_issued_keys(&s.owner, &s.project, period, &Default::default()).await.unwrap();
+    assert_eq!((rows.items[0].requests, rows.items[0].cost), (1, story::PRICE), "only the allowed call is metered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_authorizer_fails_closed_when_its_store_is_missing() {
+    let Some(endpoint) = require_aws!() else { return };
+    let store = aws::store(&endpoint, "closed").await;
+    let pem = KeyRing::generate_pem();
+    let app = TestApp::with_key(Arc::new(store), &pem).app;
+    let s = story::pending_request(&app).await;
+    let key = app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
+    let token = app.my_key_token(&s.holder, &key.id).await.unwrap().token;
+    let runtime = RuntimeApi::start().await;
+    let _f = runtime.spawn(&function_binary("authorizer"), &env(&endpoint, "no-such-table", &pem));
+    let p = s.project.to_string();
+    let event = authorizer_event(
+        "GET",
+        &format!("/api/projects/{p}/data_layers/last"),
+        &p,
+        Some(&format!("Bearer {}", token.expose())),
+    );
+    let answer = runtime.invoke(event).await.expect("an answer");
+    assert_eq!(answer["isAuthorized"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compiled_management_functions_serve_api_gateway_events() {
+    let Some(endpoint) = require_aws!() else { return };
+    aws::verify_sender(&endpoint).await;
+    let store = Arc::new(aws::store(&endpoint, "functions").await);
+    let table = store.table().to_owned();
+    let pem = KeyRing::generate_pem();
+    let app = TestApp::with_key(store.clone(), &pem).app;
+    let s = story::pending_request(&app).await;
+    let p = s.project.to_string();
+    let runtime = RuntimeApi::start().await;
+
+    let create = runtime.spawn(&function_binary("create-template"), &env(&endpoint, &table, &pem));
+    let body = json!({"name": "Bulk API", "role": "reader", "price_per_request": 2, "fields": [{"name": "project", "kind": "project"}]});
+    let answer = runtime
+        .invoke(api_event("POST", "/v1/projects/{project}/templates", json!({"project": p}), "ann", Some(body)))
+        .await
+        .expect("an answer");
+    assert_eq!(answer["statusCode"], 201, "{answer}");
+    let created: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(created["fields"][0]["value"], p.as_str());
+    let stored = store
+        .get(&keygate::store::layout::template(
+            &s.project,
+            &keygate::ids::TemplateId::parse(created["id"].as_str().unwrap()).unwrap(),
+        ))
+        .await
+        .unwrap();
+    assert!(stored.is_some(), "the function wrote to the table");
+
+    let refused = runtime
+        .invoke(api_event(
+            "POST",
+            "/v1/projects/{project}/templates",
+            json!({"project": p}),
+            "bob",
+            Some(json!({"name": "x", "role": "reader"})),
+        ))
+        .await
+        .expect("an answer");
+    assert_eq!(refused["statusCode"], 403, "{refused}");
+    assert!(refused["headers"]["content-type"].as_str().unwrap().starts_with("application/problem+json"));
+    drop(create);
+
+    let _approve = runtime.spawn(&function_binary("approve-request"), &env(&endpoint, &table, &pem));
+    let answer = runtime
+        .invoke(api_event(
+            "POST",
+            "/v1/projects/{project}/requests/{request}/approve",
+            json!({"project": p, "request": s.request.as_str()}),
+            "ann",
+            None,
+        ))
+        .await
+        .expect("an answer");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let approval: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(approval["notification"], "sent", "mail went through SES");
+    let mail = aws::sent_mail(&endpoint).await;
+    assert!(
+        mail.iter()
+            .any(|m| m.starts_with("To: bob@example.com\r\n") && m.contains(approval["key"]["id"].as_str().unwrap()))
+    );
+}
+
+#[tokio::test]
+async fn a_function_with_bad_configuration_stops_naming_the_setting() {
+    let runtime = RuntimeApi::start().await;
+    let binary = function_binary("authorizer");
+    let out = std::process::Command::new(&binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", &runtime.address)
+        .env("KEYGATE_TABLE", "t")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("KEYGATE_MAIL_FROM") || stderr.contains("KEYGATE_SIGNING_KEY"), "{stderr}");
+}

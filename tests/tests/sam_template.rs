@@ -1,0 +1,121 @@
+//! The SAM template matches the code: every route of the route table has exactly one function,
+//! named after its operation, with exactly one HTTP API event for that route; the only other
+//! functions are the authorizer and the mail retry; every function has a binary and every
+//! binary a function; the platform API sits behind the Lambda authorizer with caching off.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use keygate::http::routes::{Auth, PLATFORM_API, ROUTES};
+use serde_norway::Value;
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_owned()
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("infra/template.yaml")).expect("infra/template.yaml");
+    serde_norway::from_str(&text).expect("the template is YAML")
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+struct Function {
+    binary: String,
+    events: Vec<(String, String, bool)>,
+}
+
+fn functions(t: &Value) -> BTreeMap<String, Function> {
+    let resources = t["Resources"].as_mapping().expect("Resources");
+    resources
+        .iter()
+        .filter(|(_, r)| text(&r["Type"]) == "AWS::Serverless::Function")
+        .map(|(name, r)| {
+            let events = r["Properties"]["Events"]
+                .as_mapping()
+                .map(|m| {
+                    m.values()
+                        .filter(|e| text(&e["Type"]) == "HttpApi")
+                        .map(|e| {
+                            let p = &e["Properties"];
+                            let public = text(&p["Auth"]["Authorizer"]) == "NONE";
+                            (text(&p["Method"]).to_owned(), text(&p["Path"]).to_owned(), public)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let binary = text(&r["Metadata"]["BuildProperties"]["Binary"]).to_owned();
+            (text(name).to_owned(), Function { binary, events })
+        })
+        .collect()
+}
+
+#[test]
+fn every_route_has_one_function_with_one_event_and_nothing_else_exists() {
+    let t = template();
+    let functions = functions(&t);
+    let mut by_binary: BTreeMap<&str, &Function> = BTreeMap::new();
+    for f in functions.values() {
+        assert!(by_binary.insert(&f.binary, f).is_none(), "two functions build {}", f.binary);
+    }
+    for route in ROUTES {
+        let f =
+            by_binary.get(route.function).unwrap_or_else(|| panic!("no function for {} {}", route.method, route.path));
+        let want = (route.method.to_string(), route.path.to_owned(), route.auth == Auth::None);
+        assert_eq!(f.events, vec![want], "the events of {}", route.function);
+    }
+    let extra: BTreeSet<&str> =
+        by_binary.keys().copied().filter(|b| !ROUTES.iter().any(|r| r.function == *b)).collect();
+    assert_eq!(extra, BTreeSet::from(["authorizer", "mail-retry"]));
+    for extra in extra {
+        assert!(by_binary[extra].events.is_empty(), "{extra} serves no route");
+    }
+}
+
+#[test]
+fn every_function_has_a_binary_and_every_binary_a_function() {
+    let t = template();
+    let in_template: BTreeSet<String> = functions(&t).into_values().map(|f| f.binary).collect();
+    let binaries: BTreeSet<String> = std::fs::read_dir(root().join("functions/src/bin"))
+        .expect("functions/src/bin")
+        .filter_map(Result::ok)
+        .filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    assert_eq!(in_template, binaries);
+}
+
+#[test]
+fn the_platform_api_is_behind_the_uncached_lambda_authorizer() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().unwrap();
+    let route =
+        resources.values().find(|r| text(&r["Type"]) == "AWS::ApiGatewayV2::Route").expect("the platform route");
+    let want = format!("ANY {}", PLATFORM_API);
+    assert_eq!(text(&route["Properties"]["RouteKey"]), want);
+    assert_eq!(text(&route["Properties"]["AuthorizationType"]), "CUSTOM");
+    let authorizer = &t["Resources"]["ApiKeyAuthorizer"]["Properties"];
+    assert_eq!(authorizer["AuthorizerResultTtlInSeconds"].as_u64(), Some(0), "caching must be off");
+    assert_eq!(authorizer["EnableSimpleResponses"].as_bool(), Some(true));
+    assert_eq!(text(&authorizer["AuthorizerPayloadFormatVersion"]), "2.0");
+    let headers = t["Resources"]["PlatformIntegration"]["Properties"]["RequestParameters"].as_mapping().unwrap();
+    for name in ["key-id", "user-id", "project-id", "template-id", "data-layer-id"] {
+        assert!(headers.keys().any(|k| text(k) == format!("overwrite:header.x-keygate-{name}")), "{name}");
+    }
+}
+
+#[test]
+fn read_only_functions_get_read_only_table_access_and_only_mail_senders_may_send() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().unwrap();
+    for (name, r) in resources.iter().filter(|(_, r)| text(&r["Type"]) == "AWS::Serverless::Function") {
+        let function = text(&r["Metadata"]["BuildProperties"]["Binary"]);
+        let policies = serde_norway::to_string(&r["Properties"]["Policies"]).unwrap();
+        let reads_only = ROUTES.iter().any(|route| route.function == function && route.method == http::Method::GET);
+        if reads_only {
+            assert!(!policies.contains("DynamoDBCrudPolicy"), "{} only reads", text(name));
+        }
+        let sends = ["request-key", "approve-request", "reject-request", "revoke-key", "delete-template", "mail-retry"];
+        assert_eq!(policies.contains("ses:SendEmail"), sends.contains(&function), "{} and SES", text(name));
+    }
+}

@@ -1,0 +1,27 @@
+//! The same conformance suite and concurrency checks as on SQLite, on the DynamoDB-compatible
+//! server the test command starts.
+
+use std::sync::Arc;
+
+use keygate::testing::TestApp;
+use keygate_tests::{aws, conformance, require_aws, story};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_conforms() {
+    let Some(endpoint) = require_aws!() else { return };
+    conformance::run(Arc::new(aws::store(&endpoint, "conformance").await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_parallel_approvals_issue_exactly_one_key_on_dynamodb() {
+    let Some(endpoint) = require_aws!() else { return };
+    let app = TestApp::on(Arc::new(aws::store(&endpoint, "approvals").await)).app;
+    story::concurrent_approvals_issue_one_key(Arc::new(app)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_parallel_calls_count_exactly_a_thousand_on_dynamodb() {
+    let Some(endpoint) = require_aws!() else { return };
+    let app = TestApp::on(Arc::new(aws::store(&endpoint, "metering").await)).app;
+    story::concurrent_calls_are_counted_exactly(Arc::new(app), 1000).await;
+}
