@@ -84,6 +84,8 @@ enum Command {
         #[arg(long, default_value_t = 24)]
         hours: i64,
     },
+    /// Prints a new Ed25519 signing key (PKCS#8 PEM) for a deployment, and its public JWK.
+    Keygen,
 }
 
 #[tokio::main]
@@ -105,6 +107,13 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    if let Some(Command::Keygen) = &cli.command {
+        let pem = KeyRing::generate_pem();
+        let ring = KeyRing::new(&cli.issuer, &pem, &[]).map_err(|e| e.to_string())?;
+        print!("{pem}");
+        eprintln!("public key (JWKS): {}", ring.jwks());
+        return Ok(());
+    }
     let dir = DataDir::open(&cli.data_dir)?;
     let users = UserTokens::new(&dir.user_token_secret()?);
     if let Some(Command::Token { sub, email, name, hours }) = &cli.command {

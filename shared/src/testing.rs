@@ -97,6 +97,23 @@ pub async fn call(
     caller: Option<&Caller>,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
+    let response = call_response(app, method, path, caller, body).await;
+    let status = response.status().as_u16();
+    let value = match response.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(serde_json::Value::Null),
+        _ => serde_json::Value::Null,
+    };
+    (status, value)
+}
+
+/// Like [`call`], with the whole response (status, headers, body).
+pub async fn call_response(
+    app: &App,
+    method: &str,
+    path: &str,
+    caller: Option<&Caller>,
+    body: Option<serde_json::Value>,
+) -> lambda_http::Response<lambda_http::Body> {
     use aws_lambda_events::apigw::{
         ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
     };
@@ -137,13 +154,7 @@ pub async fn call(
         .with_path_parameters(params)
         .with_query_string_parameters(query_map)
         .with_request_context(RequestContext::ApiGatewayV2(context));
-    let response = crate::http::routes::handle(app, route.operation, req).await;
-    let status = response.status().as_u16();
-    let value = match response.body() {
-        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(serde_json::Value::Null),
-        _ => serde_json::Value::Null,
-    };
-    (status, value)
+    crate::http::routes::handle(app, route.operation, req).await
 }
 
 impl TestApp {

@@ -199,6 +199,7 @@ impl Drop for LocalGateway {
     }
 }
 
+pub mod attacks;
 pub mod aws;
 pub mod conformance;
 pub mod lifecycle;

@@ -1,0 +1,126 @@
+//! Faults: an unreachable store answers 503 with Retry-After and the authorizer denies (fails
+//! closed); mail that SES rejects or cannot take is kept and delivered once SES is back; a
+//! transaction that fails half-way leaves no rows behind.
+
+use std::sync::Arc;
+
+use keygate::App;
+use keygate::mail::SesMailer;
+use keygate::service::Notification;
+use keygate::store::Store;
+use keygate::store::dynamodb::DynamoStore;
+use keygate::testing::{TestApp, call, call_response, user};
+use keygate_tests::{aws, require_aws, story};
+use serde_json::json;
+
+/// A port nothing listens on: connections are refused at once.
+const CLOSED: &str = "http://127.0.0.1:9";
+
+async fn unreachable_store() -> Arc<dyn Store> {
+    let clients = aws::clients(CLOSED).await;
+    Arc::new(DynamoStore::new(clients.dynamodb, "unreachable"))
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_503_with_retry_after() {
+    let t = TestApp::on(unreachable_store().await);
+    let response = call_response(&t.app, "POST", "/v1/projects", Some(&user("ann")), Some(json!({"name": "p"}))).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let project = keygate::ids::ProjectId::generate();
+    let (status, problem) =
+        call(&t.app, "GET", &format!("/v1/projects/{project}/templates"), Some(&user("ann")), None).await;
+    assert_eq!(status, 503, "{problem}");
+    assert!(!problem["detail"].as_str().unwrap().contains("127.0.0.1"), "no internals in the answer");
+}
+
+#[tokio::test]
+async fn the_authorizer_fails_closed_when_the_store_is_unreachable() {
+    // A real key, issued on a working store, then checked by an instance whose store is down.
+    let working = TestApp::new();
+    let s = story::pending_request(&working.app).await;
+    let key = working.app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
+    let token = working.app.my_key_token(&s.holder, &key.id).await.unwrap().token;
+    let down = App {
+        store: unreachable_store().await,
+        mailer: working.app.mailer.clone(),
+        keys: working.app.keys.clone(),
+        clock: working.app.clock.clone(),
+        settings: working.app.settings.clone(),
+    };
+    let path = format!("/api/projects/{}/data_layers/last", s.project);
+    let verdict = down.authorize(&http::Method::GET, &path, Some(&format!("Bearer {}", token.expose()))).await;
+    assert_eq!(verdict, Err(keygate::authorizer::Denial::StoreFailed));
+}
+
+#[tokio::test]
+async fn a_failed_import_leaves_no_secret_behind() {
+    let t = TestApp::new();
+    let s = story::pending_request(&t.app).await;
+    let approval = call(
+        &t.app,
+        "POST",
+        &format!("/v1/projects/{}/requests/{}/approve", s.project, s.request),
+        Some(&s.owner),
+        None,
+    )
+    .await
+    .1;
+    let (_, client) = call(&t.app, "POST", "/v1/projects", Some(&s.holder), Some(json!({"name": "Client"}))).await;
+    let c = client["id"].as_str().unwrap();
+    let (status, _) = call(
+        &t.app,
+        "PUT",
+        &format!("/v1/projects/{c}/secrets/srv_input"),
+        Some(&s.holder),
+        Some(json!({"value": "mine"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let import = json!({"key_id": approval["key"]["id"], "prefix": "srv"});
+    let (status, problem) =
+        call(&t.app, "POST", &format!("/v1/projects/{c}/secrets/import"), Some(&s.holder), Some(import)).await;
+    assert_eq!(status, 409);
+    assert_eq!(problem["conflicting_names"], json!(["srv_input"]));
+    let (_, secrets) =
+        call(&t.app, "GET", &format!("/v1/projects/{c}/secrets?reveal=true"), Some(&s.holder), None).await;
+    let names: Vec<&str> = secrets["items"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["srv_input"], "nothing of the failed import was written");
+    assert_eq!(secrets["items"][0]["value"], "mine", "and nothing was overwritten");
+}
+
+async fn approve_with_broken_mail_then_recover(endpoint: &str, broken: SesMailer) {
+    aws::verify_sender(endpoint).await;
+    let store: Arc<dyn Store> = Arc::new(aws::store(endpoint, "mailfault").await);
+    let t = TestApp::on(store.clone());
+    let broken_app = App { mailer: Arc::new(broken), ..t.app };
+    let s = story::pending_request(&broken_app).await;
+    let approval = broken_app.approve(&s.owner, &s.project, &s.request).await.unwrap();
+    assert_eq!(approval.notification, Notification::Pending, "the approval stands and says mail is pending");
+    let keys = broken_app.my_keys(&s.holder, &Default::default()).await.unwrap();
+    assert_eq!(keys.items.len(), 1, "the key was issued");
+
+    // SES is back: the retry (the scheduled function on AWS) delivers the kept mail, once.
+    let working = SesMailer::new(aws::clients(endpoint).await.ses, aws::MAIL_FROM.into());
+    let clock = Arc::new(keygate::clock::ManualClock::new(chrono::Utc::now() + chrono::Duration::minutes(1)));
+    let recovered = App { mailer: Arc::new(working), clock, ..broken_app };
+    assert!(recovered.retry_pending().await.unwrap() >= 1);
+    let to_holder = aws::sent_mail(endpoint).await.into_iter().filter(|m| m.contains(approval.key.id.as_str())).count();
+    assert_eq!(to_holder, 1, "the approval mail arrived exactly once");
+    assert_eq!(recovered.retry_pending().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn mail_is_kept_while_ses_is_unreachable_and_delivered_after() {
+    let Some(endpoint) = require_aws!() else { return };
+    let unreachable = SesMailer::new(aws::clients(CLOSED).await.ses, aws::MAIL_FROM.into());
+    approve_with_broken_mail_then_recover(&endpoint, unreachable).await;
+}
+
+#[tokio::test]
+async fn mail_is_kept_while_ses_rejects_it_and_delivered_after() {
+    let Some(endpoint) = require_aws!() else { return };
+    let rejecting = SesMailer::new(aws::clients(&endpoint).await.ses, "keygate@unverified.example.org".into());
+    approve_with_broken_mail_then_recover(&endpoint, rejecting).await;
+}
