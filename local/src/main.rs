@@ -146,13 +146,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         true => Some(keygate::config::Clients::new(&aws_config(&cli)).await),
         false => None,
     };
-    let app = App {
-        store: store(&cli, &dir, clients.as_ref()).await?,
-        mailer: mailer(&cli, &dir, clients.as_ref())?,
-        keys: Arc::new(keys),
-        clock: Arc::new(SystemClock),
-        settings: Settings { console_url: cli.console_url.clone(), usage_shards: cli.usage_shards },
-    };
+    let app = App::new(
+        store(&cli, &dir, clients.as_ref()).await?,
+        mailer(&cli, &dir, clients.as_ref())?,
+        Arc::new(keys),
+        Arc::new(SystemClock),
+        Settings { console_url: cli.console_url.clone(), usage_shards: cli.usage_shards },
+    );
     let gateway = Arc::new(Gateway {
         app,
         users,

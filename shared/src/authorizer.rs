@@ -2,19 +2,82 @@
 //! the key's record and its role's permission for the call, meters the call, and answers allow
 //! with a context, or deny. It fails closed and never panics on any input.
 
+use std::sync::Arc;
+
 use aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request};
+use chrono::{DateTime, Duration, Utc};
 use http::Method;
+use quick_cache::sync::Cache;
 use serde::Serialize;
 
 use crate::ids::{DataLayerId, KeyId, ProjectId, TemplateId, UserId};
 use crate::key::IssuedKey;
-use crate::permission::{Permission, api_path_segments, required_permission};
+use crate::permission::{Permission, Permissions, api_path_segments, required_permission};
 use crate::project::Role;
 use crate::service::App;
-use crate::signing::Refusal;
+use crate::signing::{KeyClaims, Refusal, audience};
 use crate::store::{Write, layout};
 use crate::template::KeyTemplate;
 use crate::usage;
+
+/// How long a key's record is trusted without reading it again. Below one second, so that a
+/// revocation takes effect within one second on every instance.
+pub const KEY_RECORD_TTL: Duration = Duration::milliseconds(900);
+/// How long a template's role and price are trusted: role changes apply within a minute.
+pub const GRANT_TTL: Duration = Duration::seconds(55);
+/// Entries per cache; a token is about 400 bytes, so the token cache stays under 5 MB.
+pub const CACHE_CAPACITY: usize = 10_000;
+
+#[derive(Clone)]
+struct Stamped<T> {
+    value: T,
+    at: DateTime<Utc>,
+}
+
+/// What a key's template grants: the role's permissions and the price of a call.
+#[derive(Clone, Copy, Debug)]
+struct Grant {
+    permissions: Permissions,
+    price: i64,
+}
+
+/// What the authorizer remembers between calls, all bounded:
+/// - verified tokens, keyed by their exact bytes (a signature is checked once per instance;
+///   `exp`, `nbf` and `aud` are checked again on every call);
+/// - key records, for under a second ([`KEY_RECORD_TTL`]);
+/// - each template's role permissions and price, for under a minute ([`GRANT_TTL`]).
+///
+/// Usage is never cached: every allowed call is one atomic write.
+pub struct Caches {
+    tokens: Option<Cache<String, Arc<KeyClaims>>>,
+    keys: Cache<(ProjectId, KeyId), Stamped<Arc<IssuedKey>>>,
+    grants: Cache<(ProjectId, TemplateId), Stamped<Grant>>,
+}
+
+impl Caches {
+    /// Caches holding `tokens` verified tokens (0: verify every token, as for a first-seen one).
+    pub fn new(tokens: usize) -> Self {
+        Self {
+            tokens: (tokens > 0).then(|| Cache::new(tokens)),
+            keys: Cache::new(CACHE_CAPACITY),
+            grants: Cache::new(CACHE_CAPACITY),
+        }
+    }
+}
+
+impl Caches {
+    /// Forgets a key's record, so that this instance sees a revocation at once (other
+    /// instances see it within [`KEY_RECORD_TTL`]).
+    pub fn forget_key(&self, project: &ProjectId, key: &KeyId) {
+        self.keys.remove(&(project.clone(), key.clone()));
+    }
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self::new(CACHE_CAPACITY)
+    }
+}
 
 /// What API Gateway passes on to the platform with an allowed call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -98,27 +161,72 @@ impl App {
         let token = authorization.and_then(bearer).ok_or(Denial::NoKey)?;
         let (project, rest) = split_api_path(path).ok_or(Denial::BadPath)?;
         let segments = api_path_segments(rest).ok_or(Denial::BadPath)?;
-        let claims = self.keys.verify(token, &project).map_err(Denial::BadKey)?;
+        let now = self.now();
+        let claims = self.verified(token, &project, now)?;
         let key_id = KeyId::parse(&claims.jti).ok_or(Denial::UnknownKey)?;
-        let key: IssuedKey = self.read(&layout::key(&project, &key_id)).await?.ok_or(Denial::UnknownKey)?;
-        if !key.is_usable(self.now()) || key.template_id.as_str() != claims.tpl || key.user_id.as_str() != claims.sub {
+        let key = self.key_record(&project, &key_id, now).await?;
+        if !key.is_usable(now) || key.template_id.as_str() != claims.tpl || key.user_id.as_str() != claims.sub {
             return Err(Denial::KeyNotUsable);
         }
-        let template: KeyTemplate =
-            self.read(&layout::template(&project, &key.template_id)).await?.ok_or(Denial::KeyNotUsable)?;
-        let role: Role = self.read(&layout::role(&project, &template.role)).await?.ok_or(Denial::KeyNotUsable)?;
+        let grant = self.grant(&project, &key.template_id, now).await?;
         let needed = required_permission(method, &segments);
-        if !role.permissions.contains(needed) {
+        if !grant.permissions.contains(needed) {
             return Err(Denial::MissingPermission(needed));
         }
-        self.meter(&key.id, template.price_per_request).await?;
+        self.meter(&key.id, grant.price).await?;
         Ok(CallContext {
-            key_id: key.id,
-            user_id: key.user_id,
+            key_id: key.id.clone(),
+            user_id: key.user_id.clone(),
             project_id: project,
-            template_id: key.template_id,
-            data_layer_id: key.data_layer_id,
+            template_id: key.template_id.clone(),
+            data_layer_id: key.data_layer_id.clone(),
         })
+    }
+
+    /// The token's claims: verified now, or verified earlier by this instance (same bytes) and
+    /// still within `exp`/`nbf` and for this project.
+    fn verified(&self, token: &str, project: &ProjectId, now: DateTime<Utc>) -> Result<Arc<KeyClaims>, Denial> {
+        if let Some(claims) = self.caches.tokens.as_ref().and_then(|c| c.get(token)) {
+            let t = now.timestamp();
+            let live = claims.exp.is_none_or(|exp| t < exp) && claims.nbf.is_none_or(|nbf| t >= nbf);
+            return if live && claims.aud == audience(project) {
+                Ok(claims)
+            } else {
+                Err(Denial::BadKey(Refusal::BadSignatureOrClaims))
+            };
+        }
+        let claims = Arc::new(self.keys.verify(token, project).map_err(Denial::BadKey)?);
+        if let Some(cache) = &self.caches.tokens {
+            cache.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    async fn key_record(&self, project: &ProjectId, key: &KeyId, now: DateTime<Utc>) -> Result<Arc<IssuedKey>, Denial> {
+        let cache_key = (project.clone(), key.clone());
+        if let Some(hit) = self.caches.keys.get(&cache_key)
+            && now - hit.at < KEY_RECORD_TTL
+        {
+            return Ok(hit.value);
+        }
+        let record: IssuedKey = self.read(&layout::key(project, key)).await?.ok_or(Denial::UnknownKey)?;
+        let record = Arc::new(record);
+        self.caches.keys.insert(cache_key, Stamped { value: record.clone(), at: now });
+        Ok(record)
+    }
+
+    async fn grant(&self, project: &ProjectId, template: &TemplateId, now: DateTime<Utc>) -> Result<Grant, Denial> {
+        let cache_key = (project.clone(), template.clone());
+        if let Some(hit) = self.caches.grants.get(&cache_key)
+            && now - hit.at < GRANT_TTL
+        {
+            return Ok(hit.value);
+        }
+        let t: KeyTemplate = self.read(&layout::template(project, template)).await?.ok_or(Denial::KeyNotUsable)?;
+        let role: Role = self.read(&layout::role(project, &t.role)).await?.ok_or(Denial::KeyNotUsable)?;
+        let grant = Grant { permissions: role.permissions, price: t.price_per_request };
+        self.caches.grants.insert(cache_key, Stamped { value: grant, at: now });
+        Ok(grant)
     }
 
     async fn read<T: serde::de::DeserializeOwned>(&self, key: &crate::store::ItemKey) -> Result<Option<T>, Denial> {

@@ -173,13 +173,13 @@ pub async fn build_app(config: &Config) -> Result<App, ConfigError> {
     let pem = signing_pem(config, &clients).await?;
     let keys = KeyRing::new(&config.issuer, &pem, &config.retired_public_keys)
         .map_err(|e| ConfigError::Invalid { name: SIGNING_KEY, why: e.to_string() })?;
-    Ok(App {
-        store: Arc::new(DynamoStore::new(clients.dynamodb, config.table.clone())),
-        mailer: Arc::new(SesMailer::new(clients.ses, config.mail_from.clone())),
-        keys: Arc::new(keys),
-        clock: Arc::new(SystemClock),
-        settings: Settings { console_url: config.console_url.clone(), usage_shards: config.usage_shards },
-    })
+    Ok(App::new(
+        Arc::new(DynamoStore::new(clients.dynamodb, config.table.clone())),
+        Arc::new(SesMailer::new(clients.ses, config.mail_from.clone())),
+        Arc::new(keys),
+        Arc::new(SystemClock),
+        Settings { console_url: config.console_url.clone(), usage_shards: config.usage_shards },
+    ))
 }
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub struct KeyClaims {
     pub iat: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
+    /// Never issued by keygate; read so that a cached token's `nbf` is checked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub tpl: String,
 }
 
@@ -204,6 +207,7 @@ mod tests {
             jti: crate::ids::KeyId::generate().to_string(),
             iat: 1_700_000_000,
             exp: None,
+            nbf: None,
             tpl: crate::ids::TemplateId::generate().to_string(),
         }
     }

@@ -57,13 +57,7 @@ impl TestApp {
         let mailer = Arc::new(RecordingMailer::default());
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let keys = KeyRing::new(ISSUER, &KeyRing::generate_pem(), &[]).expect("a generated key loads");
-        let app = App {
-            store,
-            mailer: mailer.clone(),
-            keys: Arc::new(keys),
-            clock: clock.clone(),
-            settings: Settings::default(),
-        };
+        let app = App::new(store, mailer.clone(), Arc::new(keys), clock.clone(), Settings::default());
         Self { app, mailer, clock }
     }
 
@@ -161,7 +155,8 @@ impl TestApp {
     /// An application on `store` that signs with `pem` (to share keys with another process).
     pub fn with_key(store: Arc<dyn Store>, pem: &str) -> Self {
         let mut t = Self::on(store);
-        t.app.keys = Arc::new(KeyRing::new(ISSUER, pem, &[]).expect("a valid signing key"));
+        let keys = Arc::new(KeyRing::new(ISSUER, pem, &[]).expect("a valid signing key"));
+        t.app = t.app.with(t.app.store.clone(), t.app.mailer.clone(), keys, t.app.clock.clone());
         t
     }
 }

@@ -118,6 +118,7 @@ mod tests {
                 jti: "x".into(),
                 iat: 0,
                 exp: None,
+                nbf: None,
                 tpl: "t".into(),
             })
             .unwrap();

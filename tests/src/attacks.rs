@@ -222,13 +222,8 @@ pub async fn rotated_out_keys_live_while_their_public_key_is_kept(store: Arc<dyn
     let path = t.path();
     let old = KeyRing::new(ISSUER, &t.pem, &[]).unwrap();
     let retired: Vec<PublicJwk> = serde_json::from_value(old.jwks()["keys"].clone()).unwrap();
-    let with_ring = |ring: KeyRing| App {
-        store: store.clone(),
-        mailer: t.app.mailer.clone(),
-        keys: Arc::new(ring),
-        clock: t.app.clock.clone(),
-        settings: t.app.settings.clone(),
-    };
+    let with_ring =
+        |ring: KeyRing| t.app.with(store.clone(), t.app.mailer.clone(), Arc::new(ring), t.app.clock.clone());
     let rotated = with_ring(KeyRing::new(ISSUER, &KeyRing::generate_pem(), &retired).unwrap());
     assert!(rotated.authorize(&Method::GET, &path, Some(&format!("Bearer {}", t.token))).await.is_ok());
     let forgotten = with_ring(KeyRing::new(ISSUER, &KeyRing::generate_pem(), &[]).unwrap());

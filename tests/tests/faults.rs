@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use keygate::App;
 use keygate::mail::SesMailer;
 use keygate::service::Notification;
 use keygate::store::Store;
@@ -42,13 +41,12 @@ async fn the_authorizer_fails_closed_when_the_store_is_unreachable() {
     let s = story::pending_request(&working.app).await;
     let key = working.app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
     let token = working.app.my_key_token(&s.holder, &key.id).await.unwrap().token;
-    let down = App {
-        store: unreachable_store().await,
-        mailer: working.app.mailer.clone(),
-        keys: working.app.keys.clone(),
-        clock: working.app.clock.clone(),
-        settings: working.app.settings.clone(),
-    };
+    let down = working.app.with(
+        unreachable_store().await,
+        working.app.mailer.clone(),
+        working.app.keys.clone(),
+        working.app.clock.clone(),
+    );
     let path = format!("/api/projects/{}/data_layers/last", s.project);
     let verdict = down.authorize(&http::Method::GET, &path, Some(&format!("Bearer {}", token.expose()))).await;
     assert_eq!(verdict, Err(keygate::authorizer::Denial::StoreFailed));
@@ -94,7 +92,7 @@ async fn approve_with_broken_mail_then_recover(endpoint: &str, broken: SesMailer
     aws::verify_sender(endpoint).await;
     let store: Arc<dyn Store> = Arc::new(aws::store(endpoint, "mailfault").await);
     let t = TestApp::on(store.clone());
-    let broken_app = App { mailer: Arc::new(broken), ..t.app };
+    let broken_app = t.app.with(store.clone(), Arc::new(broken), t.app.keys.clone(), t.app.clock.clone());
     let s = story::pending_request(&broken_app).await;
     let approval = broken_app.approve(&s.owner, &s.project, &s.request).await.unwrap();
     assert_eq!(approval.notification, Notification::Pending, "the approval stands and says mail is pending");
@@ -104,7 +102,7 @@ async fn approve_with_broken_mail_then_recover(endpoint: &str, broken: SesMailer
     // SES is back: the retry (the scheduled function on AWS) delivers the kept mail, once.
     let working = SesMailer::new(aws::clients(endpoint).await.ses, aws::MAIL_FROM.into());
     let clock = Arc::new(keygate::clock::ManualClock::new(chrono::Utc::now() + chrono::Duration::minutes(1)));
-    let recovered = App { mailer: Arc::new(working), clock, ..broken_app };
+    let recovered = broken_app.with(store, Arc::new(working), broken_app.keys.clone(), clock);
     assert!(recovered.retry_pending().await.unwrap() >= 1);
     let to_holder = aws::sent_mail(endpoint).await.into_iter().filter(|m| m.contains(approval.key.id.as_str())).count();
     assert_eq!(to_holder, 1, "the approval mail arrived exactly once");

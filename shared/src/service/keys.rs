@@ -195,6 +195,7 @@ impl App {
         tx.audit(id, caller, AuditAction::KeyRevoked, kid, json!({"user_id": key.user_id}), now)
             .mail(mail::key_revoked(&access.project, &revoked), now);
         let notification = self.commit(tx, |_| Error::conflict("the key changed meanwhile; try again")).await?;
+        self.caches.forget_key(id, kid);
         tracing::info!(key_id = %kid, project_id = %id, "key revoked");
         Ok(Revocation { key: revoked, notification })
     }
@@ -229,6 +230,7 @@ impl App {
             jti: key.id.to_string(),
             iat: key.issued_at.timestamp(),
             exp: key.expires_at.map(|t| t.timestamp()),
+            nbf: None,
             tpl: key.template_id.to_string(),
         };
         self.keys.sign(&claims).map_err(Error::internal)

@@ -52,6 +52,8 @@ pub struct App {
     pub keys: Arc<KeyRing>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
+    /// What the authorizer may remember between calls (see `authorizer::Caches`).
+    pub caches: crate::authorizer::Caches,
 }
 
 /// A page of a list, as every list route answers it.
@@ -175,6 +177,27 @@ impl Tx {
 }
 
 impl App {
+    pub fn new(
+        store: Arc<dyn Store>,
+        mailer: Arc<dyn Mailer>,
+        keys: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Self {
+        Self { store, mailer, keys, clock, settings, caches: Default::default() }
+    }
+
+    /// The same application with other collaborators (and empty caches): for tests and tools.
+    pub fn with(
+        &self,
+        store: Arc<dyn Store>,
+        mailer: Arc<dyn Mailer>,
+        keys: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self::new(store, mailer, keys, clock, self.settings.clone())
+    }
+
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
     }

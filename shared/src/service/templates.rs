@@ -244,6 +244,9 @@ impl App {
             now,
         );
         self.commit(tx, |_| Error::conflict("the template changed meanwhile; try again")).await?;
+        for key in &active {
+            self.caches.forget_key(id, &key.id);
+        }
         Ok(())
     }
 }
