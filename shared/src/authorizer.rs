@@ -158,6 +158,14 @@ impl App {
     }
 
     async fn decide(&self, method: &Method, path: &str, authorization: Option<&str>) -> Verdict {
+        let (context, price) = self.check(method, path, authorization).await?;
+        self.meter(&context.key_id, price).await?;
+        Ok(context)
+    }
+
+    /// The decision without the metering: who calls, and what one call costs. Exposed for the
+    /// benchmarks; everything else goes through [`App::authorize`].
+    pub async fn check(&self, method: &Method, path: &str, authorization: Option<&str>) -> Result<(CallContext, i64), Denial> {
         let token = authorization.and_then(bearer).ok_or(Denial::NoKey)?;
         let (project, rest) = split_api_path(path).ok_or(Denial::BadPath)?;
         let segments = api_path_segments(rest).ok_or(Denial::BadPath)?;
@@ -173,14 +181,14 @@ impl App {
         if !grant.permissions.contains(needed) {
             return Err(Denial::MissingPermission(needed));
         }
-        self.meter(&key.id, grant.price).await?;
-        Ok(CallContext {
+        let context = CallContext {
             key_id: key.id.clone(),
             user_id: key.user_id.clone(),
             project_id: project,
             template_id: key.template_id.clone(),
             data_layer_id: key.data_layer_id.clone(),
-        })
+        };
+        Ok((context, grant.price))
     }
 
     /// The token's claims: verified now, or verified earlier by this instance (same bytes) and

@@ -1,0 +1,163 @@
+//! The authorizer's cost, beside the physical floor (a bare `jsonwebtoken` EdDSA verify of the
+//! same token), the permission lookup, and the owner's issued-keys page.
+//!
+//! `cargo bench -p keygate-tests --bench authorizer`; figures and method in BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::Method;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use keygate::App;
+use keygate::authorizer::Caches;
+use keygate::permission::{api_path_segments, required_permission};
+use keygate::signing::{KeyRing, PublicJwk};
+use keygate::store::sqlite::SqliteStore;
+use keygate::store::{Write, layout};
+use keygate::testing::{ISSUER, TestApp};
+use keygate::usage;
+use keygate_tests::story;
+
+struct Fixture {
+    app: App,
+    /// The same application without a token cache: every token is verified as if first seen.
+    uncached: App,
+    path: String,
+    denied_path: String,
+    bearer: String,
+    bad_bearer: String,
+    token: String,
+    public_x: Vec<u8>,
+    project: keygate::ids::ProjectId,
+}
+
+fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
+    rt.block_on(async {
+        let pem = KeyRing::generate_pem();
+        let t = TestApp::with_key(Arc::new(SqliteStore::in_memory().unwrap()), &pem);
+        let s = story::pending_request(&t.app).await;
+        let key = t.app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
+        let token = t.app.my_key_token(&s.holder, &key.id).await.unwrap().token.expose().to_owned();
+        let mut uncached = t.app.with(t.app.store.clone(), t.app.mailer.clone(), t.app.keys.clone(), t.app.clock.clone());
+        uncached.caches = Caches::new(0);
+        let jwk: PublicJwk = serde_json::from_value(t.app.keys.jwks()["keys"][0].clone()).unwrap();
+        use base64::Engine;
+        let public_x = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwk.x).unwrap();
+        let mut bad = token.clone();
+        bad.pop();
+        bad.push(if token.ends_with('A') { 'B' } else { 'A' });
+        Fixture {
+            path: format!("/api/projects/{}/data_layers/last", s.project),
+            denied_path: format!("/api/projects/{}/nodes/in/packages", s.project),
+            bearer: format!("Bearer {token}"),
+            bad_bearer: format!("Bearer {bad}"),
+            token,
+            public_x,
+            project: s.project,
+            app: t.app,
+            uncached,
+        }
+    })
+}
+
+fn authorizer(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let f = fixture(&rt);
+    // Warm the record caches, as a warm Lambda instance has them.
+    rt.block_on(async {
+        assert!(f.app.check(&Method::GET, &f.path, Some(&f.bearer)).await.is_ok());
+        assert!(f.uncached.check(&Method::GET, &f.path, Some(&f.bearer)).await.is_ok());
+    });
+
+    let mut g = c.benchmark_group("authorizer");
+    let key = DecodingKey::from_ed_der(&f.public_x);
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[format!("project:{}", f.project)]);
+    validation.set_required_spec_claims(&["iss", "aud", "sub"]);
+    g.bench_function("bare jsonwebtoken EdDSA verify", |b| {
+        b.iter(|| jsonwebtoken::decode::<serde_json::Value>(black_box(&f.token), &key, &validation).unwrap())
+    });
+    g.bench_function("decision, first-seen token, allowed", |b| {
+        b.to_async(&rt).iter(|| async { f.uncached.check(&Method::GET, black_box(&f.path), Some(&f.bearer)).await.unwrap() })
+    });
+    g.bench_function("decision, repeated token, allowed", |b| {
+        b.to_async(&rt).iter(|| async { f.app.check(&Method::GET, black_box(&f.path), Some(&f.bearer)).await.unwrap() })
+    });
+    g.bench_function("decision, first-seen token, denied (bad signature)", |b| {
+        b.to_async(&rt).iter(|| async { f.uncached.check(&Method::GET, &f.path, Some(&f.bad_bearer)).await.unwrap_err() })
+    });
+    g.bench_function("decision, repeated token, denied (permission)", |b| {
+        b.to_async(&rt).iter(|| async { f.app.check(&Method::POST, &f.denied_path, Some(&f.bearer)).await.unwrap_err() })
+    });
+    g.bench_function("decision + metering on SQLite, repeated token", |b| {
+        b.to_async(&rt).iter(|| async { f.app.authorize(&Method::GET, &f.path, Some(&f.bearer)).await.unwrap() })
+    });
+    g.finish();
+
+    c.bench_function("permission lookup", |b| {
+        b.iter(|| {
+            let segments = api_path_segments(black_box("nodes/out/packages/42/files")).unwrap();
+            required_permission(&Method::GET, &segments)
+        })
+    });
+}
+
+/// The owner's issued-keys page: 50 keys, each with 30 days of hourly usage.
+fn issued_keys_page(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = keygate_tests::Scratch::new("bench-keys");
+    let (app, owner, project) = rt.block_on(async {
+        let t = TestApp::on(Arc::new(SqliteStore::open(&dir.0.join("keygate.db")).unwrap()));
+        let first = story::pending_request(&t.app).await;
+        let now = t.app.now();
+        for i in 0..50 {
+            let s = if i == 0 { first_story(&first) } else { another_request(&t.app, &first, i).await };
+            let key = t.app.approve(&first.owner, &first.project, &s.request).await.unwrap().key;
+            for h in 0..(30 * 24) {
+                let hour = usage::hour_of(now - chrono::Duration::hours(h));
+                let write = Write::Increment {
+                    key: layout::usage_bucket(&key.id, 0, hour),
+                    add: vec![(usage::REQUESTS, 3), (usage::COST, 9)],
+                    body: format!(r#"{{"last_used_at":"{}"}}"#, hour.to_rfc3339()),
+                };
+                t.app.store.transact(vec![write]).await.unwrap();
+            }
+        }
+        (t.app, first.owner.clone(), first.project.clone())
+    });
+    let period = usage::Period::parse(None, None, app.now() + chrono::Duration::hours(1), 366).unwrap();
+    let page = keygate::service::PageRequest { limit: 50, cursor: None };
+    let rows = rt.block_on(app.list_issued_keys(&owner, &project, period, &page)).unwrap();
+    assert_eq!(rows.items.len(), 50);
+    assert!(rows.items.iter().all(|r| r.requests == 3 * 30 * 24));
+    c.bench_function("issued-keys page, 50 keys x 30 days hourly, SQLite", |b| {
+        b.to_async(&rt).iter(|| async { app.list_issued_keys(&owner, &project, period, &page).await.unwrap() })
+    });
+}
+
+fn first_story(s: &story::Story) -> story::Story {
+    story::Story {
+        owner: s.owner.clone(),
+        holder: s.holder.clone(),
+        project: s.project.clone(),
+        template: s.template.clone(),
+        request: s.request.clone(),
+    }
+}
+
+/// Another member's request for the same template.
+async fn another_request(app: &App, first: &story::Story, i: usize) -> story::Story {
+    use keygate::project::MemberInput;
+    let holder = keygate::testing::user(&format!("user{i}"));
+    let role = keygate::ids::RoleName::parse("reader").unwrap();
+    app.put_member(&first.owner, &first.project, holder.id.clone(), MemberInput { role, email: holder.email.clone() })
+        .await
+        .unwrap();
+    let request = app.request_key(&holder, &first.project, &first.template).await.unwrap().request.id;
+    story::Story { holder, request, ..first_story(first) }
+}
+
+criterion_group!(benches, authorizer, issued_keys_page);
+criterion_main!(benches);
