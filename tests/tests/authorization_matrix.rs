@@ -1,0 +1,168 @@
+//! OWASP API1 (broken object-level authorization): every `/v1` route × {owner, manager by
+//! role, plain member, stranger, key holder, holder of a key in another project}, each with the
+//! status it must get. Nobody reads or changes another project's objects; a holder imports only
+//! their own key into a project they manage; secret values only on request, only to managers.
+
+use keygate::http::routes::{Operation, ROUTES};
+use keygate::identity::Caller;
+use keygate::ids::RoleName;
+use keygate::project::{MemberInput, RoleInput};
+use keygate::testing::{TestApp, call, user};
+use keygate_tests::story;
+use serde_json::{Value, json};
+
+struct World {
+    t: TestApp,
+    project: String,
+    template: String,
+    request: String,
+    key: String,
+    other_key: String,
+    client: String,
+}
+
+const ACTORS: [&str; 6] = ["owner", "manager", "member", "stranger", "holder", "other_holder"];
+
+fn actor(name: &str) -> Caller {
+    match name {
+        "owner" => user("ann"),
+        "holder" => user("bob"),
+        other => user(other),
+    }
+}
+
+async fn world() -> World {
+    let t = TestApp::new();
+    let s = story::pending_request(&t.app).await;
+    let p = s.project.clone();
+    let manage: RoleInput = serde_json::from_value(json!({"permissions": ["project_view", "project_manage"]})).unwrap();
+    t.app.put_role(&s.owner, &p, RoleName::parse("admin").unwrap(), manage).await.unwrap();
+    for (who, role) in [("manager", "admin"), ("member", "reader")] {
+        let u = actor(who);
+        let input = MemberInput { role: RoleName::parse(role).unwrap(), email: u.email.clone() };
+        t.app.put_member(&s.owner, &p, u.id.clone(), input).await.unwrap();
+    }
+    let key = t.app.approve(&s.owner, &p, &s.request).await.unwrap().key;
+    // A key in another project, held by other_holder, who manages that project.
+    let other = story::pending_request(&t.app).await;
+    let other_holder = actor("other_holder");
+    let input = MemberInput { role: RoleName::parse("reader").unwrap(), email: other_holder.email.clone() };
+    t.app.put_member(&other.owner, &other.project, other_holder.id.clone(), input).await.unwrap();
+    let r = t.app.request_key(&other_holder, &other.project, &other.template).await.unwrap().request;
+    let other_key = t.app.approve(&other.owner, &other.project, &r.id).await.unwrap().key;
+    // The holder's own client project, with a secret.
+    let client = t.app.register_project(&s.holder, serde_json::from_value(json!({"name": "Client"})).unwrap()).await.unwrap();
+    let secret = serde_json::from_value(json!({"value": "hunter2"})).unwrap();
+    t.app.put_secret(&s.holder, &client.id, keygate::ids::SecretName::parse("db").unwrap(), secret).await.unwrap();
+    World {
+        project: p.to_string(),
+        template: s.template.to_string(),
+        request: s.request.to_string(),
+        key: key.id.to_string(),
+        other_key: other_key.id.to_string(),
+        client: client.id.to_string(),
+        t,
+    }
+}
+
+/// The request each operation is tried with, on the owner's project (or the holder's client
+/// project for secrets), so that only authorization decides the answer.
+fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
+    let p = &w.project;
+    use Operation::*;
+    match op {
+        RegisterProject => ("/v1/projects".into(), Some(json!({"name": "x"}))),
+        GetProject => (format!("/v1/projects/{p}"), None),
+        PutRole => (format!("/v1/projects/{p}/roles/extra"), Some(json!({"permissions": ["project_view"]}))),
+        ListRoles => (format!("/v1/projects/{p}/roles"), None),
+        PutNode => (format!("/v1/projects/{p}/nodes/extra"), Some(json!({"name": "x"}))),
+        ListNodes => (format!("/v1/projects/{p}/nodes"), None),
+        PutMember => (format!("/v1/projects/{p}/members/zed"), Some(json!({"role": "reader", "email": "zed@example.com"}))),
+        CreateTemplate => (format!("/v1/projects/{p}/templates"), Some(json!({"name": "Other", "role": "reader"}))),
+        ListTemplates => (format!("/v1/projects/{p}/templates"), None),
+        EditTemplate => (format!("/v1/projects/{p}/templates/{}", w.template), Some(json!({"description": "x"}))),
+        DeleteTemplate => (format!("/v1/projects/{p}/templates/{}", w.template), None),
+        RequestKey => (format!("/v1/projects/{p}/templates/{}/requests", w.template), None),
+        ListRequests => (format!("/v1/projects/{p}/requests"), None),
+        ApproveRequest => (format!("/v1/projects/{p}/requests/{}/approve", w.request), None),
+        RejectRequest => (format!("/v1/projects/{p}/requests/{}/reject", w.request), Some(json!({"reason": "no"}))),
+        ListIssuedKeys => (format!("/v1/projects/{p}/keys"), None),
+        KeyUsage => (format!("/v1/projects/{p}/keys/{}/usage", w.key), None),
+        RevokeKey => (format!("/v1/projects/{p}/keys/{}", w.key), None),
+        MyKeys => ("/v1/me/keys".into(), None),
+        MyKeyToken => (format!("/v1/me/keys/{}/token", w.key), None),
+        ImportKey => (format!("/v1/projects/{}/secrets/import", w.client), Some(json!({"key_id": w.key, "prefix": "srv"}))),
+        ListSecrets => (format!("/v1/projects/{}/secrets?reveal=true", w.client), None),
+        PutSecret => (format!("/v1/projects/{}/secrets/db", w.client), Some(json!({"value": "x"}))),
+        DeleteSecret => (format!("/v1/projects/{}/secrets/db", w.client), None),
+        ListAudit => (format!("/v1/projects/{p}/audit"), None),
+        Jwks => ("/.well-known/jwks.json".into(), None),
+    }
+}
+
+/// The status each actor must get: [owner, manager, member, stranger, holder, other_holder].
+fn expected(op: Operation) -> [u16; 6] {
+    use Operation::*;
+    match op {
+        RegisterProject => [201; 6],
+        Jwks => [200; 6],
+        // Seeing the project: its members; strangers and outsiders do not learn it exists.
+        GetProject | ListTemplates => [200, 200, 200, 404, 200, 404],
+        // Managing it: the owner and managers; members are told no; others see nothing.
+        PutRole | PutNode | PutMember => [200, 200, 403, 404, 403, 404],
+        ListRoles | ListNodes | ListRequests | ListIssuedKeys | ListAudit => [200, 200, 403, 404, 403, 404],
+        CreateTemplate => [201, 201, 403, 404, 403, 404],
+        EditTemplate => [200, 200, 403, 404, 403, 404],
+        // The template has an active key: deleting it without revoke_keys is a conflict.
+        DeleteTemplate => [409, 409, 403, 404, 403, 404],
+        // Members may request; the holder already holds a key of this template.
+        RequestKey => [201, 201, 201, 404, 409, 404],
+        ApproveRequest | RejectRequest => [409, 409, 403, 404, 403, 404],
+        // A key's usage and revocation: managers and the holder.
+        KeyUsage => [200, 200, 403, 404, 200, 404],
+        RevokeKey => [200, 200, 403, 404, 200, 404],
+        // The caller's own keys: everyone has a list; only the holder has this key.
+        MyKeys => [200; 6],
+        MyKeyToken => [404, 404, 404, 404, 200, 404],
+        // The holder's client project: only the holder manages it.
+        ImportKey => [404, 404, 404, 404, 201, 404],
+        ListSecrets | PutSecret => [404, 404, 404, 404, 200, 404],
+        DeleteSecret => [404, 404, 404, 404, 204, 404],
+    }
+}
+
+#[tokio::test]
+async fn every_route_for_every_actor() {
+    let mut failures = Vec::new();
+    for route in ROUTES {
+        for (i, name) in ACTORS.iter().enumerate() {
+            // A fresh world per attempt, so that one success cannot change another's answer.
+            let w = world().await;
+            let (path, body) = attempt(route.operation, &w);
+            let (status, answer) = call(&w.t.app, route.method.as_str(), &path, Some(&actor(name)), body).await;
+            let want = expected(route.operation)[i];
+            if status != want {
+                failures.push(format!("{} {} as {name}: got {status}, want {want}: {answer}", route.method, route.path));
+            }
+            if status == 200 && route.operation == Operation::ListSecrets {
+                assert_eq!(answer["items"][0]["value"], "hunter2", "a manager asked for the values");
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} wrong answers:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[tokio::test]
+async fn a_holder_cannot_import_another_holders_key_nor_into_a_project_they_do_not_manage() {
+    let w = world().await;
+    let holder = actor("holder");
+    let other = serde_json::json!({"key_id": w.other_key, "prefix": "stolen"});
+    let (status, _) = call(&w.t.app, "POST", &format!("/v1/projects/{}/secrets/import", w.client), Some(&holder), Some(other)).await;
+    assert_eq!(status, 404, "another's key is not found");
+    let own = serde_json::json!({"key_id": w.key, "prefix": "srv"});
+    let (status, _) = call(&w.t.app, "POST", &format!("/v1/projects/{}/secrets/import", w.project), Some(&holder), Some(own)).await;
+    assert_eq!(status, 403, "the holder is only a member of the owner's project");
+    let (status, listed) = call(&w.t.app, "GET", &format!("/v1/projects/{}/secrets", w.client), Some(&holder), None).await;
+    assert_eq!(status, 200);
+    assert!(listed["items"][0].get("value").is_none(), "values only when asked for");
+}
