@@ -165,7 +165,12 @@ impl App {
 
     /// The decision without the metering: who calls, and what one call costs. Exposed for the
     /// benchmarks; everything else goes through [`App::authorize`].
-    pub async fn check(&self, method: &Method, path: &str, authorization: Option<&str>) -> Result<(CallContext, i64), Denial> {
+    pub async fn check(
+        &self,
+        method: &Method,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<(CallContext, i64), Denial> {
         let token = authorization.and_then(bearer).ok_or(Denial::NoKey)?;
         let (project, rest) = split_api_path(path).ok_or(Denial::BadPath)?;
         let segments = api_path_segments(rest).ok_or(Denial::BadPath)?;

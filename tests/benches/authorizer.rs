@@ -39,7 +39,8 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
         let s = story::pending_request(&t.app).await;
         let key = t.app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
         let token = t.app.my_key_token(&s.holder, &key.id).await.unwrap().token.expose().to_owned();
-        let mut uncached = t.app.with(t.app.store.clone(), t.app.mailer.clone(), t.app.keys.clone(), t.app.clock.clone());
+        let mut uncached =
+            t.app.with(t.app.store.clone(), t.app.mailer.clone(), t.app.keys.clone(), t.app.clock.clone());
         uncached.caches = Caches::new(0);
         let jwk: PublicJwk = serde_json::from_value(t.app.keys.jwks()["keys"][0].clone()).unwrap();
         use base64::Engine;
@@ -80,16 +81,19 @@ fn authorizer(c: &mut Criterion) {
         b.iter(|| jsonwebtoken::decode::<serde_json::Value>(black_box(&f.token), &key, &validation).unwrap())
     });
     g.bench_function("decision, first-seen token, allowed", |b| {
-        b.to_async(&rt).iter(|| async { f.uncached.check(&Method::GET, black_box(&f.path), Some(&f.bearer)).await.unwrap() })
+        b.to_async(&rt)
+            .iter(|| async { f.uncached.check(&Method::GET, black_box(&f.path), Some(&f.bearer)).await.unwrap() })
     });
     g.bench_function("decision, repeated token, allowed", |b| {
         b.to_async(&rt).iter(|| async { f.app.check(&Method::GET, black_box(&f.path), Some(&f.bearer)).await.unwrap() })
     });
     g.bench_function("decision, first-seen token, denied (bad signature)", |b| {
-        b.to_async(&rt).iter(|| async { f.uncached.check(&Method::GET, &f.path, Some(&f.bad_bearer)).await.unwrap_err() })
+        b.to_async(&rt)
+            .iter(|| async { f.uncached.check(&Method::GET, &f.path, Some(&f.bad_bearer)).await.unwrap_err() })
     });
     g.bench_function("decision, repeated token, denied (permission)", |b| {
-        b.to_async(&rt).iter(|| async { f.app.check(&Method::POST, &f.denied_path, Some(&f.bearer)).await.unwrap_err() })
+        b.to_async(&rt)
+            .iter(|| async { f.app.check(&Method::POST, &f.denied_path, Some(&f.bearer)).await.unwrap_err() })
     });
     g.bench_function("decision + metering on SQLite, repeated token", |b| {
         b.to_async(&rt).iter(|| async { f.app.authorize(&Method::GET, &f.path, Some(&f.bearer)).await.unwrap() })

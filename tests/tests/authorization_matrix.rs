@@ -51,7 +51,8 @@ async fn world() -> World {
     let r = t.app.request_key(&other_holder, &other.project, &other.template).await.unwrap().request;
     let other_key = t.app.approve(&other.owner, &other.project, &r.id).await.unwrap().key;
     // The holder's own client project, with a secret.
-    let client = t.app.register_project(&s.holder, serde_json::from_value(json!({"name": "Client"})).unwrap()).await.unwrap();
+    let client =
+        t.app.register_project(&s.holder, serde_json::from_value(json!({"name": "Client"})).unwrap()).await.unwrap();
     let secret = serde_json::from_value(json!({"value": "hunter2"})).unwrap();
     t.app.put_secret(&s.holder, &client.id, keygate::ids::SecretName::parse("db").unwrap(), secret).await.unwrap();
     World {
@@ -77,7 +78,9 @@ fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
         ListRoles => (format!("/v1/projects/{p}/roles"), None),
         PutNode => (format!("/v1/projects/{p}/nodes/extra"), Some(json!({"name": "x"}))),
         ListNodes => (format!("/v1/projects/{p}/nodes"), None),
-        PutMember => (format!("/v1/projects/{p}/members/zed"), Some(json!({"role": "reader", "email": "zed@example.com"}))),
+        PutMember => {
+            (format!("/v1/projects/{p}/members/zed"), Some(json!({"role": "reader", "email": "zed@example.com"})))
+        }
         CreateTemplate => (format!("/v1/projects/{p}/templates"), Some(json!({"name": "Other", "role": "reader"}))),
         ListTemplates => (format!("/v1/projects/{p}/templates"), None),
         EditTemplate => (format!("/v1/projects/{p}/templates/{}", w.template), Some(json!({"description": "x"}))),
@@ -91,7 +94,9 @@ fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
         RevokeKey => (format!("/v1/projects/{p}/keys/{}", w.key), None),
         MyKeys => ("/v1/me/keys".into(), None),
         MyKeyToken => (format!("/v1/me/keys/{}/token", w.key), None),
-        ImportKey => (format!("/v1/projects/{}/secrets/import", w.client), Some(json!({"key_id": w.key, "prefix": "srv"}))),
+        ImportKey => {
+            (format!("/v1/projects/{}/secrets/import", w.client), Some(json!({"key_id": w.key, "prefix": "srv"})))
+        }
         ListSecrets => (format!("/v1/projects/{}/secrets?reveal=true", w.client), None),
         PutSecret => (format!("/v1/projects/{}/secrets/db", w.client), Some(json!({"value": "x"}))),
         DeleteSecret => (format!("/v1/projects/{}/secrets/db", w.client), None),
@@ -142,7 +147,8 @@ async fn every_route_for_every_actor() {
             let (status, answer) = call(&w.t.app, route.method.as_str(), &path, Some(&actor(name)), body).await;
             let want = expected(route.operation)[i];
             if status != want {
-                failures.push(format!("{} {} as {name}: got {status}, want {want}: {answer}", route.method, route.path));
+                failures
+                    .push(format!("{} {} as {name}: got {status}, want {want}: {answer}", route.method, route.path));
             }
             if status == 200 && route.operation == Operation::ListSecrets {
                 assert_eq!(answer["items"][0]["value"], "hunter2", "a manager asked for the values");
@@ -157,12 +163,15 @@ async fn a_holder_cannot_import_another_holders_key_nor_into_a_project_they_do_n
     let w = world().await;
     let holder = actor("holder");
     let other = serde_json::json!({"key_id": w.other_key, "prefix": "stolen"});
-    let (status, _) = call(&w.t.app, "POST", &format!("/v1/projects/{}/secrets/import", w.client), Some(&holder), Some(other)).await;
+    let (status, _) =
+        call(&w.t.app, "POST", &format!("/v1/projects/{}/secrets/import", w.client), Some(&holder), Some(other)).await;
     assert_eq!(status, 404, "another's key is not found");
     let own = serde_json::json!({"key_id": w.key, "prefix": "srv"});
-    let (status, _) = call(&w.t.app, "POST", &format!("/v1/projects/{}/secrets/import", w.project), Some(&holder), Some(own)).await;
+    let (status, _) =
+        call(&w.t.app, "POST", &format!("/v1/projects/{}/secrets/import", w.project), Some(&holder), Some(own)).await;
     assert_eq!(status, 403, "the holder is only a member of the owner's project");
-    let (status, listed) = call(&w.t.app, "GET", &format!("/v1/projects/{}/secrets", w.client), Some(&holder), None).await;
+    let (status, listed) =
+        call(&w.t.app, "GET", &format!("/v1/projects/{}/secrets", w.client), Some(&holder), None).await;
     assert_eq!(status, 200);
     assert!(listed["items"][0].get("value").is_none(), "values only when asked for");
 }

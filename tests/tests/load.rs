@@ -24,19 +24,45 @@ async fn setup(gw: &LocalGateway) -> Setup {
     let (ann, bob) = (gw.token("ann"), gw.token("bob"));
     let (_, project) = gw.call("POST", "/v1/projects", Some(&ann), Some(json!({"name": "Load"}))).await;
     let p = project["id"].as_str().unwrap().to_owned();
-    gw.call("PUT", &format!("/v1/projects/{p}/roles/reader"), Some(&ann), Some(json!({"permissions": ["project_view"]}))).await;
-    gw.call("PUT", &format!("/v1/projects/{p}/members/bob"), Some(&ann), Some(json!({"role": "reader", "email": "bob@example.com"}))).await;
+    gw.call(
+        "PUT",
+        &format!("/v1/projects/{p}/roles/reader"),
+        Some(&ann),
+        Some(json!({"permissions": ["project_view"]})),
+    )
+    .await;
+    gw.call(
+        "PUT",
+        &format!("/v1/projects/{p}/members/bob"),
+        Some(&ann),
+        Some(json!({"role": "reader", "email": "bob@example.com"})),
+    )
+    .await;
     let body = json!({"name": "Bulk", "role": "reader", "price_per_request": PRICE});
     let (_, t) = gw.call("POST", &format!("/v1/projects/{p}/templates"), Some(&ann), Some(body)).await;
-    let (_, r) = gw.call("POST", &format!("/v1/projects/{p}/templates/{}/requests", t["id"].as_str().unwrap()), Some(&bob), None).await;
-    let (_, a) = gw.call("POST", &format!("/v1/projects/{p}/requests/{}/approve", r["request"]["id"].as_str().unwrap()), Some(&ann), None).await;
+    let (_, r) = gw
+        .call("POST", &format!("/v1/projects/{p}/templates/{}/requests", t["id"].as_str().unwrap()), Some(&bob), None)
+        .await;
+    let (_, a) = gw
+        .call(
+            "POST",
+            &format!("/v1/projects/{p}/requests/{}/approve", r["request"]["id"].as_str().unwrap()),
+            Some(&ann),
+            None,
+        )
+        .await;
     let key = a["key"]["id"].as_str().unwrap().to_owned();
     let (_, tok) = gw.call("GET", &format!("/v1/me/keys/{key}/token"), Some(&bob), None).await;
     Setup { project: p, key, token: tok["token"].as_str().unwrap().to_owned(), ann }
 }
 
 /// `calls` calls from [`CLIENTS`] clients; returns the start times of the allowed ones.
-async fn hammer(gw: &LocalGateway, s: &Setup, calls: usize, revoke_after: Option<usize>) -> (Vec<Instant>, Option<Instant>) {
+async fn hammer(
+    gw: &LocalGateway,
+    s: &Setup,
+    calls: usize,
+    revoke_after: Option<usize>,
+) -> (Vec<Instant>, Option<Instant>) {
     let url = format!("{}/api/projects/{}/data_layers/last", gw.url, s.project);
     let next = Arc::new(AtomicUsize::new(0));
     let allowed = Arc::new(Mutex::new(Vec::new()));
@@ -44,7 +70,8 @@ async fn hammer(gw: &LocalGateway, s: &Setup, calls: usize, revoke_after: Option
     let client = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
-        let (url, next, allowed, client, token) = (url.clone(), next.clone(), allowed.clone(), client.clone(), s.token.clone());
+        let (url, next, allowed, client, token) =
+            (url.clone(), next.clone(), allowed.clone(), client.clone(), s.token.clone());
         let (revoked_at, revoke_url, ann) =
             (revoked_at.clone(), format!("{}/v1/projects/{}/keys/{}", gw.url, s.project, s.key), s.ann.clone());
         tasks.push(tokio::spawn(async move {

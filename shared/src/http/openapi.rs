@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::routes::{Auth, ROUTES};
+use super::routes::{Auth, Operation, ROUTES};
+use crate::permission::Permission;
 
 fn parameters(path: &str) -> Vec<Value> {
     path.split('/')
@@ -28,6 +29,90 @@ fn operation_id(function: &str) -> String {
     out
 }
 
+/// Printable text of 1 to `max` characters that is not only spaces.
+fn name(max: usize) -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "^[^\\x00-\\x1f\\x7f]*[^\\x00-\\x20\\x7f][^\\x00-\\x1f\\x7f]*$"})
+}
+
+fn text() -> Value {
+    json!({"type": "string", "maxLength": crate::project::MAX_TEXT})
+}
+
+fn object(properties: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
+}
+
+fn field() -> Value {
+    object(
+        json!({
+            "name": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,63}$", "not": {"const": "token"}},
+            "description": text(),
+            "kind": {"type": "string", "enum": ["text", "project", "node"]},
+            "value": {"type": "string", "maxLength": crate::template::MAX_FIELD_VALUE},
+        }),
+        &["name"],
+    )
+}
+
+fn template(required: &[&str]) -> Value {
+    object(
+        json!({
+            "name": name(64),
+            "description": text(),
+            "role": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+            "price_per_request": {"type": "integer", "minimum": 0, "maximum": crate::template::MAX_PRICE},
+            "validity_days": {"type": ["integer", "null"], "minimum": 1, "maximum": crate::template::MAX_VALIDITY_DAYS},
+            "fields": {"type": "array", "maxItems": crate::template::MAX_FIELDS, "items": field()},
+        }),
+        required,
+    )
+}
+
+/// The body each operation takes, as its input type deserializes it.
+fn request_body(op: Operation) -> Option<Value> {
+    let permissions: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+    let node_ids = json!({"type": "array", "maxItems": crate::secret::MAX_NODES, "items": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}});
+    Some(match op {
+        Operation::RegisterProject => object(json!({"name": name(128), "description": text()}), &["name"]),
+        Operation::PutRole => object(
+            json!({
+                "description": text(),
+                "permissions": {"type": "array", "items": {"type": "string", "enum": permissions}},
+                "public": {"type": "boolean"},
+                "paid": {"type": "boolean"},
+                "cost_coefficient": {"type": "number", "minimum": 0, "maximum": 1_000_000},
+            }),
+            &["permissions"],
+        ),
+        Operation::PutNode => object(json!({"name": name(128)}), &["name"]),
+        Operation::PutMember => object(
+            json!({"role": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "email": {"type": "string", "format": "email", "maxLength": 254}}),
+            &["role", "email"],
+        ),
+        Operation::CreateTemplate => template(&["name", "role"]),
+        Operation::EditTemplate => {
+            let mut patch = template(&[]);
+            patch["properties"]["version"] = json!({"type": "integer", "minimum": 0});
+            patch
+        }
+        Operation::RejectRequest => object(json!({"reason": text()}), &[]),
+        Operation::ImportKey => object(
+            json!({
+                "key_id": {"type": "string", "pattern": "^[0-7][0-9A-HJKMNP-TV-Z]{25}$"},
+                "prefix": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,63}$"},
+                "nodes": node_ids,
+                "overwrite": {"type": "boolean"},
+            }),
+            &["key_id", "prefix"],
+        ),
+        Operation::PutSecret => object(
+            json!({"description": text(), "value": {"type": "string", "maxLength": crate::secret::MAX_SECRET_VALUE}, "nodes": node_ids}),
+            &["value"],
+        ),
+        _ => return None,
+    })
+}
+
 pub fn document() -> Value {
     let mut paths: Map<String, Value> = Map::new();
     for route in ROUTES {
@@ -43,9 +128,9 @@ pub fn document() -> Value {
                 "5XX": problem,
             },
         });
-        if matches!(route.method, http::Method::POST | http::Method::PUT | http::Method::PATCH) {
-            op["requestBody"] =
-                json!({"required": false, "content": {"application/json": {"schema": {"type": "object"}}}});
+        if let Some(schema) = request_body(route.operation) {
+            let required = route.operation != Operation::RejectRequest;
+            op["requestBody"] = json!({"required": required, "content": {"application/json": {"schema": schema}}});
         }
         if route.auth == Auth::User {
             op["security"] = json!([{"userToken": []}]);

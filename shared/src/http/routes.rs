@@ -113,19 +113,27 @@ pub enum Match {
     NotFound,
 }
 
-/// Finds the route of a request path (segments already percent-decoded by the caller).
+/// Finds the route of a request path (segments already percent-decoded by the caller). When
+/// patterns overlap (`secrets/import` and `secrets/{name}`), the one with more literal segments
+/// wins, for routing and for the methods a 405 lists.
 pub fn find(method: &Method, segments: &[String]) -> Match {
+    let matching: Vec<(&'static Route, HashMap<String, String>)> =
+        ROUTES.iter().filter_map(|r| match_path(r.path, segments).map(|p| (r, p))).collect();
+    let Some(best) = matching.iter().map(|(r, _)| literal_segments(r.path)).max() else {
+        return Match::NotFound;
+    };
     let mut allowed = Vec::new();
-    for route in ROUTES {
-        let Some(params) = match_path(route.path, segments) else {
-            continue;
-        };
+    for (route, params) in matching.into_iter().filter(|(r, _)| literal_segments(r.path) == best) {
         if route.method == *method {
             return Match::Found(route, params);
         }
         allowed.push(route.method.clone());
     }
-    if allowed.is_empty() { Match::NotFound } else { Match::MethodNotAllowed(allowed) }
+    Match::MethodNotAllowed(allowed)
+}
+
+fn literal_segments(pattern: &str) -> usize {
+    pattern.split('/').filter(|s| !s.starts_with('{')).count()
 }
 
 fn match_path(pattern: &str, segments: &[String]) -> Option<HashMap<String, String>> {
@@ -214,5 +222,16 @@ mod tests {
         assert!(matches!(find(&Method::PUT, &segs("/v1/projects/P1/templates")), Match::MethodNotAllowed(_)));
         assert!(matches!(find(&Method::GET, &segs("/v1/nothing")), Match::NotFound));
         assert!(matches!(find(&Method::GET, &segs("/v1/projects//roles")), Match::NotFound));
+    }
+
+    #[test]
+    fn literal_segments_win_over_parameters() {
+        match find(&Method::GET, &segs("/v1/projects/P1/secrets/import")) {
+            Match::MethodNotAllowed(allowed) => assert_eq!(allowed, [Method::POST]),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(find(&Method::PUT, &segs("/v1/projects/P1/secrets/db")), Match::Found(r, _) if r.operation == Operation::PutSecret)
+        );
     }
 }
