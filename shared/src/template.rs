@@ -149,6 +149,32 @@ pub struct ValidTemplate {
     pub fields: Vec<InfoField>,
 }
 
+impl ValidTemplate {
+    /// The template these values make, with its identity and history.
+    pub fn into_template(
+        self,
+        id: TemplateId,
+        project_id: ProjectId,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+        version: u64,
+    ) -> KeyTemplate {
+        KeyTemplate {
+            id,
+            project_id,
+            name: self.name,
+            description: self.description,
+            role: self.role,
+            price_per_request: self.price_per_request,
+            validity_days: self.validity_days,
+            fields: self.fields,
+            created_at,
+            updated_at,
+            version,
+        }
+    }
+}
+
 impl TemplateInput {
     /// Checks every rule at once, so that one answer names every bad field.
     pub fn validate(self, facts: &ProjectFacts<'_>) -> Result<ValidTemplate> {

@@ -50,19 +50,7 @@ impl App {
         self.access(caller, id).await?.require(Permission::ProjectManage)?;
         let v = self.validate_template(id, input).await?;
         let now = self.now();
-        let template = KeyTemplate {
-            id: TemplateId::generate(),
-            project_id: id.clone(),
-            name: v.name,
-            description: v.description,
-            role: v.role,
-            price_per_request: v.price_per_request,
-            validity_days: v.validity_days,
-            fields: v.fields,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+        let template = v.into_template(TemplateId::generate(), id.clone(), now, now, 1);
         let mut tx = Tx::default();
         tx.put(
             layout::template_name(id, &template.name),
@@ -141,17 +129,7 @@ impl App {
         }
         let v = self.validate_template(id, patch.apply_to(&current)).await?;
         let now = self.now();
-        let next = KeyTemplate {
-            name: v.name,
-            description: v.description,
-            role: v.role,
-            price_per_request: v.price_per_request,
-            validity_days: v.validity_days,
-            fields: v.fields,
-            updated_at: now,
-            version: current.version + 1,
-            ..current.clone()
-        };
+        let next = v.into_template(tid.clone(), id.clone(), current.created_at, now, current.version + 1);
         let mut tx = Tx::default();
         tx.put(layout::template(id, tid), next.version, &next, Cond::Version(current.version));
         let renamed = next.name.to_lowercase() != current.name.to_lowercase();
