@@ -143,6 +143,16 @@ impl LocalGateway {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Fails if any of `secrets` (or the signature part of one) appears in the gateway's output.
+    pub fn assert_no_secrets_logged(&self, secrets: &[&str]) {
+        let logs = self.logs();
+        assert!(!logs.is_empty(), "the gateway's output was captured");
+        for secret in secrets {
+            let signature = secret.rsplit('.').next().unwrap_or(secret);
+            assert!(!logs.contains(secret) && !logs.contains(signature), "a secret reached the gateway's output");
+        }
+    }
+
     /// The `.eml` files written so far.
     pub fn mail(&self) -> Vec<String> {
         let dir = self.data.0.join("mail");

@@ -117,6 +117,7 @@ async fn ten_thousand_calls_are_counted_exactly(gw: LocalGateway) {
     eprintln!("10,000 calls from {CLIENTS} clients in {:?}", started.elapsed());
     assert_eq!(allowed.len(), 10_000);
     assert_eq!(usage(&gw, &s).await, (10_000, 10_000 * PRICE));
+    gw.assert_no_secrets_logged(&[&s.token, &s.ann]);
 }
 
 async fn a_revocation_stops_calls_within_a_second(gw: LocalGateway) {
@@ -129,6 +130,7 @@ async fn a_revocation_stops_calls_within_a_second(gw: LocalGateway) {
     let (requests, cost) = usage(&gw, &s).await;
     assert_eq!(requests, allowed.len() as i64, "every allowed call billed, no denied one");
     assert_eq!(cost, allowed.len() as i64 * PRICE);
+    gw.assert_no_secrets_logged(&[&s.token, &s.ann]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

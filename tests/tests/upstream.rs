@@ -1,0 +1,114 @@
+//! An allowed call is forwarded to `--upstream` with the same method, path (with `/api`), query
+//! and body, plus the authorizer's context as `x-keygate-*` headers; the API key and any
+//! client-sent `x-keygate-*` header are not passed on; the upstream's answer comes back.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, Uri};
+use keygate_tests::LocalGateway;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+#[derive(Default, Clone)]
+struct Seen {
+    method: String,
+    uri: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allowed_calls_reach_the_upstream_with_the_context() {
+    let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let record = record.clone();
+        async move {
+            let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+            record.lock().await.push(Seen {
+                method: method.to_string(),
+                uri: uri.to_string(),
+                headers,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+            (axum::http::StatusCode::CREATED, [("x-upstream", "yes")], "{\"id\": \"pkg-1\"}")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let gw = LocalGateway::start(&["--upstream", &upstream]);
+    let (ann, bob) = (gw.token("ann"), gw.token("bob"));
+    let (_, project) = gw.call("POST", "/v1/projects", Some(&ann), Some(json!({"name": "Up"}))).await;
+    let p = project["id"].as_str().unwrap().to_owned();
+    let role = json!({"permissions": ["project_view", "package_create"]});
+    gw.call("PUT", &format!("/v1/projects/{p}/roles/writer"), Some(&ann), Some(role)).await;
+    gw.call(
+        "PUT",
+        &format!("/v1/projects/{p}/members/bob"),
+        Some(&ann),
+        Some(json!({"role": "writer", "email": "bob@example.com"})),
+    )
+    .await;
+    let (_, t) = gw
+        .call("POST", &format!("/v1/projects/{p}/templates"), Some(&ann), Some(json!({"name": "W", "role": "writer"})))
+        .await;
+    let (_, r) = gw
+        .call("POST", &format!("/v1/projects/{p}/templates/{}/requests", t["id"].as_str().unwrap()), Some(&bob), None)
+        .await;
+    let (_, a) = gw
+        .call(
+            "POST",
+            &format!("/v1/projects/{p}/requests/{}/approve", r["request"]["id"].as_str().unwrap()),
+            Some(&ann),
+            None,
+        )
+        .await;
+    let key_id = a["key"]["id"].as_str().unwrap().to_owned();
+    let (_, tok) = gw.call("GET", &format!("/v1/me/keys/{key_id}/token"), Some(&bob), None).await;
+    let token = tok["token"].as_str().unwrap();
+
+    let res = gw
+        .http
+        .post(format!("{}/api/projects/{p}/nodes/in/packages?label=x&n=1", gw.url))
+        .bearer_auth(token)
+        .header("x-keygate-user-id", "mallory")
+        .header("content-type", "application/json")
+        .body(r#"{"fields":{"size":3}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "the upstream's status comes back");
+    assert_eq!(res.headers()["x-upstream"], "yes");
+    assert_eq!(res.text().await.unwrap(), "{\"id\": \"pkg-1\"}");
+
+    let calls = seen.lock().await.clone();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.method, "POST");
+    assert_eq!(call.uri, format!("/api/projects/{p}/nodes/in/packages?label=x&n=1"));
+    assert_eq!(call.body, r#"{"fields":{"size":3}}"#);
+    let header =
+        |name: &str| call.headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    assert_eq!(header("x-keygate-key-id"), [key_id.as_str()]);
+    assert_eq!(header("x-keygate-user-id"), ["bob"], "a client cannot forge the context");
+    assert_eq!(header("x-keygate-project-id"), [p.as_str()]);
+    assert_eq!(header("x-keygate-data-layer-id"), [a["key"]["data_layer_id"].as_str().unwrap()]);
+    assert!(header("authorization").is_empty(), "the API key is not passed on");
+    assert_eq!(header("content-type"), ["application/json"]);
+
+    // A denied call never reaches the upstream.
+    let denied = gw
+        .http
+        .get(format!("{}/api/projects/{p}/data_layers/last", gw.url))
+        .bearer_auth("forged.token.here")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    assert_eq!(seen.lock().await.len(), 1, "the denied call did not reach the upstream");
+    gw.assert_no_secrets_logged(&[token, &ann, &bob]);
+    server.abort();
+}
