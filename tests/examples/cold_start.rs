@@ -1,0 +1,92 @@
+//! Cold start of a Lambda binary: process start → first answer through a Lambda Runtime API,
+//! repeated, with min/median/max. The authorizer runs against the DynamoDB emulator (its first
+//! answer includes SDK set-up, key loading and its first store calls); the floor is
+//! `hello-lambda`, built the same way.
+//!
+//! cargo run --release -p keygate-tests --example cold_start -- <authorizer> <hello-lambda> [runs]
+//! with KEYGATE_TEST_AWS_ENDPOINT pointing at the emulator (scripts/emulator.py).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keygate::signing::KeyRing;
+use keygate::store::Store;
+use keygate::testing::{ISSUER, TestApp};
+use keygate_tests::runtime::RuntimeApi;
+use keygate_tests::{aws, story};
+use serde_json::json;
+
+fn stats(name: &str, mut runs: Vec<Duration>) {
+    runs.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{name:12} min {:6.2} ms  median {:6.2} ms  max {:6.2} ms  ({} runs)",
+        ms(runs[0]),
+        ms(runs[runs.len() / 2]),
+        ms(runs[runs.len() - 1]),
+        runs.len()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (authorizer, hello) = (std::path::PathBuf::from(&args[1]), std::path::PathBuf::from(&args[2]));
+    let n: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(20);
+    let endpoint = std::env::var("KEYGATE_TEST_AWS_ENDPOINT").expect("KEYGATE_TEST_AWS_ENDPOINT");
+
+    let store = aws::store(&endpoint, "coldstart").await;
+    let table = store.table().to_owned();
+    let pem = KeyRing::generate_pem();
+    let app = TestApp::with_key(Arc::new(store) as Arc<dyn Store>, &pem).app;
+    let s = story::pending_request(&app).await;
+    let key = app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
+    let token = app.my_key_token(&s.holder, &key.id).await.unwrap().token;
+    let path = format!("/api/projects/{}/data_layers/last", s.project);
+    let event = json!({
+        "version": "2.0", "type": "REQUEST", "routeKey": "ANY /api/projects/{project}/{proxy+}",
+        "rawPath": path, "rawQueryString": "", "cookies": [], "identitySource": [format!("Bearer {}", token.expose())],
+        "headers": {"authorization": format!("Bearer {}", token.expose())},
+        "requestContext": {"http": {"method": "GET", "path": path}, "accountId": "1", "apiId": "a", "requestId": "r", "routeKey": "$default", "stage": "$default", "timeEpoch": 0},
+        "pathParameters": {"project": s.project.to_string(), "proxy": "data_layers/last"},
+    });
+    let hello_event = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "", "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": "/"}, "accountId": "1", "apiId": "a", "requestId": "r", "routeKey": "$default", "stage": "$default", "timeEpoch": 0},
+        "isBase64Encoded": false,
+    });
+    let env = vec![
+        ("KEYGATE_TABLE", table),
+        ("KEYGATE_DYNAMODB_ENDPOINT", endpoint.clone()),
+        ("KEYGATE_SES_ENDPOINT", endpoint.clone()),
+        ("KEYGATE_MAIL_FROM", aws::MAIL_FROM.to_owned()),
+        ("KEYGATE_CONSOLE_URL", "https://console.example.com".to_owned()),
+        ("KEYGATE_ISSUER", ISSUER.to_owned()),
+        ("KEYGATE_SIGNING_KEY", pem),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("RUST_LOG", "error".to_owned()),
+    ];
+    let (mut warm, mut floor) = (Vec::new(), Vec::new());
+    let mut second = Vec::new();
+    for _ in 0..n {
+        let runtime = RuntimeApi::start().await;
+        let f = runtime.spawn(&authorizer, &env);
+        let answer = runtime.invoke(event.clone()).await.expect("an answer");
+        warm.push(f.started.elapsed());
+        assert_eq!(answer["isAuthorized"], true, "{answer}");
+        let t = std::time::Instant::now();
+        runtime.invoke(event.clone()).await.expect("an answer");
+        second.push(t.elapsed());
+        drop(f);
+        let runtime = RuntimeApi::start().await;
+        let h = runtime.spawn(&hello, &[]);
+        runtime.invoke(hello_event.clone()).await.expect("an answer");
+        floor.push(h.started.elapsed());
+    }
+    stats("authorizer", warm);
+    stats("hello floor", floor);
+    stats("2nd call", second);
+}
