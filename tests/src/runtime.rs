@@ -121,11 +121,28 @@ impl RuntimeApi {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        Function { child, started }
+        let mut child = child;
+        let logs = Arc::new(std::sync::Mutex::new(String::new()));
+        for pipe in [
+            child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    logs.lock().unwrap_or_else(|p| p.into_inner()).push_str(&format!("{line}\n"));
+                }
+            });
+        }
+        Function { child, started, logs }
     }
 }
 
@@ -139,6 +156,14 @@ impl Drop for RuntimeApi {
 pub struct Function {
     child: Child,
     pub started: Instant,
+    logs: Arc<std::sync::Mutex<String>>,
+}
+
+impl Function {
+    /// What the function printed so far (its JSON logs).
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl Drop for Function {

@@ -30,7 +30,7 @@ fn env(endpoint: &str, table: &str, pem: &str) -> Vec<(&'static str, String)> {
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
     ]
 }
 
@@ -111,6 +111,10 @@ async fn the_compiled_authorizer_allows_meters_and_denies() {
     let period = keygate::usage::Period::parse(None, None, app.now() + chrono::Duration::hours(1), 366).unwrap();
     let rows = app.list_issued_keys(&s.owner, &s.project, period, &Default::default()).await.unwrap();
     assert_eq!((rows.items[0].requests, rows.items[0].cost), (1, story::PRICE), "only the allowed call is metered");
+    let logs = function.logs();
+    assert!(logs.contains("call denied"), "the function's JSON logs were captured: {logs}");
+    let signature = token.expose().rsplit('.').next().unwrap();
+    assert!(!logs.contains(signature), "the key reached the function's logs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

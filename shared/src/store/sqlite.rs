@@ -87,6 +87,38 @@ fn prefix_end(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 
+/// Adds counters in one statement (atomic on its own, no explicit transaction): the existing
+/// counters and the added ones are summed key by key with SQLite's JSON functions.
+const UPSERT_COUNTERS: &str = "
+INSERT INTO items (pk, sk, gpk, gsk, version, body, counters) VALUES (?1, ?2, NULL, NULL, 1, ?3, ?4)
+ON CONFLICT (pk, sk) DO UPDATE SET
+    body = excluded.body,
+    counters = (
+        SELECT json_group_object(key, total) FROM (
+            SELECT key, SUM(value) AS total FROM (
+                SELECT key, value FROM json_each(coalesce(items.counters, '{}'))
+                UNION ALL
+                SELECT key, value FROM json_each(excluded.counters)
+            ) GROUP BY key
+        )
+    )";
+
+impl SqliteStore {
+    /// The metering write: one UPSERT instead of a read-modify-write transaction.
+    fn increment_one(&self, key: &ItemKey, add: &[(&'static str, i64)], body: &str) -> Result<(), StoreError> {
+        let mut counters = BTreeMap::new();
+        for (name, n) in add {
+            *counters.entry(*name).or_insert(0i64) += n;
+        }
+        let counters = serde_json::to_string(&counters).unwrap_or_default();
+        let conn = self.lock();
+        conn.prepare_cached(UPSERT_COUNTERS)
+            .and_then(|mut s| s.execute(params![key.pk, key.sk, body, counters]))
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
@@ -143,6 +175,9 @@ impl Store for SqliteStore {
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         check_transaction(&writes)?;
+        if let [Write::Increment { key, add, body }] = writes.as_slice() {
+            return self.increment_one(key, add, body);
+        }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
         for (index, write) in writes.iter().enumerate() {
