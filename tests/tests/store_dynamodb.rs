@@ -5,16 +5,23 @@ use std::sync::Arc;
 
 use keygate::testing::TestApp;
 use keygate_tests::{aws, conformance, require_aws, story};
+use tokio::sync::Mutex;
+
+/// One burst at a time: the emulator processes requests one by one, so parallel bursts from
+/// several tests would only measure its queue (and time out on a loaded machine).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dynamodb_conforms() {
     let Some(endpoint) = require_aws!() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
     conformance::run(Arc::new(aws::store(&endpoint, "conformance").await)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_parallel_approvals_issue_exactly_one_key_on_dynamodb() {
     let Some(endpoint) = require_aws!() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
     let app = TestApp::on(Arc::new(aws::store(&endpoint, "approvals").await)).app;
     story::concurrent_approvals_issue_one_key(Arc::new(app)).await;
 }
@@ -22,6 +29,7 @@ async fn twenty_parallel_approvals_issue_exactly_one_key_on_dynamodb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_parallel_calls_count_exactly_a_thousand_on_dynamodb() {
     let Some(endpoint) = require_aws!() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
     let app = TestApp::on(Arc::new(aws::store(&endpoint, "metering").await)).app;
     story::concurrent_calls_are_counted_exactly(Arc::new(app), 1000).await;
 }
