@@ -185,6 +185,24 @@ impl LocalGateway {
         }
     }
 
+    /// Through the API: `holder` requests a key of template `template` in `project`, `owner`
+    /// approves, and `holder` fetches its token. Returns the approved key (JSON) and the token.
+    pub async fn issue_key(&self, owner: &str, holder: &str, project: &str, template: &str) -> (Value, String) {
+        let (status, r) = self
+            .call("POST", &format!("/v1/projects/{project}/templates/{template}/requests"), Some(holder), None)
+            .await;
+        assert_eq!(status, 201, "{r}");
+        let request = r["request"]["id"].as_str().expect("a request id");
+        let (status, a) =
+            self.call("POST", &format!("/v1/projects/{project}/requests/{request}/approve"), Some(owner), None).await;
+        assert_eq!(status, 200, "{a}");
+        let key = a["key"].clone();
+        let id = key["id"].as_str().expect("a key id");
+        let (status, t) = self.call("GET", &format!("/v1/me/keys/{id}/token"), Some(holder), None).await;
+        assert_eq!(status, 200, "{t}");
+        (key, t["token"].as_str().expect("a token").to_owned())
+    }
+
     /// `method path` with an optional bearer token and JSON body: (status, JSON answer).
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
         let method = http::Method::from_bytes(method.as_bytes()).expect("a method");

@@ -44,20 +44,8 @@ async fn setup(gw: &LocalGateway) -> Setup {
     .await;
     let body = json!({"name": "Bulk", "role": "reader", "price_per_request": PRICE});
     let (_, t) = gw.call("POST", &format!("/v1/projects/{p}/templates"), Some(&ann), Some(body)).await;
-    let (_, r) = gw
-        .call("POST", &format!("/v1/projects/{p}/templates/{}/requests", t["id"].as_str().unwrap()), Some(&bob), None)
-        .await;
-    let (_, a) = gw
-        .call(
-            "POST",
-            &format!("/v1/projects/{p}/requests/{}/approve", r["request"]["id"].as_str().unwrap()),
-            Some(&ann),
-            None,
-        )
-        .await;
-    let key = a["key"]["id"].as_str().unwrap().to_owned();
-    let (_, tok) = gw.call("GET", &format!("/v1/me/keys/{key}/token"), Some(&bob), None).await;
-    Setup { project: p, key, token: tok["token"].as_str().unwrap().to_owned(), ann }
+    let (key, token) = gw.issue_key(&ann, &bob, &p, t["id"].as_str().unwrap()).await;
+    Setup { project: p, key: key["id"].as_str().unwrap().to_owned(), token, ann }
 }
 
 /// `calls` calls from [`CLIENTS`] clients; returns the start times of the allowed ones.

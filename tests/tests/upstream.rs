@@ -55,20 +55,9 @@ async fn allowed_calls_reach_the_upstream_with_the_context() {
     let (_, t) = gw
         .call("POST", &format!("/v1/projects/{p}/templates"), Some(&ann), Some(json!({"name": "W", "role": "writer"})))
         .await;
-    let (_, r) = gw
-        .call("POST", &format!("/v1/projects/{p}/templates/{}/requests", t["id"].as_str().unwrap()), Some(&bob), None)
-        .await;
-    let (_, a) = gw
-        .call(
-            "POST",
-            &format!("/v1/projects/{p}/requests/{}/approve", r["request"]["id"].as_str().unwrap()),
-            Some(&ann),
-            None,
-        )
-        .await;
-    let key_id = a["key"]["id"].as_str().unwrap().to_owned();
-    let (_, tok) = gw.call("GET", &format!("/v1/me/keys/{key_id}/token"), Some(&bob), None).await;
-    let token = tok["token"].as_str().unwrap();
+    let (a, token) = gw.issue_key(&ann, &bob, &p, t["id"].as_str().unwrap()).await;
+    let key_id = a["id"].as_str().unwrap().to_owned();
+    let token = token.as_str();
 
     let res = gw
         .http
@@ -95,7 +84,7 @@ async fn allowed_calls_reach_the_upstream_with_the_context() {
     assert_eq!(header("x-keygate-key-id"), [key_id.as_str()]);
     assert_eq!(header("x-keygate-user-id"), ["bob"], "a client cannot forge the context");
     assert_eq!(header("x-keygate-project-id"), [p.as_str()]);
-    assert_eq!(header("x-keygate-data-layer-id"), [a["key"]["data_layer_id"].as_str().unwrap()]);
+    assert_eq!(header("x-keygate-data-layer-id"), [a["data_layer_id"].as_str().unwrap()]);
     assert!(header("authorization").is_empty(), "the API key is not passed on");
     assert_eq!(header("content-type"), ["application/json"]);
 

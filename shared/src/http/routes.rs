@@ -100,11 +100,6 @@ routes! {
 /// The path of the platform API that the authorizer guards.
 pub const PLATFORM_API: &str = "/api/projects/{project}/{proxy+}";
 
-/// The route of `operation`.
-pub fn route_of(operation: Operation) -> &'static Route {
-    ROUTES.iter().find(|r| r.operation == operation).expect("every operation has a route")
-}
-
 #[derive(Debug)]
 pub enum Match {
     Found(&'static Route, HashMap<String, String>),
