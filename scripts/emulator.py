@@ -14,7 +14,7 @@ import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import MotoRequestHandler
-from werkzeug.serving import run_simple
+from werkzeug.serving import BaseWSGIServer, run_simple
 
 
 def main() -> None:
@@ -27,6 +27,9 @@ def main() -> None:
         with lock:
             return list(app(environ, start_response))
 
+    # Tests open a thousand connections at once; werkzeug's listen backlog of 128 would drop
+    # connection attempts, which clients see as connect timeouts on a loaded machine.
+    BaseWSGIServer.request_queue_size = 4096
     run_simple(
         "127.0.0.1", port, one_at_a_time, threaded=True, use_reloader=False, request_handler=MotoRequestHandler
     )

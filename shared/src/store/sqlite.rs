@@ -3,10 +3,16 @@
 //! One connection behind a mutex serializes every operation, which is what makes a transaction's
 //! conditions and writes atomic. Each operation takes microseconds (WAL journal, no fsync per
 //! commit), so it runs inline on the async worker instead of paying for a blocking-pool hop.
+//!
+//! Metering writes (a lone [`Write::Increment`], one per allowed call) are group-committed: a
+//! writer thread takes every increment queued while the previous commit ran, sums them per
+//! bucket, writes them in one transaction and only then answers each caller. Every call is
+//! still counted before it is allowed, and a failed commit denies every call of its batch; but
+//! a busy gateway pays for one commit per batch instead of one per call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -27,8 +33,20 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_secondary ON items (gpk, gsk, pk, sk) WHERE gpk IS NOT NULL;
 ";
 
+/// Most increments one group commit takes; the rest wait for the next.
+const MAX_BATCH: usize = 1024;
+
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
+    increments: mpsc::Sender<Increment>,
+}
+
+/// A metering write waiting for the writer thread, and where to send its outcome.
+struct Increment {
+    key: ItemKey,
+    add: Vec<(&'static str, i64)>,
+    body: String,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
@@ -50,14 +68,64 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        let conn = Arc::new(Mutex::new(conn));
+        let (increments, queue) = mpsc::channel();
+        let writer = conn.clone();
+        // The thread ends when the store is dropped (the queue's sender goes with it).
+        std::thread::Builder::new()
+            .name("keygate-sqlite-meter".into())
+            .spawn(move || write_increments(&writer, &queue))
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(Self { conn, increments })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a transaction half-applied (SQLite rolls
-        // it back when the transaction is dropped), so a poisoned lock is safe to reuse.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.conn)
     }
+}
+
+fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    // A panic while holding the lock cannot leave a transaction half-applied (SQLite rolls it
+    // back when the transaction is dropped), so a poisoned lock is safe to reuse.
+    conn.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The writer thread: one transaction per batch of queued increments.
+fn write_increments(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Increment>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+        let outcome = commit_increments(conn, &batch).map_err(|e| e.to_string());
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, calls = batch.len(), "metering commit failed");
+        }
+        for increment in batch {
+            // A caller that gave up waiting has nothing left to tell.
+            let _ = increment.done.send(outcome.clone());
+        }
+    }
+}
+
+/// Sums a batch per bucket (the newest body wins) and writes it in one transaction.
+fn commit_increments(conn: &Mutex<Connection>, batch: &[Increment]) -> rusqlite::Result<()> {
+    let mut sums: HashMap<&ItemKey, (BTreeMap<&str, i64>, &str)> = HashMap::new();
+    for inc in batch {
+        let (counters, body) = sums.entry(&inc.key).or_default();
+        for (name, n) in &inc.add {
+            *counters.entry(*name).or_insert(0) += n;
+        }
+        *body = &inc.body;
+    }
+    let mut conn = lock(conn);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut upsert = tx.prepare_cached(UPSERT_COUNTERS)?;
+        for (key, (counters, body)) in &sums {
+            let counters = serde_json::to_string(counters).unwrap_or_default();
+            upsert.execute(params![key.pk, key.sk, body, counters])?;
+        }
+    }
+    tx.commit()
 }
 
 /// A row as read, before its counters (JSON text) are parsed.
@@ -104,18 +172,12 @@ ON CONFLICT (pk, sk) DO UPDATE SET
     )";
 
 impl SqliteStore {
-    /// The metering write: one UPSERT instead of a read-modify-write transaction.
-    fn increment_one(&self, key: &ItemKey, add: &[(&'static str, i64)], body: &str) -> Result<(), StoreError> {
-        let mut counters = BTreeMap::new();
-        for (name, n) in add {
-            *counters.entry(*name).or_insert(0i64) += n;
-        }
-        let counters = serde_json::to_string(&counters).unwrap_or_default();
-        let conn = self.lock();
-        conn.prepare_cached(UPSERT_COUNTERS)
-            .and_then(|mut s| s.execute(params![key.pk, key.sk, body, counters]))
-            .map(|_| ())
-            .map_err(unavailable)
+    /// The metering write: queued for the next group commit, answered once it is committed.
+    async fn increment_one(&self, key: ItemKey, add: Vec<(&'static str, i64)>, body: String) -> Result<(), StoreError> {
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let stopped = || StoreError::Unavailable("the metering writer has stopped".into());
+        self.increments.send(Increment { key, add, body, done }).map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?.map_err(|e| StoreError::Unavailable(e.into()))
     }
 }
 
@@ -173,10 +235,12 @@ impl Store for SqliteStore {
         Ok(Page { items, next })
     }
 
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+    async fn transact(&self, mut writes: Vec<Write>) -> Result<(), StoreError> {
         check_transaction(&writes)?;
-        if let [Write::Increment { key, add, body }] = writes.as_slice() {
-            return self.increment_one(key, add, body);
+        if let [Write::Increment { .. }] = writes.as_slice()
+            && let Some(Write::Increment { key, add, body }) = writes.pop()
+        {
+            return self.increment_one(key, add, body).await;
         }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
@@ -245,5 +309,34 @@ impl Store for SqliteStore {
             result.map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn concurrent_increments_are_summed_per_bucket_and_keep_the_newest_body() {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let (a, b) = (ItemKey::new("USAGE#a#0", "H#1"), ItemKey::new("USAGE#b#0", "H#1"));
+        let calls = (0..200).map(|i| {
+            let (store, key) = (store.clone(), if i % 2 == 0 { a.clone() } else { b.clone() });
+            tokio::spawn(async move {
+                let write = Write::Increment { key, add: vec![("requests", 1), ("cost", 3)], body: format!("{i}") };
+                store.transact(vec![write]).await
+            })
+        });
+        for call in calls.collect::<Vec<_>>() {
+            call.await.unwrap().unwrap();
+        }
+        for key in [&a, &b] {
+            let item = store.get(key).await.unwrap().unwrap();
+            assert_eq!((item.counter("requests"), item.counter("cost")), (100, 300), "{key:?}");
+        }
+        let (req, body) = (ItemKey::new("x", "y"), "last".to_owned());
+        store.transact(vec![Write::Increment { key: req.clone(), add: vec![("requests", 1)], body }]).await.unwrap();
+        assert_eq!(store.get(&req).await.unwrap().unwrap().body, "last");
     }
 }
