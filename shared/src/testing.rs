@@ -1,6 +1,7 @@
 //! Building blocks for tests: an application on a real SQLite store, a mailer that records what
 //! it sends (and can be told to fail), and a clock tests set.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -12,8 +13,8 @@ use crate::ids::UserId;
 use crate::mail::{Mail, MailError, Mailer};
 use crate::service::{App, Settings};
 use crate::signing::KeyRing;
-use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
+use crate::store::{Item, ItemKey, Page, Query, Store, StoreError, Write};
 
 /// Records every mail; fails while `failing` is set.
 #[derive(Default)]
@@ -28,18 +29,77 @@ impl RecordingMailer {
     }
 
     pub fn set_failing(&self, failing: bool) {
-        self.failing.store(failing, std::sync::atomic::Ordering::SeqCst);
+        self.failing.store(failing, Ordering::SeqCst);
     }
 }
 
 #[async_trait]
 impl Mailer for RecordingMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.failing.load(Ordering::SeqCst) {
             return Err(MailError("the mail service is down (test)".into()));
         }
         self.sent.lock().unwrap_or_else(|p| p.into_inner()).push(mail.clone());
         Ok(())
+    }
+}
+
+/// Passes every call on to another store and counts them, for tests that bound round trips.
+pub struct CountingStore {
+    inner: Arc<dyn Store>,
+    gets: AtomicUsize,
+    queries: AtomicUsize,
+    transactions: AtomicUsize,
+}
+
+/// Calls made to a [`CountingStore`] so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Calls {
+    pub gets: usize,
+    pub queries: usize,
+    pub transactions: usize,
+}
+
+impl std::ops::Sub for Calls {
+    type Output = Calls;
+    fn sub(self, before: Calls) -> Calls {
+        Calls {
+            gets: self.gets - before.gets,
+            queries: self.queries - before.queries,
+            transactions: self.transactions - before.transactions,
+        }
+    }
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self { inner, gets: AtomicUsize::new(0), queries: AtomicUsize::new(0), transactions: AtomicUsize::new(0) }
+    }
+
+    pub fn calls(&self) -> Calls {
+        Calls {
+            gets: self.gets.load(Ordering::SeqCst),
+            queries: self.queries.load(Ordering::SeqCst),
+            transactions: self.transactions.load(Ordering::SeqCst),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for CountingStore {
+    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        self.inner.query(query).await
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.transactions.fetch_add(1, Ordering::SeqCst);
+        self.inner.transact(writes).await
     }
 }
 

@@ -117,16 +117,11 @@ fn issued_keys_page(c: &mut Criterion) {
         let first = story::pending_request(&t.app).await;
         let now = t.app.now();
         for i in 0..50 {
-            let s = if i == 0 { first_story(&first) } else { another_request(&t.app, &first, i).await };
-            let key = t.app.approve(&first.owner, &first.project, &s.request).await.unwrap().key;
+            let request =
+                if i == 0 { first.request.clone() } else { story::another_request(&t.app, &first, i).await.request };
+            let key = t.app.approve(&first.owner, &first.project, &request).await.unwrap().key;
             for h in 0..(30 * 24) {
-                let hour = usage::hour_of(now - chrono::Duration::hours(h));
-                let write = Write::Increment {
-                    key: layout::usage_bucket(&key.id, 0, hour),
-                    add: vec![(usage::REQUESTS, 3), (usage::COST, 9)],
-                    body: format!(r#"{{"last_used_at":"{}"}}"#, hour.to_rfc3339()),
-                };
-                t.app.store.transact(vec![write]).await.unwrap();
+                story::record_use(&t.app, &key.id, now - chrono::Duration::hours(h), 3).await;
             }
         }
         (t.app, first.owner.clone(), first.project.clone())
@@ -139,28 +134,6 @@ fn issued_keys_page(c: &mut Criterion) {
     c.bench_function("issued-keys page, 50 keys x 30 days hourly, SQLite", |b| {
         b.to_async(&rt).iter(|| async { app.list_issued_keys(&owner, &project, period, &page).await.unwrap() })
     });
-}
-
-fn first_story(s: &story::Story) -> story::Story {
-    story::Story {
-        owner: s.owner.clone(),
-        holder: s.holder.clone(),
-        project: s.project.clone(),
-        template: s.template.clone(),
-        request: s.request.clone(),
-    }
-}
-
-/// Another member's request for the same template.
-async fn another_request(app: &App, first: &story::Story, i: usize) -> story::Story {
-    use keygate::project::MemberInput;
-    let holder = keygate::testing::user(&format!("user{i}"));
-    let role = keygate::ids::RoleName::parse("reader").unwrap();
-    app.put_member(&first.owner, &first.project, holder.id.clone(), MemberInput { role, email: holder.email.clone() })
-        .await
-        .unwrap();
-    let request = app.request_key(&holder, &first.project, &first.template).await.unwrap().request.id;
-    story::Story { holder, request, ..first_story(first) }
 }
 
 criterion_group!(benches, authorizer, issued_keys_page);

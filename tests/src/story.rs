@@ -91,3 +91,83 @@ pub async fn concurrent_calls_are_counted_exactly(app: std::sync::Arc<App>, call
     assert_eq!(rows.items[0].requests, calls as i64 + 1);
     assert_eq!(rows.items[0].cost, (calls as i64 + 1) * PRICE);
 }
+
+/// Another member's request for the story's template.
+pub async fn another_request(app: &App, first: &Story, i: usize) -> Story {
+    let holder = user(&format!("user{i}"));
+    let role = RoleName::parse("reader").unwrap();
+    app.put_member(&first.owner, &first.project, holder.id.clone(), MemberInput { role, email: holder.email.clone() })
+        .await
+        .unwrap();
+    let request = app.request_key(&holder, &first.project, &first.template).await.unwrap().request.id;
+    Story {
+        owner: first.owner.clone(),
+        holder,
+        project: first.project.clone(),
+        template: first.template.clone(),
+        request,
+    }
+}
+
+/// Writes a usage bucket as the authorizer would: `requests` calls at [`PRICE`], last at `at`.
+pub async fn record_use(app: &App, key: &keygate::ids::KeyId, at: chrono::DateTime<chrono::Utc>, requests: i64) {
+    use keygate::store::{Write, layout};
+    let write = Write::Increment {
+        key: layout::usage_bucket(key, 0, keygate::usage::hour_of(at)),
+        add: vec![(keygate::usage::REQUESTS, requests), (keygate::usage::COST, requests * PRICE)],
+        body: serde_json::json!({ "last_used_at": at }).to_string(),
+    };
+    app.store.transact(vec![write]).await.unwrap();
+}
+
+/// The owner's issued-keys page reads one query per key used since the period began (two for
+/// a key idle since then), and its figures are right in every case.
+pub async fn issued_keys_page_costs_one_query_per_key(store: std::sync::Arc<dyn keygate::store::Store>) {
+    use chrono::Duration;
+    use keygate::testing::{CountingStore, TestApp};
+    let counting = std::sync::Arc::new(CountingStore::new(store));
+    let t = TestApp::on(counting.clone());
+    let app = &t.app;
+    let first = pending_request(app).await;
+    let mut keys = vec![app.approve(&first.owner, &first.project, &first.request).await.unwrap().key.id];
+    for i in 0..5 {
+        let s = another_request(app, &first, i).await;
+        keys.push(app.approve(&first.owner, &first.project, &s.request).await.unwrap().key.id);
+    }
+    let now = app.now();
+    // Keys 0-3: used in the period (key 0 also 50 days ago); key 4: last used 40 days ago; key 5: never.
+    for (i, key) in keys.iter().enumerate().take(4) {
+        record_use(app, key, now - Duration::hours(2), 10).await;
+        record_use(app, key, now - Duration::minutes(i as i64), 1).await;
+    }
+    record_use(app, &keys[0], now - Duration::days(50), 100).await;
+    record_use(app, &keys[4], now - Duration::days(40), 7).await;
+
+    let before = counting.calls();
+    app.access(&first.owner, &first.project).await.unwrap();
+    let access_queries = (counting.calls() - before).queries;
+    let period = keygate::usage::Period::parse(None, None, now + Duration::seconds(1), 366).unwrap();
+    let before = counting.calls();
+    let page = app.list_issued_keys(&first.owner, &first.project, period, &Default::default()).await.unwrap();
+    let spent = counting.calls() - before;
+    assert_eq!(page.items.len(), 6);
+    let per_key = spent.queries - access_queries - 1;
+    assert_eq!(per_key, 4 + 2 + 2, "one query for each key used in the period, two for the idle ones: {spent:?}");
+    for row in &page.items {
+        let i = keys.iter().position(|k| *k == row.key_id).unwrap();
+        match i {
+            0..4 => {
+                assert_eq!((row.requests, row.cost), (11, 11 * PRICE), "key {i}");
+                assert_eq!(row.last_used_at, Some(now - Duration::minutes(i as i64)), "key {i}");
+            }
+            4 => assert_eq!((row.requests, row.last_used_at), (0, Some(now - Duration::days(40)))),
+            _ => assert_eq!((row.requests, row.last_used_at), (0, None)),
+        }
+    }
+
+    // A period long past reads the period and the newest bucket separately, and is as right.
+    let old = keygate::usage::Period::parse(None, Some(&(now - Duration::days(45)).to_rfc3339()), now, 366).unwrap();
+    let page = app.list_issued_keys(&first.owner, &first.project, old, &Default::default()).await.unwrap();
+    let row = page.items.iter().find(|r| r.key_id == keys[0]).unwrap();
+    assert_eq!((row.requests, row.cost, row.last_used_at), (100, 100 * PRICE, Some(now)));
+}

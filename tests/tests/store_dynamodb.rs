@@ -33,3 +33,10 @@ async fn a_thousand_parallel_calls_count_exactly_a_thousand_on_dynamodb() {
     let app = TestApp::on(Arc::new(aws::store(&endpoint, "metering").await)).app;
     story::concurrent_calls_are_counted_exactly(Arc::new(app), 1000).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_issued_keys_page_costs_one_query_per_key_on_dynamodb() {
+    let Some(endpoint) = require_aws!() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    story::issued_keys_page_costs_one_query_per_key(Arc::new(aws::store(&endpoint, "page").await)).await;
+}

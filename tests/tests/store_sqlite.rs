@@ -31,3 +31,10 @@ async fn data_survives_reopening_the_file() {
         .unwrap();
     assert_eq!(SqliteStore::open(&path).unwrap().get(&item.key).await.unwrap(), Some(item));
 }
+
+#[tokio::test]
+async fn the_issued_keys_page_costs_one_query_per_key() {
+    let dir = Scratch::new("sqlite-page");
+    let store = SqliteStore::open(&dir.0.join("keygate.db")).unwrap();
+    keygate_tests::story::issued_keys_page_costs_one_query_per_key(Arc::new(store)).await;
+}

@@ -16,7 +16,7 @@ use crate::mail;
 use crate::permission::Permission;
 use crate::secret::SecretValue;
 use crate::signing::{KeyClaims, audience};
-use crate::store::{Cond, Query, SkRange, layout, query_all};
+use crate::store::{Cond, Item, Query, SkRange, layout, query_all};
 use crate::usage::{self, Bucket, Granularity, Period, Totals, UsageSeries};
 
 /// One row of the owner's issued-keys table; `requests` and `cost` are for the period asked.
@@ -57,6 +57,28 @@ pub struct Revocation {
     pub notification: Notification,
 }
 
+/// How close to now a period must end for the issued-keys page to read its buckets and the
+/// newest one in a single query per key (see [`App::usage_row`]).
+const RECENT_PERIOD: chrono::Duration = chrono::Duration::days(7);
+
+fn bucket_of(item: &Item) -> Option<Bucket> {
+    Some(Bucket {
+        hour: usage::parse_hour(&item.key.sk)?,
+        requests: item.counter(usage::REQUESTS),
+        cost: item.counter(usage::COST),
+    })
+}
+
+/// The latest `last_used_at` among buckets (of one or several shards).
+fn newest_use<'a>(items: impl IntoIterator<Item = &'a Item>) -> Result<Option<DateTime<Utc>>> {
+    let mut last = None;
+    for item in items {
+        let body: BucketBody = decode(item)?;
+        last = last.max(Some(body.last_used_at));
+    }
+    Ok(last)
+}
+
 /// What the authorizer writes on each usage bucket besides its counters.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct BucketBody {
@@ -67,39 +89,53 @@ impl App {
     /// The hour buckets of a key that overlap the period, from every shard.
     pub(crate) async fn buckets(&self, key: &KeyId, period: Period) -> Result<Vec<Bucket>> {
         let (first, last) = period.hours();
+        Ok(self.usage_items(key, first, Some(last)).await?.iter().filter_map(bucket_of).collect())
+    }
+
+    /// The buckets of every shard from hour `first` to hour `last` (to the newest when `None`),
+    /// newest first.
+    async fn usage_items(&self, key: &KeyId, first: DateTime<Utc>, last: Option<DateTime<Utc>>) -> Result<Vec<Item>> {
+        let lo = layout::usage_hour(first);
+        let hi = last.map_or_else(|| format!("{}\u{10FFFF}", layout::USAGE_HOURS), layout::usage_hour);
         let reads = (0..self.settings.usage_shards.max(1)).map(|shard| {
             let mut q = Query::prefix(layout::usage_pk(key, shard), "").limit(1000);
-            q.sk = SkRange::Between(layout::usage_hour(first), layout::usage_hour(last));
+            q.sk = SkRange::Between(lo.clone(), hi.clone());
+            q.descending = true;
             query_all(self.store.as_ref(), q)
         });
-        let items = try_join_all(reads).await?;
-        Ok(items
-            .into_iter()
-            .flatten()
-            .filter_map(|item| {
-                Some(Bucket {
-                    hour: usage::parse_hour(&item.key.sk)?,
-                    requests: item.counter(usage::REQUESTS),
-                    cost: item.counter(usage::COST),
-                })
-            })
-            .collect())
+        Ok(try_join_all(reads).await?.into_iter().flatten().collect())
     }
 
     /// When the key was last used: the newest bucket of any shard.
     pub(crate) async fn last_used(&self, key: &KeyId) -> Result<Option<DateTime<Utc>>> {
         let reads = (0..self.settings.usage_shards.max(1)).map(|shard| {
-            let mut q = Query::prefix(layout::usage_pk(key, shard), "H#").limit(1);
+            let mut q = Query::prefix(layout::usage_pk(key, shard), layout::USAGE_HOURS).limit(1);
             q.descending = true;
             async move { self.store.query(&q).await }
         });
         let pages = try_join_all(reads).await?;
-        let mut last = None;
-        for item in pages.iter().flat_map(|p| &p.items) {
-            let body: BucketBody = decode(item)?;
-            last = last.max(Some(body.last_used_at));
+        newest_use(pages.iter().flat_map(|p| &p.items))
+    }
+
+    /// A key's totals in the period and when it was last used. For a period that ends within
+    /// [`RECENT_PERIOD`] of now, one query per shard reads the buckets from the period's first
+    /// hour to the newest, which holds both; only a key unused since the period began needs a
+    /// second, one-item query for its last use. Older periods read the period and the newest
+    /// bucket separately (concurrently), so as not to read every bucket since.
+    async fn usage_row(&self, key: &KeyId, period: Period) -> Result<(Totals, Option<DateTime<Utc>>)> {
+        let (first, last) = period.hours();
+        if self.now() - period.to > RECENT_PERIOD {
+            let (buckets, last_used_at) = tokio::try_join!(self.buckets(key, period), self.last_used(key))?;
+            return Ok((usage::totals(&buckets), last_used_at));
         }
-        Ok(last)
+        let items = self.usage_items(key, first, None).await?;
+        if items.is_empty() {
+            return Ok((Totals::default(), self.last_used(key).await?));
+        }
+        let last_sk = layout::usage_hour(last);
+        let in_period: Vec<Bucket> = items.iter().filter(|i| i.key.sk <= last_sk).filter_map(bucket_of).collect();
+        let newest = items.iter().map(|i| &i.key.sk).max();
+        Ok((usage::totals(&in_period), newest_use(items.iter().filter(|i| Some(&i.key.sk) == newest))?))
     }
 
     /// The owner's table of issued keys, with each key's requests and cost in the period.
@@ -113,8 +149,7 @@ impl App {
         self.access(caller, id).await?.require(Permission::ProjectManage)?;
         let keys: ListPage<IssuedKey> = self.page(Query::prefix(layout::project_pk(id), layout::KEYS), page).await?;
         let rows = try_join_all(keys.items.into_iter().map(|k| async move {
-            let (buckets, last_used_at) = tokio::try_join!(self.buckets(&k.id, period), self.last_used(&k.id))?;
-            let Totals { requests, cost } = usage::totals(&buckets);
+            let (Totals { requests, cost }, last_used_at) = self.usage_row(&k.id, period).await?;
             Ok::<_, Error>(IssuedKeyRow {
                 key_id: k.id,
                 template_id: k.template_id,

@@ -64,10 +64,17 @@ pub struct ListPage<T> {
 }
 
 /// `?limit=&cursor=` of a list route.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PageRequest {
     pub limit: usize,
     pub cursor: Option<Cursor>,
+}
+
+/// The first page, of the size a list route answers without `?limit=`.
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self { limit: DEFAULT_PAGE, cursor: None }
+    }
 }
 
 pub const DEFAULT_PAGE: usize = 50;

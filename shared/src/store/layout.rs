@@ -87,9 +87,12 @@ pub fn usage_pk(k: &KeyId, shard: u32) -> String {
     format!("USAGE#{k}#{shard}")
 }
 
+/// The prefix of every hour bucket's sort key.
+pub const USAGE_HOURS: &str = "H#";
+
 /// The sort key of an hour bucket: `H#2026-11-23T16`, which sorts by time.
 pub fn usage_hour(hour: DateTime<Utc>) -> String {
-    format!("H#{}", hour.format("%Y-%m-%dT%H"))
+    format!("{USAGE_HOURS}{}", hour.format("%Y-%m-%dT%H"))
 }
 
 pub fn usage_bucket(k: &KeyId, shard: u32, hour: DateTime<Utc>) -> ItemKey {
