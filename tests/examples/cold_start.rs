@@ -69,14 +69,18 @@ async fn main() {
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
         ("RUST_LOG", "error".to_owned()),
     ];
-    let (mut warm, mut floor) = (Vec::new(), Vec::new());
-    let mut second = Vec::new();
+    let (mut cold, mut init, mut first_call, mut second) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut floor, mut floor_init) = (Vec::new(), Vec::new());
     for _ in 0..n {
         let runtime = RuntimeApi::start().await;
         let f = runtime.spawn(&authorizer, &env);
         let answer = runtime.invoke(event.clone()).await.expect("an answer");
-        warm.push(f.started.elapsed());
+        let answered = f.started.elapsed();
         assert_eq!(answer["isAuthorized"], true, "{answer}");
+        let polled = runtime.first_poll().expect("the function polled") - f.started;
+        cold.push(answered);
+        init.push(polled);
+        first_call.push(answered - polled);
         let t = std::time::Instant::now();
         runtime.invoke(event.clone()).await.expect("an answer");
         second.push(t.elapsed());
@@ -85,8 +89,16 @@ async fn main() {
         let h = runtime.spawn(&hello, &[]);
         runtime.invoke(hello_event.clone()).await.expect("an answer");
         floor.push(h.started.elapsed());
+        floor_init.push(runtime.first_poll().expect("hello polled") - h.started);
     }
-    stats("authorizer", warm);
+    println!("process start -> first answer:");
+    stats("authorizer", cold);
     stats("hello floor", floor);
-    stats("2nd call", second);
+    println!("of which process start -> first poll (exec, SDK set-up, key loading; the floor: exec and runtime):");
+    stats("authorizer", init);
+    stats("hello floor", floor_init);
+    println!("of which the first call (its store round trips: key record || template, role, usage write):");
+    stats("authorizer", first_call);
+    println!("a second call of the same process (one store write):");
+    stats("authorizer", second);
 }

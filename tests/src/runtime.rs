@@ -20,6 +20,8 @@ struct Shared {
     arrived: Notify,
     waiting: Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>,
     init_error: Mutex<Option<Value>>,
+    /// When the function first asked for an event: the end of its initialisation.
+    first_poll: std::sync::OnceLock<Instant>,
 }
 
 /// What a function answered to one invocation: its response, or the error it reported.
@@ -32,6 +34,7 @@ pub struct RuntimeApi {
 }
 
 async fn next(State(s): State<Arc<Shared>>) -> (HeaderMap, String) {
+    s.first_poll.get_or_init(Instant::now);
     loop {
         let notified = s.arrived.notified();
         if let Some((id, event)) = s.events.lock().await.pop_front() {
@@ -103,6 +106,11 @@ impl RuntimeApi {
             Ok(Ok(outcome)) => outcome,
             _ => panic!("the function did not answer; init error: {:?}", self.shared.init_error.lock().await),
         }
+    }
+
+    /// When a function first polled this API for an event (its initialisation was done).
+    pub fn first_poll(&self) -> Option<Instant> {
+        self.shared.first_poll.get().copied()
     }
 
     /// Starts a function binary the way Lambda does, pointed at this runtime API.
