@@ -4,15 +4,17 @@
 //! conditions and writes atomic. Each operation takes microseconds (WAL journal, no fsync per
 //! commit), so it runs inline on the async worker instead of paying for a blocking-pool hop.
 //!
-//! Metering writes (a lone [`Write::Increment`], one per allowed call) are group-committed: a
-//! writer thread takes every increment queued while the previous commit ran, sums them per
-//! bucket, writes them in one transaction and only then answers each caller. Every call is
+//! Metering writes (a lone [`Write::Increment`], one per allowed call) are group-committed: each
+//! is queued, and one commit task at a time takes every queued increment, sums them
+//! per bucket, writes them in one transaction and only then answers each caller. Every call is
 //! still counted before it is allowed, and a failed commit denies every call of its batch; but
-//! a busy gateway pays for one commit per batch instead of one per call.
+//! a busy gateway pays for one commit per batch instead of one per call. The commit runs as a
+//! task on the same runtime (no thread hand-off), after yielding once so that a batch forms.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -33,12 +35,16 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_secondary ON items (gpk, gsk, pk, sk) WHERE gpk IS NOT NULL;
 ";
 
-/// Most increments one group commit takes; the rest wait for the next.
-const MAX_BATCH: usize = 1024;
-
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    increments: mpsc::Sender<Increment>,
+    meter: Arc<Meter>,
+}
+
+/// The queue of metering writes and the flag of the one commit that may run at a time.
+struct Meter {
+    conn: Arc<Mutex<Connection>>,
+    queued: Mutex<Vec<Increment>>,
+    committing: AtomicBool,
 }
 
 /// A metering write waiting for the writer thread, and where to send its outcome.
@@ -65,18 +71,17 @@ impl SqliteStore {
     }
 
     fn setup(conn: Connection) -> Result<Self, StoreError> {
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+        // One process owns the database (exclusive locking: no file locks taken per
+        // transaction; a second gateway on the same data directory is refused at start).
+        conn.execute_batch(
+            "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 1000;",
+        )
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         let conn = Arc::new(Mutex::new(conn));
-        let (increments, queue) = mpsc::channel();
-        let writer = conn.clone();
-        // The thread ends when the store is dropped (the queue's sender goes with it).
-        std::thread::Builder::new()
-            .name("keygate-sqlite-meter".into())
-            .spawn(move || write_increments(&writer, &queue))
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        Ok(Self { conn, increments })
+        let meter =
+            Arc::new(Meter { conn: conn.clone(), queued: Mutex::new(Vec::new()), committing: AtomicBool::new(false) });
+        Ok(Self { conn, meter })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -84,18 +89,52 @@ impl SqliteStore {
     }
 }
 
-fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a transaction half-applied (SQLite rolls it
     // back when the transaction is dropped), so a poisoned lock is safe to reuse.
-    conn.lock().unwrap_or_else(|p| p.into_inner())
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The writer thread: one transaction per batch of queued increments.
-fn write_increments(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Increment>) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        batch.extend(queue.try_iter().take(MAX_BATCH - 1));
-        let outcome = commit_increments(conn, &batch).map_err(|e| e.to_string());
+impl Meter {
+    /// Queues an increment; the first one queued while no commit is pending schedules one.
+    fn enqueue(self: &Arc<Self>, increment: Increment) {
+        lock(&self.queued).push(increment);
+        self.schedule();
+    }
+
+    /// Starts a commit task unless one is pending. The task first yields, so that the calls
+    /// already runnable queue their increments too and share its commit; it runs as a task of
+    /// its own, so that a caller that goes away cannot cancel a commit others wait for.
+    fn schedule(self: &Arc<Self>) {
+        if self.committing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let meter = self.clone();
+        tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            meter.commit_queued();
+        });
+    }
+
+    /// Commits every queued increment and answers their callers; run by the one pending task.
+    fn commit_queued(self: &Arc<Self>) {
+        /// Clears the flag however this ends (a panic included), then looks for late arrivals:
+        /// an increment queued while the flag was set did not schedule a commit of its own.
+        struct Done<'a>(&'a Arc<Meter>);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.committing.store(false, Ordering::SeqCst);
+                if !lock(&self.0.queued).is_empty() {
+                    self.0.schedule();
+                }
+            }
+        }
+        let _done = Done(self);
+        let batch = std::mem::take(&mut *lock(&self.queued));
+        if batch.is_empty() {
+            return;
+        }
+        let outcome = commit_increments(&self.conn, &batch).map_err(|e| e.to_string());
         if let Err(e) = &outcome {
             tracing::error!(error = %e, calls = batch.len(), "metering commit failed");
         }
@@ -175,9 +214,9 @@ impl SqliteStore {
     /// The metering write: queued for the next group commit, answered once it is committed.
     async fn increment_one(&self, key: ItemKey, add: Vec<(&'static str, i64)>, body: String) -> Result<(), StoreError> {
         let (done, outcome) = tokio::sync::oneshot::channel();
-        let stopped = || StoreError::Unavailable("the metering writer has stopped".into());
-        self.increments.send(Increment { key, add, body, done }).map_err(|_| stopped())?;
-        outcome.await.map_err(|_| stopped())?.map_err(|e| StoreError::Unavailable(e.into()))
+        self.meter.enqueue(Increment { key, add, body, done });
+        let lost = || StoreError::Unavailable("the metering commit stopped".into());
+        outcome.await.map_err(|_| lost())?.map_err(|e| StoreError::Unavailable(e.into()))
     }
 }
 
