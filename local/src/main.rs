@@ -204,17 +204,15 @@ async fn store(
             tracing::info!(table, endpoint = ?cli.dynamodb_endpoint, "storing in DynamoDB");
             Ok(Arc::new(store))
         }
-        _ => Ok(Arc::new(
-            SqliteStore::open(&dir.database()).map_err(|e| {
-                let why = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
-                let hint = if why.contains("locked") {
-                    " (is another keygate-local running on this data directory? Stop it, or pass another --data-dir)"
-                } else {
-                    ""
-                };
-                format!("cannot open the database {}: {why}{hint}", dir.database().display())
-            })?,
-        )),
+        _ => Ok(Arc::new(SqliteStore::open(&dir.database()).map_err(|e| {
+            let why = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
+            let hint = if why.contains("locked") {
+                " (is another keygate-local running on this data directory? Stop it, or pass another --data-dir)"
+            } else {
+                ""
+            };
+            format!("cannot open the database {}: {why}{hint}", dir.database().display())
+        })?)),
     }
 }
 

@@ -168,11 +168,16 @@ async fn signing_pem(config: &Config, clients: &Clients) -> Result<String, Confi
 }
 
 /// The application on DynamoDB and SES, as every Lambda function runs it.
+/// Logs how long each part of start-up took (`sdk_us`, `key_us`): cold starts are read from it.
 pub async fn build_app(config: &Config) -> Result<App, ConfigError> {
+    let started = std::time::Instant::now();
     let clients = Clients::new(config).await;
+    let sdk = started.elapsed();
     let pem = signing_pem(config, &clients).await?;
     let keys = KeyRing::new(&config.issuer, &pem, &config.retired_public_keys)
         .map_err(|e| ConfigError::Invalid { name: SIGNING_KEY, why: e.to_string() })?;
+    let key = started.elapsed() - sdk;
+    tracing::info!(sdk_us = sdk.as_micros() as u64, key_us = key.as_micros() as u64, "application built");
     Ok(App::new(
         Arc::new(DynamoStore::new(clients.dynamodb, config.table.clone())),
         Arc::new(SesMailer::new(clients.ses, config.mail_from.clone())),

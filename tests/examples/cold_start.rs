@@ -67,10 +67,12 @@ async fn main() {
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("RUST_LOG", "error".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
     ];
+
     let (mut cold, mut init, mut first_call, mut second) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut floor, mut floor_init) = (Vec::new(), Vec::new());
+    let (mut sdk, mut keys) = (Vec::new(), Vec::new());
     for _ in 0..n {
         let runtime = RuntimeApi::start().await;
         let f = runtime.spawn(&authorizer, &env);
@@ -84,6 +86,15 @@ async fn main() {
         let t = std::time::Instant::now();
         runtime.invoke(event.clone()).await.expect("an answer");
         second.push(t.elapsed());
+        let logs = f.logs();
+        let built: serde_json::Value = logs
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["fields"]["message"] == "application built")
+            .unwrap_or_else(|| panic!("no start-up timing in the logs: {logs}"));
+        let micros = |field: &str| Duration::from_micros(built["fields"][field].as_u64().unwrap_or_default());
+        sdk.push(micros("sdk_us"));
+        keys.push(micros("key_us"));
         drop(f);
         let runtime = RuntimeApi::start().await;
         let h = runtime.spawn(&hello, &[]);
@@ -97,6 +108,9 @@ async fn main() {
     println!("of which process start -> first poll (exec, SDK set-up, key loading; the floor: exec and runtime):");
     stats("authorizer", init);
     stats("hello floor", floor_init);
+    println!("of which, inside the authorizer (its own log):");
+    stats("SDK set-up", sdk);
+    stats("key loading", keys);
     println!("of which the first call (its store round trips: key record || template, role, usage write):");
     stats("authorizer", first_call);
     println!("a second call of the same process (one store write):");
