@@ -14,7 +14,6 @@ use keygate::authorizer::Caches;
 use keygate::permission::{api_path_segments, required_permission};
 use keygate::signing::{KeyRing, PublicJwk};
 use keygate::store::sqlite::SqliteStore;
-use keygate::store::{Write, layout};
 use keygate::testing::{ISSUER, TestApp};
 use keygate::usage;
 use keygate_tests::story;
