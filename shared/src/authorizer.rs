@@ -178,15 +178,10 @@ impl App {
         let claims = self.verified(token, &project, now)?;
         let key_id = KeyId::parse(&claims.jti).ok_or(Denial::UnknownKey)?;
         let template_id = TemplateId::parse(&claims.tpl).ok_or(Denial::KeyNotUsable)?;
-        // The signed token names the template, so its grant is read beside the key record: a
-        // cold instance waits for two round trips (key ‖ template, then role), not three.
-        let (key, grant) =
-            tokio::join!(self.key_record(&project, &key_id, now), self.grant(&project, &template_id, now));
-        let key = key?;
+        let (key, grant) = self.key_and_grant(&project, &key_id, &template_id, now).await?;
         if !key.is_usable(now) || key.template_id != template_id || key.user_id.as_str() != claims.sub {
             return Err(Denial::KeyNotUsable);
         }
-        let grant = grant?;
         let needed = required_permission(method, &segments);
         if !grant.permissions.contains(needed) {
             return Err(Denial::MissingPermission(needed));
@@ -220,41 +215,55 @@ impl App {
         Ok(claims)
     }
 
-    async fn key_record(&self, project: &ProjectId, key: &KeyId, now: DateTime<Utc>) -> Result<Arc<IssuedKey>, Denial> {
-        let cache_key = (project.clone(), key.clone());
-        if let Some(hit) = self.caches.keys.get(&cache_key)
-            && now - hit.at < KEY_RECORD_TTL
-        {
-            return Ok(hit.value);
-        }
-        let record: IssuedKey = self.read(&layout::key(project, key)).await?.ok_or(Denial::UnknownKey)?;
-        let record = Arc::new(record);
-        self.caches.keys.insert(cache_key, Stamped { value: record.clone(), at: now });
-        Ok(record)
-    }
-
-    async fn grant(&self, project: &ProjectId, template: &TemplateId, now: DateTime<Utc>) -> Result<Grant, Denial> {
-        let cache_key = (project.clone(), template.clone());
-        if let Some(hit) = self.caches.grants.get(&cache_key)
-            && now - hit.at < GRANT_TTL
-        {
-            return Ok(hit.value);
-        }
-        let t: KeyTemplate = self.read(&layout::template(project, template)).await?.ok_or(Denial::KeyNotUsable)?;
+    /// The key's record and its template's grant, from the caches where fresh. The signed
+    /// token names the template, so on a cold instance the key record and the template are read
+    /// in one round trip, then the role: two round trips before the usage write, not three.
+    async fn key_and_grant(
+        &self,
+        project: &ProjectId,
+        key: &KeyId,
+        template: &TemplateId,
+        now: DateTime<Utc>,
+    ) -> Result<(Arc<IssuedKey>, Grant), Denial> {
+        let key_cache = (project.clone(), key.clone());
+        let grant_cache = (project.clone(), template.clone());
+        let cached_key = self.caches.keys.get(&key_cache).filter(|hit| now - hit.at < KEY_RECORD_TTL);
+        let cached_grant = self.caches.grants.get(&grant_cache).filter(|hit| now - hit.at < GRANT_TTL);
+        let (record, template_item) = match (cached_key, cached_grant) {
+            (Some(k), Some(g)) => return Ok((k.value, g.value)),
+            (Some(k), None) => (Some(k.value), self.read::<KeyTemplate>(&layout::template(project, template)).await?),
+            (None, Some(g)) => {
+                let record: IssuedKey = self.read(&layout::key(project, key)).await?.ok_or(Denial::UnknownKey)?;
+                return Ok((self.remember_key(key_cache, record, now), g.value));
+            }
+            (None, None) => {
+                let keys = [layout::key(project, key), layout::template(project, template)];
+                let items = self.store.get_many(&keys).await.map_err(store_failed)?;
+                let (record, template_item) = match items.as_slice() {
+                    [record, template_item] => (record, template_item),
+                    _ => return Err(Denial::StoreFailed),
+                };
+                let record: IssuedKey = record.as_ref().map(decode_item).transpose()?.ok_or(Denial::UnknownKey)?;
+                let template_item: Option<KeyTemplate> = template_item.as_ref().map(decode_item).transpose()?;
+                (Some(self.remember_key(key_cache, record, now)), template_item)
+            }
+        };
+        let record = record.ok_or(Denial::UnknownKey)?;
+        let t: KeyTemplate = template_item.ok_or(Denial::KeyNotUsable)?;
         let role: Role = self.read(&layout::role(project, &t.role)).await?.ok_or(Denial::KeyNotUsable)?;
         let grant = Grant { permissions: role.permissions, price: t.price_per_request };
-        self.caches.grants.insert(cache_key, Stamped { value: grant, at: now });
-        Ok(grant)
+        self.caches.grants.insert(grant_cache, Stamped { value: grant, at: now });
+        Ok((record, grant))
+    }
+
+    fn remember_key(&self, cache_key: (ProjectId, KeyId), record: IssuedKey, now: DateTime<Utc>) -> Arc<IssuedKey> {
+        let record = Arc::new(record);
+        self.caches.keys.insert(cache_key, Stamped { value: record.clone(), at: now });
+        record
     }
 
     async fn read<T: serde::de::DeserializeOwned>(&self, key: &crate::store::ItemKey) -> Result<Option<T>, Denial> {
-        match self.load::<T>(key).await {
-            Ok(v) => Ok(v.map(|(v, _)| v)),
-            Err(e) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "authorizer store read failed; denying");
-                Err(Denial::StoreFailed)
-            }
-        }
+        self.store.get(key).await.map_err(store_failed)?.as_ref().map(decode_item).transpose()
     }
 
     /// Counts one allowed call: +1 request and +price in the key's current hour bucket, in one
@@ -274,6 +283,18 @@ impl App {
             Denial::StoreFailed
         })
     }
+}
+
+fn store_failed(e: crate::store::StoreError) -> Denial {
+    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "authorizer store read failed; denying");
+    Denial::StoreFailed
+}
+
+fn decode_item<T: serde::de::DeserializeOwned>(item: &crate::store::Item) -> Result<T, Denial> {
+    crate::service::decode(item).map_err(|e| {
+        tracing::error!(error = %e, "unreadable item; denying");
+        Denial::StoreFailed
+    })
 }
 
 /// `/api/projects/{project}/{rest}` → (project, rest); a stage prefix before `/api` is allowed.

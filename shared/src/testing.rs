@@ -92,6 +92,12 @@ impl Store for CountingStore {
         self.inner.get(key).await
     }
 
+    /// Counted as one get: one round trip.
+    async fn get_many(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_many(keys).await
+    }
+
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         self.queries.fetch_add(1, Ordering::SeqCst);
         self.inner.query(query).await

@@ -19,6 +19,16 @@ fn unique(label: &str) -> String {
     format!("T#{label}#{}", keygate::ids::EventId::generate())
 }
 
+pub async fn batch_reads_answer_in_order(store: &dyn Store) {
+    let pk = unique("batch");
+    store.transact(vec![put(&pk, "a", 1, Cond::NotExists), put(&pk, "c", 3, Cond::NotExists)]).await.unwrap();
+    let keys: Vec<ItemKey> = ["c", "missing", "a", "c"].iter().map(|sk| ItemKey::new(&pk, *sk)).collect();
+    let got = store.get_many(&keys).await.unwrap();
+    let versions: Vec<Option<u64>> = got.iter().map(|i| i.as_ref().map(|i| i.version)).collect();
+    assert_eq!(versions, [Some(3), None, Some(1), Some(3)], "in the order asked, absent as None, repeats answered");
+    assert_eq!(got[2].as_ref().unwrap(), &store.get(&keys[2]).await.unwrap().unwrap());
+}
+
 pub async fn conditions_hold_or_nothing_is_written(store: &dyn Store) {
     let pk = unique("cond");
     assert!(store.get(&ItemKey::new(&pk, "a")).await.unwrap().is_none());
@@ -170,6 +180,7 @@ pub async fn one_of_many_racing_creators_wins(store: Arc<dyn Store>) {
 /// Runs the whole suite.
 pub async fn run(store: Arc<dyn Store>) {
     conditions_hold_or_nothing_is_written(store.as_ref()).await;
+    batch_reads_answer_in_order(store.as_ref()).await;
     a_failed_transaction_rolls_back_whole(store.as_ref()).await;
     invalid_transactions_are_refused(store.as_ref()).await;
     queries_page_in_order_with_round_tripping_cursors(store.as_ref()).await;

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
 };
 
 use super::{Cond, Cursor, Index, Item, ItemKey, Page, Query, SkRange, Store, StoreError, Write, check_transaction};
@@ -244,6 +244,47 @@ impl Store for DynamoStore {
             .await
             .map_err(unavailable)?;
         out.item().map(from_map).transpose()
+    }
+
+    /// `BatchGetItem` (consistent reads), in chunks of its limit of 100 keys; keys DynamoDB
+    /// leaves unprocessed (throttling) are asked again after a short backoff.
+    async fn get_many(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
+        let unique: Vec<&ItemKey> = keys.iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let mut found: HashMap<ItemKey, Item> = HashMap::new();
+        for chunk in unique.chunks(100) {
+            let mut pending: Vec<_> = chunk.iter().map(|k| key_map(k)).collect();
+            for attempt in 0u32.. {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(invalid)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for map in out.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                    let item = from_map(map)?;
+                    found.insert(item.key.clone(), item);
+                }
+                pending = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt == 5 {
+                    return Err(StoreError::Unavailable("DynamoDB left keys of a batch read unprocessed".into()));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+            }
+        }
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
     }
 
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {

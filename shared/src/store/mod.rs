@@ -220,6 +220,11 @@ pub fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError>;
+    /// Several items, in the order asked (`None` where absent), strongly consistent like
+    /// [`Store::get`]: one round trip on a store with a batch read, concurrent gets otherwise.
+    async fn get_many(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
+        futures_util::future::try_join_all(keys.iter().map(|k| self.get(k))).await
+    }
     async fn query(&self, query: &Query) -> Result<Page, StoreError>;
     /// All writes happen, or none (and the error names the first failed condition).
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
