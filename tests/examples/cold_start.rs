@@ -111,7 +111,9 @@ async fn main() {
     println!("of which, inside the authorizer (its own log):");
     stats("SDK set-up", sdk);
     stats("key loading", keys);
-    println!("of which the first call (its store round trips: key record || template, role, usage write):");
+    println!(
+        "of which the first call (its store round trips: key record + template in one batch read, role, usage write):"
+    );
     stats("authorizer", first_call);
     println!("a second call of the same process (one store write):");
     stats("authorizer", second);
