@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The `keygate-local` binary next to the test binaries (built by the test command), or the
 /// one `KEYGATE_LOCAL_BIN` names.
@@ -183,6 +183,32 @@ impl LocalGateway {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Through the API: `owner`'s new project `name` with a role `role` of `permissions`, Bob a
+    /// member with that role, and a template (`template`: its JSON, naming the role). Returns the
+    /// project's and the template's ids.
+    pub async fn project_with_template(
+        &self,
+        owner: &str,
+        name: &str,
+        (role, permissions): (&str, &[&str]),
+        template: Value,
+    ) -> (String, String) {
+        let (status, project) = self.call("POST", "/v1/projects", Some(owner), Some(json!({"name": name}))).await;
+        assert_eq!(status, 201, "{project}");
+        let p = project["id"].as_str().expect("a project id").to_owned();
+        let steps = [
+            (format!("/v1/projects/{p}/roles/{role}"), json!({"permissions": permissions})),
+            (format!("/v1/projects/{p}/members/bob"), json!({"role": role, "email": "bob@example.com"})),
+        ];
+        for (path, body) in steps {
+            let (status, answer) = self.call("PUT", &path, Some(owner), Some(body)).await;
+            assert!(status < 300, "PUT {path}: {status} {answer}");
+        }
+        let (status, t) = self.call("POST", &format!("/v1/projects/{p}/templates"), Some(owner), Some(template)).await;
+        assert_eq!(status, 201, "{t}");
+        (p, t["id"].as_str().expect("a template id").to_owned())
     }
 
     /// Through the API: `holder` requests a key of template `template` in `project`, `owner`

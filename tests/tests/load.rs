@@ -26,25 +26,9 @@ struct Setup {
 
 async fn setup(gw: &LocalGateway) -> Setup {
     let (ann, bob) = (gw.token("ann"), gw.token("bob"));
-    let (_, project) = gw.call("POST", "/v1/projects", Some(&ann), Some(json!({"name": "Load"}))).await;
-    let p = project["id"].as_str().unwrap().to_owned();
-    gw.call(
-        "PUT",
-        &format!("/v1/projects/{p}/roles/reader"),
-        Some(&ann),
-        Some(json!({"permissions": ["project_view"]})),
-    )
-    .await;
-    gw.call(
-        "PUT",
-        &format!("/v1/projects/{p}/members/bob"),
-        Some(&ann),
-        Some(json!({"role": "reader", "email": "bob@example.com"})),
-    )
-    .await;
-    let body = json!({"name": "Bulk", "role": "reader", "price_per_request": PRICE});
-    let (_, t) = gw.call("POST", &format!("/v1/projects/{p}/templates"), Some(&ann), Some(body)).await;
-    let (key, token) = gw.issue_key(&ann, &bob, &p, t["id"].as_str().unwrap()).await;
+    let template = json!({"name": "Bulk", "role": "reader", "price_per_request": PRICE});
+    let (p, t) = gw.project_with_template(&ann, "Load", ("reader", &["project_view"]), template).await;
+    let (key, token) = gw.issue_key(&ann, &bob, &p, &t).await;
     Setup { project: p, key: key["id"].as_str().unwrap().to_owned(), token, ann }
 }
 

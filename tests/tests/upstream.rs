@@ -41,21 +41,9 @@ async fn allowed_calls_reach_the_upstream_with_the_context() {
 
     let gw = LocalGateway::start(&["--upstream", &upstream]);
     let (ann, bob) = (gw.token("ann"), gw.token("bob"));
-    let (_, project) = gw.call("POST", "/v1/projects", Some(&ann), Some(json!({"name": "Up"}))).await;
-    let p = project["id"].as_str().unwrap().to_owned();
-    let role = json!({"permissions": ["project_view", "package_create"]});
-    gw.call("PUT", &format!("/v1/projects/{p}/roles/writer"), Some(&ann), Some(role)).await;
-    gw.call(
-        "PUT",
-        &format!("/v1/projects/{p}/members/bob"),
-        Some(&ann),
-        Some(json!({"role": "writer", "email": "bob@example.com"})),
-    )
-    .await;
-    let (_, t) = gw
-        .call("POST", &format!("/v1/projects/{p}/templates"), Some(&ann), Some(json!({"name": "W", "role": "writer"})))
-        .await;
-    let (a, token) = gw.issue_key(&ann, &bob, &p, t["id"].as_str().unwrap()).await;
+    let role = ("writer", ["project_view", "package_create"].as_slice());
+    let (p, t) = gw.project_with_template(&ann, "Up", role, json!({"name": "W", "role": "writer"})).await;
+    let (a, token) = gw.issue_key(&ann, &bob, &p, &t).await;
     let key_id = a["id"].as_str().unwrap().to_owned();
     let token = token.as_str();
 
