@@ -231,7 +231,7 @@ impl App {
         let cached_grant = self.caches.grants.get(&grant_cache).filter(|hit| now - hit.at < GRANT_TTL);
         let (record, template_item) = match (cached_key, cached_grant) {
             (Some(k), Some(g)) => return Ok((k.value, g.value)),
-            (Some(k), None) => (Some(k.value), self.read::<KeyTemplate>(&layout::template(project, template)).await?),
+            (Some(k), None) => (k.value, self.read::<KeyTemplate>(&layout::template(project, template)).await?),
             (None, Some(g)) => {
                 let record: IssuedKey = self.read(&layout::key(project, key)).await?.ok_or(Denial::UnknownKey)?;
                 return Ok((self.remember_key(key_cache, record, now), g.value));
@@ -245,10 +245,9 @@ impl App {
                 };
                 let record: IssuedKey = record.as_ref().map(decode_item).transpose()?.ok_or(Denial::UnknownKey)?;
                 let template_item: Option<KeyTemplate> = template_item.as_ref().map(decode_item).transpose()?;
-                (Some(self.remember_key(key_cache, record, now)), template_item)
+                (self.remember_key(key_cache, record, now), template_item)
             }
         };
-        let record = record.ok_or(Denial::UnknownKey)?;
         let t: KeyTemplate = template_item.ok_or(Denial::KeyNotUsable)?;
         let role: Role = self.read(&layout::role(project, &t.role)).await?.ok_or(Denial::KeyNotUsable)?;
         let grant = Grant { permissions: role.permissions, price: t.price_per_request };
