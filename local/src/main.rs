@@ -63,6 +63,10 @@ struct Cli {
     /// Spread each key's usage over this many partitions (DynamoDB write scaling).
     #[arg(long, global = true, default_value_t = 1, env = "KEYGATE_USAGE_SHARDS", value_parser = clap::value_parser!(u32).range(1..=64))]
     usage_shards: u32,
+    /// Root certificates the AWS clients trust over HTTPS: `amazon` (Amazon Trust Services,
+    /// which sign every AWS endpoint) or `system` (for an endpoint signed by another authority).
+    #[arg(long, global = true, default_value = "amazon", env = "KEYGATE_TLS_ROOTS")]
+    tls_roots: keygate::config::TlsRoots,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -186,6 +190,7 @@ fn aws_config(cli: &Cli) -> keygate::config::Config {
         signing_key: keygate::config::SigningKeySource::Pem(String::new()),
         retired_public_keys: Vec::new(),
         usage_shards: cli.usage_shards,
+        tls_roots: cli.tls_roots,
     }
 }
 

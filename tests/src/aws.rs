@@ -47,6 +47,7 @@ pub fn config(endpoint: &str, table: &str) -> Config {
         signing_key: SigningKeySource::Pem(String::new()),
         retired_public_keys: Vec::new(),
         usage_shards: 1,
+        tls_roots: Default::default(),
     }
 }
 
