@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use keygate::App;
-use keygate::config::{Config, build_app};
+use keygate::config::{Config, KeyUse, build_app};
 use keygate::http::routes::{self, Operation};
 use lambda_http::{Error, LambdaEvent, service_fn};
 
@@ -23,8 +23,8 @@ fn init_tracing() {
 }
 
 /// Builds the application, or stops with the name of the bad setting.
-async fn app() -> Result<Arc<App>, Error> {
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+async fn app(key_use: KeyUse) -> Result<Arc<App>, Error> {
+    let config = Config::from_env(key_use).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let app = build_app(&config).await.inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     Ok(Arc::new(app))
 }
@@ -32,7 +32,7 @@ async fn app() -> Result<Arc<App>, Error> {
 /// Serves one operation of the route table behind API Gateway.
 pub async fn serve(operation: Operation) -> Result<(), Error> {
     init_tracing();
-    let app = app().await?;
+    let app = app(KeyUse::Sign).await?;
     lambda_http::run(service_fn(move |req| {
         let app = app.clone();
         async move { Ok::<_, std::convert::Infallible>(routes::handle(&app, operation, req).await) }
@@ -43,7 +43,7 @@ pub async fn serve(operation: Operation) -> Result<(), Error> {
 /// The HTTP API Lambda authorizer (payload 2.0, simple responses).
 pub async fn serve_authorizer() -> Result<(), Error> {
     init_tracing();
-    let app = app().await?;
+    let app = app(KeyUse::Verify).await?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
         let app = app.clone();
         async move { Ok::<_, std::convert::Infallible>(app.authorize_event(&event.payload).await) }
@@ -54,7 +54,7 @@ pub async fn serve_authorizer() -> Result<(), Error> {
 /// The scheduled retry of mail that could not be sent when its operation ran.
 pub async fn serve_mail_retry() -> Result<(), Error> {
     init_tracing();
-    let app = app().await?;
+    let app = app(KeyUse::Sign).await?;
     lambda_http::lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
         let app = app.clone();
         async move {

@@ -88,8 +88,12 @@ enum Command {
         #[arg(long, default_value_t = 24)]
         hours: i64,
     },
-    /// Prints a new Ed25519 signing key (PKCS#8 PEM) for a deployment, and its public JWK.
+    /// Prints a new Ed25519 signing key (PKCS#8 PEM) for a deployment; its public JWK (the
+    /// `SigningPublicKey` of the deployment) goes to standard error.
     Keygen,
+    /// Reads a signing key (PKCS#8 PEM) on standard input and prints its public JWK: the
+    /// deployment's `SigningPublicKey`, or an entry of `RetiredPublicKeys` after a rotation.
+    PublicKey,
 }
 
 #[tokio::main]
@@ -110,12 +114,24 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+fn public_jwk(ring: &KeyRing) -> Result<String, String> {
+    serde_json::to_string(ring.current_public()).map_err(|e| e.to_string())
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     if let Some(Command::Keygen) = &cli.command {
         let pem = KeyRing::generate_pem();
         let ring = KeyRing::new(&cli.issuer, &pem, &[]).map_err(|e| e.to_string())?;
         print!("{pem}");
-        eprintln!("public key (JWKS): {}", ring.jwks());
+        eprintln!("public key (SigningPublicKey): {}", public_jwk(&ring)?);
+        return Ok(());
+    }
+    if let Some(Command::PublicKey) = &cli.command {
+        let mut pem = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut pem)
+            .map_err(|e| format!("cannot read the signing key on standard input: {e}"))?;
+        let ring = KeyRing::new(&cli.issuer, &pem, &[]).map_err(|e| e.to_string())?;
+        println!("{}", public_jwk(&ring)?);
         return Ok(());
     }
     let dir = DataDir::open(&cli.data_dir)?;
@@ -188,6 +204,7 @@ fn aws_config(cli: &Cli) -> keygate::config::Config {
         console_url: cli.console_url.clone(),
         issuer: cli.issuer.clone(),
         signing_key: keygate::config::SigningKeySource::Pem(String::new()),
+        signing_public_key: None,
         retired_public_keys: Vec::new(),
         usage_shards: cli.usage_shards,
         tls_roots: cli.tls_roots,

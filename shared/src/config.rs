@@ -18,13 +18,25 @@ pub enum ConfigError {
     Invalid { name: &'static str, why: String },
 }
 
-/// Where the Ed25519 signing key (PKCS#8 PEM) comes from.
+/// What a function does with API keys, which decides the key material it is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyUse {
+    /// Issues keys and re-creates their tokens: needs the private signing key.
+    Sign,
+    /// Only verifies keys (the authorizer): needs the signing key's public half alone, so it
+    /// never holds the private key and makes no SSM call at start.
+    Verify,
+}
+
+/// Where the Ed25519 signing key comes from.
 #[derive(Clone)]
 pub enum SigningKeySource {
     /// The PEM itself (local runs and tests).
     Pem(String),
     /// An SSM Parameter Store SecureString, read once at start.
     SsmParameter(String),
+    /// Only the public half (`KeyUse::Verify`): the key ring verifies and signs nothing.
+    Public(PublicJwk),
 }
 
 impl std::fmt::Debug for SigningKeySource {
@@ -32,6 +44,7 @@ impl std::fmt::Debug for SigningKeySource {
         match self {
             Self::Pem(_) => f.write_str("Pem(<redacted>)"),
             Self::SsmParameter(name) => write!(f, "SsmParameter({name})"),
+            Self::Public(jwk) => write!(f, "Public({})", jwk.kid),
         }
     }
 }
@@ -45,6 +58,9 @@ pub struct Config {
     pub console_url: String,
     pub issuer: String,
     pub signing_key: SigningKeySource,
+    /// The public half of the signing key, as deployed: the authorizer verifies with it, and a
+    /// signing function refuses to start when its private key does not match it.
+    pub signing_public_key: Option<PublicJwk>,
     pub retired_public_keys: Vec<PublicJwk>,
     pub usage_shards: u32,
     pub tls_roots: TlsRoots,
@@ -85,6 +101,7 @@ pub const CONSOLE_URL: &str = "KEYGATE_CONSOLE_URL";
 pub const ISSUER: &str = "KEYGATE_ISSUER";
 pub const SIGNING_KEY: &str = "KEYGATE_SIGNING_KEY";
 pub const SIGNING_KEY_PARAMETER: &str = "KEYGATE_SIGNING_KEY_PARAMETER";
+pub const SIGNING_PUBLIC_KEY: &str = "KEYGATE_SIGNING_PUBLIC_KEY";
 pub const RETIRED_PUBLIC_KEYS: &str = "KEYGATE_RETIRED_PUBLIC_KEYS";
 pub const USAGE_SHARDS: &str = "KEYGATE_USAGE_SHARDS";
 pub const TLS_ROOTS: &str = "KEYGATE_TLS_ROOTS";
@@ -98,23 +115,33 @@ fn url(name: &'static str, value: String) -> Result<String, ConfigError> {
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    pub fn from_env(key_use: KeyUse) -> Result<Self, ConfigError> {
+        Self::from_lookup(key_use, |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
     }
 
     /// Reads the settings through `get` (the environment, or a map in tests).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_lookup(key_use: KeyUse, get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        let signing_key = match (get(SIGNING_KEY), get(SIGNING_KEY_PARAMETER)) {
-            (Some(pem), None) => SigningKeySource::Pem(pem),
-            (None, Some(parameter)) => SigningKeySource::SsmParameter(parameter),
-            (Some(_), Some(_)) => {
+        let signing_public_key = match get(SIGNING_PUBLIC_KEY) {
+            None => None,
+            Some(json) => Some(serde_json::from_str::<PublicJwk>(&json).map_err(|e| ConfigError::Invalid {
+                name: SIGNING_PUBLIC_KEY,
+                why: format!("not an Ed25519 public JWK: {e}"),
+            })?),
+        };
+        let signing_key = match (key_use, get(SIGNING_KEY), get(SIGNING_KEY_PARAMETER)) {
+            (KeyUse::Verify, _, _) => {
+                SigningKeySource::Public(signing_public_key.clone().ok_or(ConfigError::Missing(SIGNING_PUBLIC_KEY))?)
+            }
+            (KeyUse::Sign, Some(pem), None) => SigningKeySource::Pem(pem),
+            (KeyUse::Sign, None, Some(parameter)) => SigningKeySource::SsmParameter(parameter),
+            (KeyUse::Sign, Some(_), Some(_)) => {
                 return Err(ConfigError::Invalid {
                     name: SIGNING_KEY,
                     why: format!("set it or {SIGNING_KEY_PARAMETER}, not both"),
                 });
             }
-            (None, None) => return Err(ConfigError::Missing(SIGNING_KEY_PARAMETER)),
+            (KeyUse::Sign, None, None) => return Err(ConfigError::Missing(SIGNING_KEY_PARAMETER)),
         };
         let retired_public_keys = match get(RETIRED_PUBLIC_KEYS) {
             None => Vec::new(),
@@ -149,6 +176,7 @@ impl Config {
             console_url: url(CONSOLE_URL, required(CONSOLE_URL)?)?,
             issuer: required(ISSUER)?,
             signing_key,
+            signing_public_key,
             retired_public_keys,
             usage_shards,
             tls_roots,
@@ -201,9 +229,11 @@ fn https_client(roots: TlsRoots) -> aws_sdk_dynamodb::config::SharedHttpClient {
         .build_https()
 }
 
-async fn signing_pem(config: &Config, clients: &Clients) -> Result<String, ConfigError> {
+/// The signing key's PEM, from the environment or SSM; `None` for a verify-only function.
+async fn signing_pem(config: &Config, clients: &Clients) -> Result<Option<String>, ConfigError> {
     match &config.signing_key {
-        SigningKeySource::Pem(pem) => Ok(pem.clone()),
+        SigningKeySource::Public(_) => Ok(None),
+        SigningKeySource::Pem(pem) => Ok(Some(pem.clone())),
         SigningKeySource::SsmParameter(name) => {
             let ssm = aws_sdk_ssm::Client::new(&clients.sdk);
             let out = ssm.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
@@ -212,11 +242,38 @@ async fn signing_pem(config: &Config, clients: &Clients) -> Result<String, Confi
                     why: format!("cannot read parameter '{name}': {}", aws_sdk_ssm::error::DisplayErrorContext(e)),
                 }
             })?;
-            out.parameter().and_then(|p| p.value()).map(str::to_owned).ok_or(ConfigError::Invalid {
+            let value = out.parameter().and_then(|p| p.value()).map(str::to_owned);
+            value.map(Some).ok_or(ConfigError::Invalid {
                 name: SIGNING_KEY_PARAMETER,
                 why: format!("parameter '{name}' has no value"),
             })
         }
+    }
+}
+
+/// The key ring `config` describes: verify-only from the public key, or from the private key
+/// `pem`, which must then match the deployed public key if one is set.
+pub fn key_ring(config: &Config, pem: Option<&str>) -> Result<KeyRing, ConfigError> {
+    let (pem, current) = match (&config.signing_key, pem) {
+        (SigningKeySource::Public(current), _) => {
+            return KeyRing::verify_only(&config.issuer, current, &config.retired_public_keys)
+                .map_err(|e| ConfigError::Invalid { name: SIGNING_PUBLIC_KEY, why: e.to_string() });
+        }
+        (_, Some(pem)) => (pem, &config.signing_public_key),
+        (_, None) => return Err(ConfigError::Missing(SIGNING_KEY)),
+    };
+    let keys = KeyRing::new(&config.issuer, pem, &config.retired_public_keys)
+        .map_err(|e| ConfigError::Invalid { name: SIGNING_KEY, why: e.to_string() })?;
+    match current {
+        Some(deployed) if deployed.x != keys.current_public().x => Err(ConfigError::Invalid {
+            name: SIGNING_PUBLIC_KEY,
+            why: format!(
+                "is not the public half of the signing key (kid {}), so the authorizer would refuse every \
+                 key issued: set it to what `keygate-local public-key` prints for the signing key",
+                keys.kid()
+            ),
+        }),
+        _ => Ok(keys),
     }
 }
 
@@ -226,9 +283,7 @@ pub async fn build_app(config: &Config) -> Result<App, ConfigError> {
     let started = std::time::Instant::now();
     let clients = Clients::new(config).await;
     let sdk = started.elapsed();
-    let pem = signing_pem(config, &clients).await?;
-    let keys = KeyRing::new(&config.issuer, &pem, &config.retired_public_keys)
-        .map_err(|e| ConfigError::Invalid { name: SIGNING_KEY, why: e.to_string() })?;
+    let keys = key_ring(config, signing_pem(config, &clients).await?.as_deref())?;
     let key = started.elapsed() - sdk;
     tracing::info!(sdk_us = sdk.as_micros() as u64, key_us = key.as_micros() as u64, "application built");
     Ok(App::new(
@@ -260,14 +315,14 @@ mod tests {
 
     #[test]
     fn a_complete_environment_is_read() {
-        let c = Config::from_lookup(lookup(GOOD)).unwrap();
+        let c = Config::from_lookup(KeyUse::Sign, lookup(GOOD)).unwrap();
         assert_eq!(c.table, "keygate");
         assert_eq!(c.usage_shards, 1);
         assert_eq!(c.tls_roots, TlsRoots::Amazon);
         assert!(matches!(c.signing_key, SigningKeySource::SsmParameter(_)));
         let mut system = GOOD.to_vec();
         system.push((TLS_ROOTS, "system"));
-        assert_eq!(Config::from_lookup(lookup(&system)).unwrap().tls_roots, TlsRoots::System);
+        assert_eq!(Config::from_lookup(KeyUse::Sign, lookup(&system)).unwrap().tls_roots, TlsRoots::System);
     }
 
     #[test]
@@ -276,18 +331,80 @@ mod tests {
             [(TABLE, TABLE), (MAIL_FROM, MAIL_FROM), (ISSUER, ISSUER), (SIGNING_KEY_PARAMETER, SIGNING_KEY_PARAMETER)]
         {
             let pairs: Vec<_> = GOOD.iter().copied().filter(|(k, _)| *k != drop).collect();
-            let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+            let err = Config::from_lookup(KeyUse::Sign, lookup(&pairs)).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
         let mut bad = GOOD.to_vec();
         bad.push((USAGE_SHARDS, "0"));
-        assert!(Config::from_lookup(lookup(&bad)).unwrap_err().to_string().contains(USAGE_SHARDS));
+        assert!(Config::from_lookup(KeyUse::Sign, lookup(&bad)).unwrap_err().to_string().contains(USAGE_SHARDS));
         let mut bad = GOOD.to_vec();
         bad.push((DYNAMODB_ENDPOINT, "localhost:8000"));
-        assert!(Config::from_lookup(lookup(&bad)).unwrap_err().to_string().contains(DYNAMODB_ENDPOINT));
+        assert!(Config::from_lookup(KeyUse::Sign, lookup(&bad)).unwrap_err().to_string().contains(DYNAMODB_ENDPOINT));
         let mut bad = GOOD.to_vec();
         bad.push((TLS_ROOTS, "mozilla"));
-        assert!(Config::from_lookup(lookup(&bad)).unwrap_err().to_string().contains(TLS_ROOTS));
+        assert!(Config::from_lookup(KeyUse::Sign, lookup(&bad)).unwrap_err().to_string().contains(TLS_ROOTS));
+    }
+
+    fn public_key_of(pem: &str) -> String {
+        serde_json::to_string(KeyRing::new("i", pem, &[]).unwrap().current_public()).unwrap()
+    }
+
+    #[test]
+    fn the_authorizer_needs_the_public_key_alone() {
+        let pem = KeyRing::generate_pem();
+        let public = public_key_of(&pem);
+        // The template gives every function the parameter name; the authorizer ignores it.
+        let mut pairs = GOOD.to_vec();
+        pairs.push((SIGNING_PUBLIC_KEY, &public));
+        let c = Config::from_lookup(KeyUse::Verify, lookup(&pairs)).unwrap();
+        assert!(matches!(c.signing_key, SigningKeySource::Public(_)));
+        let ring = key_ring(&c, None).unwrap();
+        let signer = KeyRing::new(&c.issuer, &pem, &[]).unwrap();
+        assert_eq!(ring.kid(), signer.kid());
+        assert!(matches!(
+            ring.sign(&crate::signing::KeyClaims {
+                iss: c.issuer.clone(),
+                sub: "ann".into(),
+                aud: "project:p".into(),
+                jti: "k".into(),
+                iat: 0,
+                exp: None,
+                nbf: None,
+                tpl: "t".into(),
+            }),
+            Err(crate::signing::KeyRingError::VerifyOnly)
+        ));
+
+        let err = Config::from_lookup(KeyUse::Verify, lookup(GOOD)).unwrap_err();
+        assert_eq!(err.to_string(), "KEYGATE_SIGNING_PUBLIC_KEY is not set");
+        let mut bad = GOOD.to_vec();
+        bad.push((SIGNING_PUBLIC_KEY, "-----BEGIN PRIVATE KEY-----"));
+        let err = Config::from_lookup(KeyUse::Verify, lookup(&bad)).unwrap_err().to_string();
+        assert!(err.starts_with("KEYGATE_SIGNING_PUBLIC_KEY is invalid: not an Ed25519 public JWK"), "{err}");
+        assert!(!err.contains("PRIVATE"), "{err}");
+    }
+
+    #[test]
+    fn a_signing_key_must_match_the_deployed_public_key() {
+        let pem = KeyRing::generate_pem();
+        let mut pairs: Vec<_> = GOOD.iter().copied().filter(|(k, _)| *k != SIGNING_KEY_PARAMETER).collect();
+        pairs.push((SIGNING_KEY, &pem));
+        let c = Config::from_lookup(KeyUse::Sign, lookup(&pairs)).unwrap();
+        assert!(key_ring(&c, Some(&pem)).is_ok(), "no public key deployed: nothing to compare");
+
+        let public = public_key_of(&pem);
+        let mut matching = pairs.clone();
+        matching.push((SIGNING_PUBLIC_KEY, &public));
+        let c = Config::from_lookup(KeyUse::Sign, lookup(&matching)).unwrap();
+        assert_eq!(key_ring(&c, Some(&pem)).unwrap().current_public(), c.signing_public_key.as_ref().unwrap());
+
+        let other = public_key_of(&KeyRing::generate_pem());
+        let mut wrong = pairs.clone();
+        wrong.push((SIGNING_PUBLIC_KEY, &other));
+        let c = Config::from_lookup(KeyUse::Sign, lookup(&wrong)).unwrap();
+        let err = key_ring(&c, Some(&pem)).unwrap_err().to_string();
+        assert!(err.starts_with("KEYGATE_SIGNING_PUBLIC_KEY is invalid: is not the public half"), "{err}");
+        assert!(!err.contains("PRIVATE KEY"), "{err}");
     }
 
     #[test]
@@ -331,7 +448,7 @@ mod tests {
     fn the_signing_key_never_shows_in_debug_output() {
         let mut pairs: Vec<_> = GOOD.iter().copied().filter(|(k, _)| *k != SIGNING_KEY_PARAMETER).collect();
         pairs.push((SIGNING_KEY, "-----BEGIN PRIVATE KEY-----secret"));
-        let c = Config::from_lookup(lookup(&pairs)).unwrap();
+        let c = Config::from_lookup(KeyUse::Sign, lookup(&pairs)).unwrap();
         assert!(!format!("{c:?}").contains("secret"));
     }
 }

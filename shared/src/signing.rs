@@ -22,8 +22,10 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 pub enum KeyRingError {
     #[error("the signing key is not an Ed25519 private key in PKCS#8 PEM form")]
     BadSigningKey,
-    #[error("a retired public key is not a valid Ed25519 JWK: {0}")]
-    BadRetiredKey(String),
+    #[error("a public key is not a valid Ed25519 JWK: {0}")]
+    BadPublicKey(String),
+    #[error("this key ring only verifies: the function was given the public key, not the signing key")]
+    VerifyOnly,
     #[error("signing failed")]
     Sign(#[source] jsonwebtoken::errors::Error),
 }
@@ -89,11 +91,12 @@ pub enum Refusal {
     BadSignatureOrClaims,
 }
 
-/// The current signing key and every public key that still verifies.
+/// The current signing key and every public key that still verifies. A verify-only ring (the
+/// authorizer's) holds the current key's public half instead of the key itself.
 pub struct KeyRing {
     issuer: String,
     kid: String,
-    encoding: EncodingKey,
+    encoding: Option<EncodingKey>,
     verifiers: HashMap<String, DecodingKey>,
     jwks: Vec<PublicJwk>,
 }
@@ -121,26 +124,46 @@ impl KeyRing {
         }
         let pair = Ed25519KeyPair::from_pkcs8(der.contents()).map_err(|_| KeyRingError::BadSigningKey)?;
         let current = PublicJwk::ed25519(pair.public_key().as_ref());
-        let mut jwks = vec![current.clone()];
-        let mut verifiers = HashMap::new();
-        verifiers.insert(current.kid.clone(), DecodingKey::from_ed_der(pair.public_key().as_ref()));
-        for jwk in retired {
-            let raw = URL_SAFE_NO_PAD.decode(&jwk.x).map_err(|_| KeyRingError::BadRetiredKey(jwk.kid.clone()))?;
-            if jwk.kty != "OKP" || jwk.crv != "Ed25519" || raw.len() != 32 {
-                return Err(KeyRingError::BadRetiredKey(jwk.kid.clone()));
-            }
-            let jwk = PublicJwk::ed25519(&raw);
-            if verifiers.insert(jwk.kid.clone(), DecodingKey::from_ed_der(&raw)).is_none() {
-                jwks.push(jwk);
-            }
-        }
-        Ok(Self {
+        let mut ring = Self::verify_only(issuer, &current, retired)?;
+        ring.encoding = Some(EncodingKey::from_ed_der(der.contents()));
+        Ok(ring)
+    }
+
+    /// A ring that verifies keys signed by `current` (the public half of the signing key) or by
+    /// a `retired` key, and signs nothing: what the authorizer needs, without the private key.
+    pub fn verify_only(issuer: &str, current: &PublicJwk, retired: &[PublicJwk]) -> Result<Self, KeyRingError> {
+        let mut ring = Self {
             issuer: issuer.to_owned(),
-            kid: current.kid,
-            encoding: EncodingKey::from_ed_der(der.contents()),
-            verifiers,
-            jwks,
-        })
+            kid: String::new(),
+            encoding: None,
+            verifiers: HashMap::new(),
+            jwks: Vec::new(),
+        };
+        ring.kid = ring.add_public(current)?;
+        for jwk in retired {
+            ring.add_public(jwk)?;
+        }
+        Ok(ring)
+    }
+
+    /// Adds an Ed25519 public JWK; its `kid` is recomputed from the key (RFC 7638), never taken
+    /// from the input.
+    fn add_public(&mut self, jwk: &PublicJwk) -> Result<String, KeyRingError> {
+        let raw = URL_SAFE_NO_PAD.decode(&jwk.x).map_err(|_| KeyRingError::BadPublicKey(jwk.kid.clone()))?;
+        if jwk.kty != "OKP" || jwk.crv != "Ed25519" || raw.len() != 32 {
+            return Err(KeyRingError::BadPublicKey(jwk.kid.clone()));
+        }
+        let jwk = PublicJwk::ed25519(&raw);
+        let kid = jwk.kid.clone();
+        if self.verifiers.insert(kid.clone(), DecodingKey::from_ed_der(&raw)).is_none() {
+            self.jwks.push(jwk);
+        }
+        Ok(kid)
+    }
+
+    /// The public half of the current signing key.
+    pub fn current_public(&self) -> &PublicJwk {
+        &self.jwks[0]
     }
 
     pub fn issuer(&self) -> &str {
@@ -162,7 +185,8 @@ impl KeyRing {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         header.typ = Some(API_KEY_TYP.into());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map(SecretValue::new).map_err(KeyRingError::Sign)
+        let encoding = self.encoding.as_ref().ok_or(KeyRingError::VerifyOnly)?;
+        jsonwebtoken::encode(&header, claims, encoding).map(SecretValue::new).map_err(KeyRingError::Sign)
     }
 
     /// Verifies an API key for `project`: size, header (typ, alg, kid, no key-carrying
@@ -220,6 +244,26 @@ mod tests {
         let token = ring.sign(&c).unwrap();
         assert_eq!(ring.verify(token.expose(), &project).unwrap(), c);
         assert_eq!(ring.verify(token.expose(), &ProjectId::generate()), Err(Refusal::BadSignatureOrClaims));
+    }
+
+    #[test]
+    fn a_verify_only_ring_verifies_what_the_signing_ring_signs() {
+        let signer = KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &[]).unwrap();
+        let retired = KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &[]).unwrap();
+        let verifier =
+            KeyRing::verify_only("https://keygate.test", signer.current_public(), &[retired.current_public().clone()])
+                .unwrap();
+        assert_eq!(verifier.jwks(), serde_json::json!({ "keys": [signer.current_public(), retired.current_public()] }));
+        let project = ProjectId::generate();
+        let c = claims(&project);
+        for ring in [&signer, &retired] {
+            let token = ring.sign(&c).unwrap();
+            assert_eq!(verifier.verify(token.expose(), &project).unwrap(), c);
+        }
+        assert!(matches!(verifier.sign(&c), Err(KeyRingError::VerifyOnly)));
+        let mut bad = signer.current_public().clone();
+        bad.x.push('A');
+        assert!(matches!(KeyRing::verify_only("i", &bad, &[]), Err(KeyRingError::BadPublicKey(_))));
     }
 
     #[test]

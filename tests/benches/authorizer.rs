@@ -91,6 +91,16 @@ fn authorizer(c: &mut Criterion) {
     g.bench_function("raw Ed25519 signature check (aws-lc-rs)", |b| {
         b.iter(|| raw.verify(black_box(message.as_bytes()), &signature).unwrap())
     });
+    // The pure-Rust alternative (its vector backend on x86_64), with the public key decompressed
+    // once and the same cofactorless check as aws-lc's; BENCHMARKS.md says why aws-lc-rs stays.
+    let dalek_key = ed25519_dalek::VerifyingKey::from_bytes(&f.public_x[..].try_into().unwrap()).unwrap();
+    let dalek_signature = ed25519_dalek::Signature::from_slice(&signature).unwrap();
+    g.bench_function("raw Ed25519 signature check (ed25519-dalek, key decompressed once)", |b| {
+        b.iter(|| {
+            use ed25519_dalek::Verifier;
+            dalek_key.verify(black_box(message.as_bytes()), &dalek_signature).unwrap()
+        })
+    });
     g.bench_function("decision, first-seen token, allowed", |b| {
         b.to_async(&rt)
             .iter(|| async { f.uncached.check(&Method::GET, black_box(&f.path), Some(&f.bearer)).await.unwrap() })

@@ -62,7 +62,8 @@ async fn main() {
         ("KEYGATE_MAIL_FROM", aws::MAIL_FROM.to_owned()),
         ("KEYGATE_CONSOLE_URL", "https://console.example.com".to_owned()),
         ("KEYGATE_ISSUER", ISSUER.to_owned()),
-        ("KEYGATE_SIGNING_KEY", pem),
+        // As deployed: the authorizer gets the signing key's public half, not the key.
+        ("KEYGATE_SIGNING_PUBLIC_KEY", aws::signing_public_key(&pem)),
         ("AWS_ACCESS_KEY_ID", "test".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),

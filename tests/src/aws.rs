@@ -45,10 +45,17 @@ pub fn config(endpoint: &str, table: &str) -> Config {
         console_url: "http://127.0.0.1:3000".into(),
         issuer: keygate::testing::ISSUER.into(),
         signing_key: SigningKeySource::Pem(String::new()),
+        signing_public_key: None,
         retired_public_keys: Vec::new(),
         usage_shards: 1,
         tls_roots: Default::default(),
     }
+}
+
+/// `KEYGATE_SIGNING_PUBLIC_KEY` for the signing key `pem`: its public JWK, as deployed.
+pub fn signing_public_key(pem: &str) -> String {
+    let ring = keygate::signing::KeyRing::new(keygate::testing::ISSUER, pem, &[]).expect("a valid signing key");
+    serde_json::to_string(ring.current_public()).expect("a JWK serializes")
 }
 
 pub async fn clients(endpoint: &str) -> Clients {

@@ -17,6 +17,7 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture JSON")
 }
 
+/// A function's environment as the template sets it: the signing key and its public half.
 fn env(endpoint: &str, table: &str, pem: &str) -> Vec<(&'static str, String)> {
     vec![
         ("KEYGATE_TABLE", table.to_owned()),
@@ -26,12 +27,19 @@ fn env(endpoint: &str, table: &str, pem: &str) -> Vec<(&'static str, String)> {
         ("KEYGATE_CONSOLE_URL", "https://console.example.com".to_owned()),
         ("KEYGATE_ISSUER", ISSUER.to_owned()),
         ("KEYGATE_SIGNING_KEY", pem.to_owned()),
+        ("KEYGATE_SIGNING_PUBLIC_KEY", aws::signing_public_key(pem)),
         ("AWS_ACCESS_KEY_ID", "test".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ]
+}
+
+/// The authorizer's environment: the signing key's public half alone (it never holds the
+/// private key).
+fn authorizer_env(endpoint: &str, table: &str, pem: &str) -> Vec<(&'static str, String)> {
+    env(endpoint, table, pem).into_iter().filter(|(name, _)| *name != "KEYGATE_SIGNING_KEY").collect()
 }
 
 /// An HTTP API authorizer event (payload 2.0) for `method path` with `authorization`.
@@ -87,7 +95,7 @@ async fn the_compiled_authorizer_allows_meters_and_denies() {
     let p = s.project.to_string();
 
     let runtime = RuntimeApi::start().await;
-    let function = runtime.spawn(&function_binary("authorizer"), &env(&endpoint, &table, &pem));
+    let function = runtime.spawn(&function_binary("authorizer"), &authorizer_env(&endpoint, &table, &pem));
     let path = format!("/api/projects/{p}/data_layers/last");
     let allowed = runtime.invoke(authorizer_event("GET", &path, &p, Some(&bearer))).await.expect("an answer");
     eprintln!("authorizer: first answer {:?} after start", function.started.elapsed());
@@ -127,7 +135,7 @@ async fn the_authorizer_fails_closed_when_its_store_is_missing() {
     let key = app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
     let token = app.my_key_token(&s.holder, &key.id).await.unwrap().token;
     let runtime = RuntimeApi::start().await;
-    let _f = runtime.spawn(&function_binary("authorizer"), &env(&endpoint, "no-such-table", &pem));
+    let _f = runtime.spawn(&function_binary("authorizer"), &authorizer_env(&endpoint, "no-such-table", &pem));
     let p = s.project.to_string();
     let event = authorizer_event(
         "GET",
@@ -216,5 +224,29 @@ async fn a_function_with_bad_configuration_stops_naming_the_setting() {
         .expect("runs");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("KEYGATE_MAIL_FROM") || stderr.contains("KEYGATE_SIGNING_KEY"), "{stderr}");
+    assert!(stderr.contains("KEYGATE_SIGNING_PUBLIC_KEY is not set"), "{stderr}");
+}
+
+/// A signing key that is not the deployed public key's would have every key it issues refused
+/// by the authorizer: the function stops at start instead, naming the setting.
+#[tokio::test]
+async fn a_function_whose_signing_key_is_not_the_deployed_one_stops() {
+    let runtime = RuntimeApi::start().await;
+    let pem = KeyRing::generate_pem();
+    let mut env = env("http://127.0.0.1:9", "t", &pem);
+    for (name, value) in env.iter_mut() {
+        if *name == "KEYGATE_SIGNING_PUBLIC_KEY" {
+            *value = aws::signing_public_key(&KeyRing::generate_pem());
+        }
+    }
+    let out = std::process::Command::new(function_binary("approve-request"))
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", &runtime.address)
+        .envs(env)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("KEYGATE_SIGNING_PUBLIC_KEY is invalid: is not the public half"), "{stderr}");
+    assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
 }

@@ -98,6 +98,11 @@ fn the_platform_api_is_behind_the_uncached_lambda_authorizer() {
     assert_eq!(authorizer["AuthorizerResultTtlInSeconds"].as_u64(), Some(0), "caching must be off");
     assert_eq!(authorizer["EnableSimpleResponses"].as_bool(), Some(true));
     assert_eq!(text(&authorizer["AuthorizerPayloadFormatVersion"]), "2.0");
+    // It verifies with the public key alone: no access to the private signing key.
+    let policies = serde_norway::to_string(&t["Resources"]["AuthorizerFunction"]["Properties"]["Policies"]).unwrap();
+    assert!(!policies.contains("ssm:"), "{policies}");
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(!env["KEYGATE_SIGNING_PUBLIC_KEY"].is_null(), "the public key reaches every function");
     let headers = t["Resources"]["PlatformIntegration"]["Properties"]["RequestParameters"].as_mapping().unwrap();
     for name in ["key-id", "user-id", "project-id", "template-id", "data-layer-id"] {
         assert!(headers.keys().any(|k| text(k) == format!("overwrite:header.x-keygate-{name}")), "{name}");
