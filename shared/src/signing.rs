@@ -95,7 +95,6 @@ pub enum Refusal {
 /// authorizer's) holds the current key's public half instead of the key itself.
 pub struct KeyRing {
     issuer: String,
-    kid: String,
     encoding: Option<EncodingKey>,
     verifiers: HashMap<String, DecodingKey>,
     jwks: Vec<PublicJwk>,
@@ -103,7 +102,7 @@ pub struct KeyRing {
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRing").field("issuer", &self.issuer).field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("KeyRing").field("issuer", &self.issuer).field("kid", &self.kid()).finish_non_exhaustive()
     }
 }
 
@@ -132,14 +131,9 @@ impl KeyRing {
     /// A ring that verifies keys signed by `current` (the public half of the signing key) or by
     /// a `retired` key, and signs nothing: what the authorizer needs, without the private key.
     pub fn verify_only(issuer: &str, current: &PublicJwk, retired: &[PublicJwk]) -> Result<Self, KeyRingError> {
-        let mut ring = Self {
-            issuer: issuer.to_owned(),
-            kid: String::new(),
-            encoding: None,
-            verifiers: HashMap::new(),
-            jwks: Vec::new(),
-        };
-        ring.kid = ring.add_public(current)?;
+        let mut ring = Self { issuer: issuer.to_owned(), encoding: None, verifiers: HashMap::new(), jwks: Vec::new() };
+        // The current key first: `current_public` is `jwks[0]`.
+        ring.add_public(current)?;
         for jwk in retired {
             ring.add_public(jwk)?;
         }
@@ -148,17 +142,16 @@ impl KeyRing {
 
     /// Adds an Ed25519 public JWK; its `kid` is recomputed from the key (RFC 7638), never taken
     /// from the input.
-    fn add_public(&mut self, jwk: &PublicJwk) -> Result<String, KeyRingError> {
+    fn add_public(&mut self, jwk: &PublicJwk) -> Result<(), KeyRingError> {
         let raw = URL_SAFE_NO_PAD.decode(&jwk.x).map_err(|_| KeyRingError::BadPublicKey(jwk.kid.clone()))?;
         if jwk.kty != "OKP" || jwk.crv != "Ed25519" || raw.len() != 32 {
             return Err(KeyRingError::BadPublicKey(jwk.kid.clone()));
         }
         let jwk = PublicJwk::ed25519(&raw);
-        let kid = jwk.kid.clone();
-        if self.verifiers.insert(kid.clone(), DecodingKey::from_ed_der(&raw)).is_none() {
+        if self.verifiers.insert(jwk.kid.clone(), DecodingKey::from_ed_der(&raw)).is_none() {
             self.jwks.push(jwk);
         }
-        Ok(kid)
+        Ok(())
     }
 
     /// The public half of the current signing key.
@@ -172,7 +165,7 @@ impl KeyRing {
 
     /// The `kid` of the current signing key.
     pub fn kid(&self) -> &str {
-        &self.kid
+        &self.current_public().kid
     }
 
     pub fn jwks(&self) -> serde_json::Value {
@@ -183,7 +176,7 @@ impl KeyRing {
     /// which is how a key's token is re-created from its record instead of being stored.
     pub fn sign(&self, claims: &KeyClaims) -> Result<SecretValue, KeyRingError> {
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
+        header.kid = Some(self.kid().to_owned());
         header.typ = Some(API_KEY_TYP.into());
         let encoding = self.encoding.as_ref().ok_or(KeyRingError::VerifyOnly)?;
         jsonwebtoken::encode(&header, claims, encoding).map(SecretValue::new).map_err(KeyRingError::Sign)
