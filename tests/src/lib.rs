@@ -257,5 +257,6 @@ pub mod attacks;
 pub mod aws;
 pub mod conformance;
 pub mod lifecycle;
+pub mod proxy;
 pub mod runtime;
 pub mod story;

@@ -1,14 +1,16 @@
 //! Faults: an unreachable store answers 503 with Retry-After and the authorizer denies (fails
 //! closed); mail that SES rejects or cannot take is kept and delivered once SES is back; a
-//! transaction that fails half-way leaves no rows behind.
+//! transaction that fails half-way leaves no rows behind; a metering write whose answer is lost
+//! is not counted twice.
 
 use std::sync::Arc;
 
 use keygate::mail::SesMailer;
 use keygate::service::Notification;
-use keygate::store::Store;
 use keygate::store::dynamodb::DynamoStore;
+use keygate::store::{ItemKey, Store, StoreError, Write};
 use keygate::testing::{TestApp, call, call_response, user};
+use keygate_tests::proxy::LossyProxy;
 use keygate_tests::{aws, require_aws, story};
 use serde_json::json;
 
@@ -121,4 +123,26 @@ async fn mail_is_kept_while_ses_rejects_it_and_delivered_after() {
     let Some(endpoint) = require_aws!() else { return };
     let rejecting = SesMailer::new(aws::clients(&endpoint).await.ses, "keygate@unverified.example.org".into());
     approve_with_broken_mail_then_recover(&endpoint, rejecting).await;
+}
+
+/// A metering write whose answer is lost may have been applied: it is not sent again (the
+/// call is denied), so it is never counted twice; the next write goes through.
+#[tokio::test]
+async fn a_lost_answer_to_a_metering_write_is_not_counted_twice() {
+    let Some(endpoint) = require_aws!() else { return };
+    let direct = aws::store(&endpoint, "lost-answer").await;
+    let proxy = LossyProxy::start(&endpoint).await;
+    let through = DynamoStore::new(aws::clients(&proxy.url).await.dynamodb, direct.table());
+    let key = ItemKey::new("usage#key", "2026-11-24T06");
+    let meter = || vec![Write::Increment { key: key.clone(), add: vec![("requests", 1)], body: "{}".into() }];
+
+    proxy.lose_next_answer_to("DynamoDB_20120810.UpdateItem");
+    let lost = through.transact(meter()).await;
+    assert!(proxy.lost_one(), "the proxy lost the answer");
+    assert!(matches!(lost, Err(StoreError::Unavailable(_))), "{lost:?}");
+    let counted = |item: Option<keygate::store::Item>| item.map_or(0, |i| i.counter("requests"));
+    assert_eq!(counted(direct.get(&key).await.unwrap()), 1, "applied once, not retried");
+
+    through.transact(meter()).await.unwrap();
+    assert_eq!(counted(direct.get(&key).await.unwrap()), 2);
 }

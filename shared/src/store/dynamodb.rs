@@ -1,6 +1,8 @@
 //! The production store: one DynamoDB table (on-demand), items keyed `pk`/`sk`, one global
 //! secondary index `gsi1` on `gpk`/`gsk`. Every multi-item change is one `TransactWriteItems`
-//! with conditions; a single counter update is one `UpdateItem` with atomic `ADD`.
+//! with conditions (the SDK gives each an idempotency token, so its retries apply it once); a
+//! single counter update is one `UpdateItem` with atomic `ADD`, which is never sent twice
+//! (`increment_one`).
 //!
 //! Attributes: `pk`, `sk`, `gpk`, `gsk` (strings), `v` (version), `body` (the entity as
 //! JSON), and `c_<name>` per counter.
@@ -9,7 +11,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
@@ -215,20 +219,51 @@ impl DynamoStore {
     }
 
     /// One counter update outside a transaction: half the write cost of a transaction.
+    ///
+    /// An `ADD` is not idempotent, and `UpdateItem` takes no request token: when its answer is
+    /// lost (a timeout, a connection closed after the request went out), DynamoDB may have
+    /// applied it, and the SDK's own retry would count the call twice. So the SDK does not
+    /// retry it; keygate retries only the answers that say DynamoDB applied nothing
+    /// ([`not_applied`]), and otherwise fails: the call is denied, never counted twice.
     async fn increment_one(&self, key: &ItemKey, add: &[(&'static str, i64)], body: &str) -> Result<(), StoreError> {
         let inc = increment(add, body);
-        self.client
+        let update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_map(key)))
             .update_expression(inc.expression)
             .set_expression_attribute_names(Some(inc.names))
-            .set_expression_attribute_values(Some(inc.values))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(unavailable)
+            .set_expression_attribute_values(Some(inc.values));
+        let mut attempt = 1;
+        loop {
+            let once = aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled());
+            match update.clone().customize().config_override(once).send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < INCREMENT_ATTEMPTS && not_applied(&e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
     }
+}
+
+/// Attempts of one counter update when DynamoDB says it applied nothing (throttling).
+const INCREMENT_ATTEMPTS: u32 = 4;
+
+/// Whether an `UpdateItem` error says the update was not applied: refusals for load or
+/// conflict, sent before DynamoDB changes anything. A lost or unreadable answer, or an internal
+/// error, may follow an applied update.
+fn not_applied(e: &SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>) -> bool {
+    e.as_service_error().is_some_and(|e| {
+        e.is_provisioned_throughput_exceeded_exception()
+            || e.is_request_limit_exceeded()
+            || e.is_throttling_exception()
+            || e.is_transaction_conflict_exception()
+            || e.is_replicated_write_conflict_exception()
+    })
 }
 
 #[async_trait]
@@ -370,5 +405,27 @@ impl Store for DynamoStore {
             }
             Err(e) => Err(unavailable(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::types::error::{InternalServerError, ThrottlingException};
+
+    use super::*;
+
+    fn answered(status: u16, error: UpdateItemError) -> SdkError<UpdateItemError, HttpResponse> {
+        SdkError::service_error(error, HttpResponse::new(status.try_into().unwrap(), "".into()))
+    }
+
+    #[test]
+    fn only_refusals_that_applied_nothing_are_retried() {
+        let throttled = UpdateItemError::ThrottlingException(ThrottlingException::builder().build());
+        assert!(not_applied(&answered(400, throttled)));
+        // An internal error may follow an applied update; so may a lost answer.
+        let internal = UpdateItemError::InternalServerError(InternalServerError::builder().build());
+        assert!(!not_applied(&answered(500, internal)));
+        assert!(!not_applied(&SdkError::timeout_error("no answer")));
     }
 }
