@@ -26,12 +26,15 @@ const COUNTER_PREFIX: &str = "c_";
 
 pub struct DynamoStore {
     client: Client,
+    /// The same client (and connection pool) without the SDK's retries, for counter updates.
+    once: Client,
     table: String,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        let once = Client::from_conf(client.config().to_builder().retry_config(RetryConfig::disabled()).build());
+        Self { client, once, table: table.into() }
     }
 
     pub fn table(&self) -> &str {
@@ -228,7 +231,7 @@ impl DynamoStore {
     async fn increment_one(&self, key: &ItemKey, add: &[(&'static str, i64)], body: &str) -> Result<(), StoreError> {
         let inc = increment(add, body);
         let update = self
-            .client
+            .once
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_map(key)))
@@ -237,8 +240,7 @@ impl DynamoStore {
             .set_expression_attribute_values(Some(inc.values));
         let mut attempt = 1;
         loop {
-            let once = aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled());
-            match update.clone().customize().config_override(once).send().await {
+            match update.clone().send().await {
                 Ok(_) => return Ok(()),
                 Err(e) if attempt < INCREMENT_ATTEMPTS && not_applied(&e) => {
                     tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
@@ -417,6 +419,65 @@ mod tests {
 
     fn answered(status: u16, error: UpdateItemError) -> SdkError<UpdateItemError, HttpResponse> {
         SdkError::service_error(error, HttpResponse::new(status.try_into().unwrap(), "".into()))
+    }
+
+    /// The emulator closes every connection; this server keeps them open (answering `{}` to
+    /// every request) and counts them.
+    async fn keep_alive_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut socket = BufReader::new(socket);
+                    loop {
+                        let mut length = 0;
+                        loop {
+                            let mut line = String::new();
+                            if socket.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap();
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        socket.read_exact(&mut body).await.unwrap();
+                        let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 2\r\n\r\n{}";
+                        socket.get_mut().write_all(answer.as_bytes()).await.unwrap();
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn counter_updates_share_the_store_connections() {
+        use aws_sdk_dynamodb::config::{Credentials, Region};
+        let (url, accepted) = keep_alive_server().await;
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version_latest()
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(url)
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        let store = DynamoStore::new(Client::from_conf(config), "t");
+        let key = ItemKey::new("usage#key", "hour");
+        for _ in 0..3 {
+            assert!(store.get(&key).await.unwrap().is_none());
+            store.increment_one(&key, &[("requests", 1)], "{}").await.unwrap();
+        }
+        // One connection for all six calls: no connection (nor TLS handshake) of their own.
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]
