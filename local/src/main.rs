@@ -67,6 +67,10 @@ struct Cli {
     /// which sign every AWS endpoint) or `system` (for an endpoint signed by another authority).
     #[arg(long, global = true, default_value = "amazon", env = "KEYGATE_TLS_ROOTS")]
     tls_roots: keygate::config::TlsRoots,
+    /// Milliseconds one attempt of an AWS call may take before it is given up (a call with its
+    /// retries gets twice as long).
+    #[arg(long, global = true, default_value_t = 2000, env = "KEYGATE_AWS_ATTEMPT_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    aws_attempt_timeout_ms: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -208,6 +212,7 @@ fn aws_config(cli: &Cli) -> keygate::config::Config {
         retired_public_keys: Vec::new(),
         usage_shards: cli.usage_shards,
         tls_roots: cli.tls_roots,
+        aws_timeouts: keygate::config::AwsTimeouts::with_attempt(Duration::from_millis(cli.aws_attempt_timeout_ms)),
     }
 }
 

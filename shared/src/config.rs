@@ -3,6 +3,7 @@
 //! a message that names the setting.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::clock::SystemClock;
 use crate::mail::SesMailer;
@@ -64,6 +65,41 @@ pub struct Config {
     pub retired_public_keys: Vec<PublicJwk>,
     pub usage_shards: u32,
     pub tls_roots: TlsRoots,
+    pub aws_timeouts: AwsTimeouts,
+}
+
+/// How long an AWS call may take before it is given up: a connection that hangs ends in a
+/// retry, then in a clear failure (a 503 problem, a denied call) inside the functions' own
+/// time limits (5 s for the authorizer, 10 s for the others), instead of a Lambda timeout that
+/// API Gateway answers with a bare 500.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AwsTimeouts {
+    /// Setting up a connection (DNS, TCP, TLS).
+    pub connect: Duration,
+    /// One attempt: request sent → whole answer read. The SDK retries reads after it, on a
+    /// new connection; a metering write is never retried after it (it may have been applied).
+    pub attempt: Duration,
+    /// One call, its retries included.
+    pub operation: Duration,
+}
+
+impl AwsTimeouts {
+    /// 2 s: DynamoDB answers in milliseconds and SES in a few hundred, so this leaves ample
+    /// room, and an authorizer call (usually one store call, at most three on a cold instance)
+    /// ends inside its 5 s unless the store is failing.
+    pub const DEFAULT_ATTEMPT: Duration = Duration::from_secs(2);
+
+    /// Attempts of `attempt` each, a connection set up within 1 s (or the attempt, if shorter),
+    /// and the whole call, retries included, within twice the attempt.
+    pub fn with_attempt(attempt: Duration) -> Self {
+        Self { connect: attempt.min(Duration::from_secs(1)), attempt, operation: attempt * 2 }
+    }
+}
+
+impl Default for AwsTimeouts {
+    fn default() -> Self {
+        Self::with_attempt(Self::DEFAULT_ATTEMPT)
+    }
 }
 
 /// Which root certificates the AWS clients trust for HTTPS.
@@ -105,6 +141,7 @@ pub const SIGNING_PUBLIC_KEY: &str = "KEYGATE_SIGNING_PUBLIC_KEY";
 pub const RETIRED_PUBLIC_KEYS: &str = "KEYGATE_RETIRED_PUBLIC_KEYS";
 pub const USAGE_SHARDS: &str = "KEYGATE_USAGE_SHARDS";
 pub const TLS_ROOTS: &str = "KEYGATE_TLS_ROOTS";
+pub const AWS_ATTEMPT_TIMEOUT_MS: &str = "KEYGATE_AWS_ATTEMPT_TIMEOUT_MS";
 
 fn url(name: &'static str, value: String) -> Result<String, ConfigError> {
     if value.starts_with("http://") || value.starts_with("https://") {
@@ -161,6 +198,18 @@ impl Config {
             None => TlsRoots::default(),
             Some(v) => v.parse().map_err(|why| ConfigError::Invalid { name: TLS_ROOTS, why })?,
         };
+        let aws_timeouts = match get(AWS_ATTEMPT_TIMEOUT_MS) {
+            None => AwsTimeouts::default(),
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|ms| (100..=60_000).contains(ms))
+                .map(|ms| AwsTimeouts::with_attempt(Duration::from_millis(ms)))
+                .ok_or(ConfigError::Invalid {
+                    name: AWS_ATTEMPT_TIMEOUT_MS,
+                    why: format!("'{v}' is not a number of milliseconds from 100 to 60000"),
+                })?,
+        };
         let mail_from = required(MAIL_FROM)?;
         if !crate::project::is_email(&mail_from) {
             return Err(ConfigError::Invalid {
@@ -180,6 +229,7 @@ impl Config {
             retired_public_keys,
             usage_shards,
             tls_roots,
+            aws_timeouts,
         })
     }
 }
@@ -193,8 +243,15 @@ pub struct Clients {
 
 impl Clients {
     pub async fn new(config: &Config) -> Self {
+        let t = config.aws_timeouts;
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(t.connect)
+            .operation_attempt_timeout(t.attempt)
+            .operation_timeout(t.operation)
+            .build();
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(https_client(config.tls_roots))
+            .timeout_config(timeouts)
             .load()
             .await;
         let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk);
@@ -323,6 +380,18 @@ mod tests {
         let mut system = GOOD.to_vec();
         system.push((TLS_ROOTS, "system"));
         assert_eq!(Config::from_lookup(KeyUse::Sign, lookup(&system)).unwrap().tls_roots, TlsRoots::System);
+        let d = c.aws_timeouts;
+        assert_eq!(
+            (d.connect, d.attempt, d.operation),
+            (Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4))
+        );
+        let mut slow = GOOD.to_vec();
+        slow.push((AWS_ATTEMPT_TIMEOUT_MS, "300"));
+        let t = Config::from_lookup(KeyUse::Sign, lookup(&slow)).unwrap().aws_timeouts;
+        assert_eq!(
+            (t.connect, t.attempt, t.operation),
+            (Duration::from_millis(300), Duration::from_millis(300), Duration::from_millis(600))
+        );
     }
 
     #[test]
@@ -343,6 +412,12 @@ mod tests {
         let mut bad = GOOD.to_vec();
         bad.push((TLS_ROOTS, "mozilla"));
         assert!(Config::from_lookup(KeyUse::Sign, lookup(&bad)).unwrap_err().to_string().contains(TLS_ROOTS));
+        for value in ["0", "99", "60001", "2s"] {
+            let mut bad = GOOD.to_vec();
+            bad.push((AWS_ATTEMPT_TIMEOUT_MS, value));
+            let err = Config::from_lookup(KeyUse::Sign, lookup(&bad)).unwrap_err().to_string();
+            assert!(err.contains(AWS_ATTEMPT_TIMEOUT_MS) && err.contains(value), "{err}");
+        }
     }
 
     fn public_key_of(pem: &str) -> String {

@@ -32,6 +32,10 @@ macro_rules! require_aws {
     };
 }
 
+/// The emulator processes one request at a time, so under the tests' concurrent load a request
+/// can wait seconds in its queue: the tests give each attempt this long (AWS itself: 2 s).
+pub const EMULATOR_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub fn unique_table(label: &str) -> String {
     format!("keygate-{label}-{}", keygate::ids::EventId::generate().as_str().to_lowercase())
 }
@@ -49,6 +53,7 @@ pub fn config(endpoint: &str, table: &str) -> Config {
         retired_public_keys: Vec::new(),
         usage_shards: 1,
         tls_roots: Default::default(),
+        aws_timeouts: keygate::config::AwsTimeouts::with_attempt(EMULATOR_ATTEMPT_TIMEOUT),
     }
 }
 

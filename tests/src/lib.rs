@@ -121,6 +121,8 @@ impl LocalGateway {
             endpoint,
             "--mail-from",
             aws::MAIL_FROM,
+            "--aws-attempt-timeout-ms",
+            &aws::EMULATOR_ATTEMPT_TIMEOUT.as_millis().to_string(),
         ]);
         gw.mailbox = Mailbox::Ses(endpoint.to_owned());
         gw

@@ -1,6 +1,7 @@
-//! A TCP proxy on 127.0.0.1 in front of a server, that can lose one answer: it forwards a
-//! request, lets the server process it, and closes the client's connection instead of passing
-//! the answer on. This is the fault that makes a retried write ambiguous.
+//! Network faults on 127.0.0.1: a TCP proxy in front of a server that can lose one answer (it
+//! forwards a request, lets the server process it, and closes the client's connection instead
+//! of passing the answer on: the fault that makes a retried write ambiguous), and a server that
+//! takes connections and requests and never answers (a hung connection).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -107,4 +108,42 @@ fn take_if_marked(armed: &std::sync::Mutex<Option<&'static str>>, request: &[u8]
         *armed = None;
     }
     marked
+}
+
+/// A server on 127.0.0.1 that accepts connections, reads what is sent, and never answers.
+pub struct Silent {
+    pub url: String,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    tasks: tokio::task::JoinHandle<()>,
+}
+
+impl Silent {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let url = format!("http://{}", listener.local_addr().expect("a bound address"));
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = connections.clone();
+        let tasks = tokio::spawn(async move {
+            let mut held = JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.spawn(async move {
+                    let mut sink = vec![0u8; 64 * 1024];
+                    while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        Self { url, connections, tasks }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.tasks.abort();
+    }
 }

@@ -1,16 +1,17 @@
 //! Faults: an unreachable store answers 503 with Retry-After and the authorizer denies (fails
 //! closed); mail that SES rejects or cannot take is kept and delivered once SES is back; a
 //! transaction that fails half-way leaves no rows behind; a metering write whose answer is lost
-//! is not counted twice.
+//! is not counted twice; a store that never answers is given up on within the AWS timeouts.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use keygate::mail::SesMailer;
 use keygate::service::Notification;
 use keygate::store::dynamodb::DynamoStore;
 use keygate::store::{ItemKey, Store, StoreError, Write};
 use keygate::testing::{TestApp, call, call_response, user};
-use keygate_tests::proxy::LossyProxy;
+use keygate_tests::proxy::{LossyProxy, Silent};
 use keygate_tests::{aws, require_aws, story};
 use serde_json::json;
 
@@ -145,4 +146,48 @@ async fn a_lost_answer_to_a_metering_write_is_not_counted_twice() {
 
     through.transact(meter()).await.unwrap();
     assert_eq!(counted(direct.get(&key).await.unwrap()), 2);
+}
+
+/// A store whose connections hang (accepted, never answered) is given up on within the AWS
+/// timeouts: the authorizer denies and an operation answers 503, long before the functions'
+/// own time limits would end them with a bare 500.
+#[tokio::test]
+async fn a_store_that_never_answers_is_given_up_on_within_the_timeouts() {
+    let silent = Silent::start().await;
+    let mut config = aws::config(&silent.url, "silent");
+    let timeouts = keygate::config::AwsTimeouts {
+        connect: Duration::from_secs(1),
+        attempt: Duration::from_millis(200),
+        operation: Duration::from_millis(600),
+    };
+    config.aws_timeouts = timeouts;
+    let hung: Arc<dyn Store> =
+        Arc::new(DynamoStore::new(keygate::config::Clients::new(&config).await.dynamodb, "silent"));
+    let working = TestApp::new();
+    let s = story::pending_request(&working.app).await;
+    let key = working.app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
+    let token = working.app.my_key_token(&s.holder, &key.id).await.unwrap().token;
+    let down =
+        working.app.with(hung.clone(), working.app.mailer.clone(), working.app.keys.clone(), working.app.clock.clone());
+    let path = format!("/api/projects/{}/data_layers/last", s.project);
+    let bearer = format!("Bearer {}", token.expose());
+
+    // Without timeouts the calls below would wait forever; the outer limit turns that into a failure.
+    let limit = Duration::from_secs(20);
+    let started = Instant::now();
+    let verdict = tokio::time::timeout(limit, down.authorize(&http::Method::GET, &path, Some(&bearer))).await;
+    let took = started.elapsed();
+    assert_eq!(verdict, Ok(Err(keygate::authorizer::Denial::StoreFailed)), "after {took:?}");
+    assert!(took >= timeouts.attempt && took < timeouts.operation * 3, "gave up after {took:?}");
+    assert!(silent.connections() >= 1, "the store was asked");
+
+    let t = TestApp::on(hung);
+    let started = Instant::now();
+    let ann = user("ann");
+    let create = call_response(&t.app, "POST", "/v1/projects", Some(&ann), Some(json!({"name": "p"})));
+    let response = tokio::time::timeout(limit, create).await.expect("an answer, not a hang");
+    let took = started.elapsed();
+    assert_eq!(response.status(), 503, "after {took:?}");
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert!(took < timeouts.operation * 3, "gave up after {took:?}");
 }

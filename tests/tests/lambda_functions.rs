@@ -33,6 +33,7 @@ fn env(endpoint: &str, table: &str, pem: &str) -> Vec<(&'static str, String)> {
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
         ("RUST_LOG", "info".to_owned()),
+        ("KEYGATE_AWS_ATTEMPT_TIMEOUT_MS", aws::EMULATOR_ATTEMPT_TIMEOUT.as_millis().to_string()),
     ]
 }
 
