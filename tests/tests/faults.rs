@@ -1,7 +1,8 @@
 //! Faults: an unreachable store answers 503 with Retry-After and the authorizer denies (fails
 //! closed); mail that SES rejects or cannot take is kept and delivered once SES is back; a
 //! transaction that fails half-way leaves no rows behind; a metering write whose answer is lost
-//! is not counted twice; a store that never answers is given up on within the AWS timeouts.
+//! is not counted twice, nor one that times out; a store that never answers is given up on
+//! within the AWS timeouts.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -190,4 +191,33 @@ async fn a_store_that_never_answers_is_given_up_on_within_the_timeouts() {
     assert_eq!(response.status(), 503, "after {took:?}");
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     assert!(took < timeouts.operation * 3, "gave up after {took:?}");
+}
+
+/// A metering write whose attempt times out may have been applied: it is sent once, while a
+/// read in the same conditions is retried on a new connection.
+#[tokio::test]
+async fn a_metering_write_that_times_out_is_sent_once() {
+    let timeouts = keygate::config::AwsTimeouts {
+        connect: Duration::from_secs(1),
+        attempt: Duration::from_millis(200),
+        // Room for the SDK's retries (its first backoff is at most 1 s): only the write skips them.
+        operation: Duration::from_secs(5),
+    };
+    let store_on = |silent: &Silent| {
+        let mut config = aws::config(&silent.url, "silent");
+        config.aws_timeouts = timeouts;
+        async move { DynamoStore::new(keygate::config::Clients::new(&config).await.dynamodb, "silent") }
+    };
+    let key = ItemKey::new("usage#key", "2026-11-24T06");
+
+    let silent = Silent::start().await;
+    let write = Write::Increment { key: key.clone(), add: vec![("requests", 1)], body: "{}".into() };
+    let result = store_on(&silent).await.transact(vec![write]).await;
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    assert_eq!(silent.connections(), 1, "the write was sent once");
+
+    let silent = Silent::start().await;
+    let result = store_on(&silent).await.get(&key).await;
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    assert!(silent.connections() >= 2, "the read was retried: {} connection(s)", silent.connections());
 }
