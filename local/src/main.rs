@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use keygate::App;
 use keygate::clock::SystemClock;
+use keygate::config::AwsTimeouts;
 use keygate::mail::FileMailer;
 use keygate::service::Settings;
 use keygate::signing::KeyRing;
@@ -69,7 +70,7 @@ struct Cli {
     tls_roots: keygate::config::TlsRoots,
     /// Milliseconds one attempt of an AWS call may take before it is given up (a call with its
     /// retries gets twice as long).
-    #[arg(long, global = true, default_value_t = 2000, env = "KEYGATE_AWS_ATTEMPT_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    #[arg(long, global = true, default_value_t = AwsTimeouts::DEFAULT_ATTEMPT.as_millis() as u64, env = "KEYGATE_AWS_ATTEMPT_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(AwsTimeouts::ATTEMPT_RANGE_MS))]
     aws_attempt_timeout_ms: u64,
     #[command(subcommand)]
     command: Option<Command>,
@@ -212,7 +213,7 @@ fn aws_config(cli: &Cli) -> keygate::config::Config {
         retired_public_keys: Vec::new(),
         usage_shards: cli.usage_shards,
         tls_roots: cli.tls_roots,
-        aws_timeouts: keygate::config::AwsTimeouts::with_attempt(Duration::from_millis(cli.aws_attempt_timeout_ms)),
+        aws_timeouts: AwsTimeouts::with_attempt(Duration::from_millis(cli.aws_attempt_timeout_ms)),
     }
 }
 

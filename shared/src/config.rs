@@ -88,6 +88,8 @@ impl AwsTimeouts {
     /// room, and an authorizer call (usually one store call, at most three on a cold instance)
     /// ends inside its 5 s unless the store is failing.
     pub const DEFAULT_ATTEMPT: Duration = Duration::from_secs(2);
+    /// The attempt timeouts a setting may choose, in milliseconds.
+    pub const ATTEMPT_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
 
     /// Attempts of `attempt` each, a connection set up within 1 s (or the attempt, if shorter),
     /// and the whole call, retries included, within twice the attempt.
@@ -203,7 +205,7 @@ impl Config {
             Some(v) => v
                 .parse()
                 .ok()
-                .filter(|ms| (100..=60_000).contains(ms))
+                .filter(|ms| AwsTimeouts::ATTEMPT_RANGE_MS.contains(ms))
                 .map(|ms| AwsTimeouts::with_attempt(Duration::from_millis(ms)))
                 .ok_or(ConfigError::Invalid {
                     name: AWS_ATTEMPT_TIMEOUT_MS,
