@@ -15,6 +15,7 @@ use crate::key::IssuedKey;
 use crate::permission::{Permission, Permissions, api_path_segments, required_permission};
 use crate::project::Role;
 use crate::service::App;
+use crate::service::BucketBody;
 use crate::signing::{KeyClaims, Refusal, audience};
 use crate::store::{Write, layout};
 use crate::template::KeyTemplate;
@@ -271,7 +272,7 @@ impl App {
         let now = self.now();
         let shards = self.settings.usage_shards.max(1);
         let shard = if shards == 1 { 0 } else { now.timestamp_subsec_nanos() % shards };
-        let body = serde_json::json!({ "last_used_at": now }).to_string();
+        let body = serde_json::to_string(&BucketBody { last_used_at: now }).unwrap_or_default();
         let write = Write::Increment {
             key: layout::usage_bucket(key, shard, usage::hour_of(now)),
             add: vec![(usage::REQUESTS, 1), (usage::COST, price)],
