@@ -16,7 +16,7 @@ use crate::permission::{Permission, Permissions, api_path_segments, required_per
 use crate::project::Role;
 use crate::service::App;
 use crate::service::BucketBody;
-use crate::signing::{KeyClaims, Refusal, audience};
+use crate::signing::{KeyClaims, Refusal};
 use crate::store::{Write, layout};
 use crate::template::KeyTemplate;
 use crate::usage;
@@ -201,15 +201,10 @@ impl App {
     /// still within `exp`/`nbf` and for this project.
     fn verified(&self, token: &str, project: &ProjectId, now: DateTime<Utc>) -> Result<Arc<KeyClaims>, Denial> {
         if let Some(claims) = self.caches.tokens.as_ref().and_then(|c| c.get(token)) {
-            let t = now.timestamp();
-            let live = claims.exp.is_none_or(|exp| t < exp) && claims.nbf.is_none_or(|nbf| t >= nbf);
-            return if live && claims.aud == audience(project) {
-                Ok(claims)
-            } else {
-                Err(Denial::BadKey(Refusal::BadSignatureOrClaims))
-            };
+            claims.admit(self.keys.issuer(), project, now).map_err(Denial::BadKey)?;
+            return Ok(claims);
         }
-        let claims = Arc::new(self.keys.verify(token, project).map_err(Denial::BadKey)?);
+        let claims = Arc::new(self.keys.verify(token, project, now).map_err(Denial::BadKey)?);
         if let Some(cache) = &self.caches.tokens {
             cache.insert(token.to_owned(), claims.clone());
         }

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::ProjectId;
@@ -46,8 +48,12 @@ pub struct KeyClaims {
     pub tpl: String,
 }
 
+/// What an API key's `aud` starts with; the project's id follows.
+const AUDIENCE_PREFIX: &str = "project:";
+
+/// The `aud` of the API keys of `project`.
 pub fn audience(project: &ProjectId) -> String {
-    format!("project:{project}")
+    format!("{AUDIENCE_PREFIX}{project}")
 }
 
 /// A public key in JWKS form.
@@ -182,39 +188,81 @@ impl KeyRing {
         jsonwebtoken::encode(&header, claims, encoding).map(SecretValue::new).map_err(KeyRingError::Sign)
     }
 
-    /// Verifies an API key for `project`: size, header (typ, alg, kid, no key-carrying
-    /// headers), signature with the named key, `iss`, `aud`, `exp`, `nbf`.
-    pub fn verify(&self, token: &str, project: &ProjectId) -> Result<KeyClaims, Refusal> {
-        if token.len() > MAX_TOKEN_LEN || token.bytes().filter(|b| *b == b'.').count() != 2 {
+    /// Verifies an API key for `project` at `now`: size, header (typ, alg, kid, no
+    /// key-carrying members), signature with the named key, then the claims
+    /// ([`KeyClaims::admit`]). Each part is decoded once; the time is keygate's clock, the
+    /// same one that checks a token this instance has seen before.
+    pub fn verify(&self, token: &str, project: &ProjectId, now: DateTime<Utc>) -> Result<KeyClaims, Refusal> {
+        if token.len() > MAX_TOKEN_LEN {
             return Err(Refusal::Malformed);
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Malformed)?;
-        if header.alg != Algorithm::EdDSA
-            || header.typ.as_deref() != Some(API_KEY_TYP)
-            || header.jwk.is_some()
-            || header.jku.is_some()
-            || header.x5u.is_some()
-            || header.x5c.is_some()
-            || header.crit.is_some()
-        {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Refusal::Malformed);
+        };
+        let header: ApiKeyHeader = decode_part(header).ok_or(Refusal::Malformed)?;
+        if header.alg != "EdDSA" || header.typ.as_deref() != Some(API_KEY_TYP) || header.carries_a_key() {
             return Err(Refusal::ForbiddenHeader);
         }
         let key = header.kid.as_deref().and_then(|kid| self.verifiers.get(kid)).ok_or(Refusal::UnknownKey)?;
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.leeway = 0;
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["iss", "aud", "sub"]);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[audience(project)]);
-        jsonwebtoken::decode::<KeyClaims>(token, key, &validation)
-            .map(|data| data.claims)
-            .map_err(|_| Refusal::BadSignatureOrClaims)
+        let message = &token[..token.len() - signature.len() - 1];
+        if !jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, Algorithm::EdDSA).unwrap_or(false) {
+            return Err(Refusal::BadSignatureOrClaims);
+        }
+        let claims: KeyClaims = decode_part(payload).ok_or(Refusal::BadSignatureOrClaims)?;
+        claims.admit(&self.issuer, project, now)?;
+        Ok(claims)
+    }
+}
+
+/// The members of an API key's header that keygate reads. The key-carrying ones are read only
+/// to refuse them: the key is chosen by `kid` from the key ring, never taken from the token
+/// (RFC 8725 3.10). Other members are ignored.
+#[derive(Deserialize)]
+struct ApiKeyHeader {
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+    jwk: Option<IgnoredAny>,
+    jku: Option<IgnoredAny>,
+    x5u: Option<IgnoredAny>,
+    x5c: Option<IgnoredAny>,
+    crit: Option<IgnoredAny>,
+}
+
+impl ApiKeyHeader {
+    fn carries_a_key(&self) -> bool {
+        self.jwk.is_some() || self.jku.is_some() || self.x5u.is_some() || self.x5c.is_some() || self.crit.is_some()
+    }
+}
+
+/// A base64url (unpadded) JSON part of a compact JWS.
+fn decode_part<T: DeserializeOwned>(part: &str) -> Option<T> {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
+}
+
+impl KeyClaims {
+    /// Whether these claims admit a call to `project` at `now`: `iss` is this keygate, `aud`
+    /// is the project, `now` is before `exp` and not before `nbf` (RFC 7519 4.1.4, 4.1.5; no
+    /// leeway: keygate's instances share one clock source). Checked when a token is verified
+    /// and again on every call that reuses the verification.
+    pub fn admit(&self, issuer: &str, project: &ProjectId, now: DateTime<Utc>) -> Result<(), Refusal> {
+        let t = now.timestamp();
+        let live = self.exp.is_none_or(|exp| t < exp) && self.nbf.is_none_or(|nbf| t >= nbf);
+        let for_project = self.aud.strip_prefix(AUDIENCE_PREFIX) == Some(project.as_str());
+        if live && for_project && self.iss == issuer { Ok(()) } else { Err(Refusal::BadSignatureOrClaims) }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
 
     fn claims(project: &ProjectId) -> KeyClaims {
         KeyClaims {
@@ -235,8 +283,8 @@ mod tests {
         let project = ProjectId::generate();
         let c = claims(&project);
         let token = ring.sign(&c).unwrap();
-        assert_eq!(ring.verify(token.expose(), &project).unwrap(), c);
-        assert_eq!(ring.verify(token.expose(), &ProjectId::generate()), Err(Refusal::BadSignatureOrClaims));
+        assert_eq!(ring.verify(token.expose(), &project, now()).unwrap(), c);
+        assert_eq!(ring.verify(token.expose(), &ProjectId::generate(), now()), Err(Refusal::BadSignatureOrClaims));
     }
 
     #[test]
@@ -251,7 +299,7 @@ mod tests {
         let c = claims(&project);
         for ring in [&signer, &retired] {
             let token = ring.sign(&c).unwrap();
-            assert_eq!(verifier.verify(token.expose(), &project).unwrap(), c);
+            assert_eq!(verifier.verify(token.expose(), &project, now()).unwrap(), c);
         }
         assert!(matches!(verifier.sign(&c), Err(KeyRingError::VerifyOnly)));
         let mut bad = signer.current_public().clone();
@@ -273,10 +321,10 @@ mod tests {
         let token = old.sign(&claims(&project)).unwrap();
         let old_public: Vec<PublicJwk> = serde_json::from_value(old.jwks()["keys"].clone()).unwrap();
         let rotated = KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &old_public).unwrap();
-        assert!(rotated.verify(token.expose(), &project).is_ok());
+        assert!(rotated.verify(token.expose(), &project, now()).is_ok());
         assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 2);
         let forgotten = KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &[]).unwrap();
-        assert_eq!(forgotten.verify(token.expose(), &project), Err(Refusal::UnknownKey));
+        assert_eq!(forgotten.verify(token.expose(), &project, now()), Err(Refusal::UnknownKey));
     }
 
     #[test]
@@ -291,5 +339,60 @@ mod tests {
     #[test]
     fn a_bad_signing_key_is_refused_at_start() {
         assert!(matches!(KeyRing::new("i", "not a pem", &[]), Err(KeyRingError::BadSigningKey)));
+    }
+
+    #[test]
+    fn exp_and_nbf_are_checked_on_keygate_clock_to_the_second() {
+        let ring = KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &[]).unwrap();
+        let project = ProjectId::generate();
+        let t = now().timestamp();
+        let expiring = KeyClaims { exp: Some(t), ..claims(&project) };
+        let token = ring.sign(&expiring).unwrap();
+        let at = |secs: i64| DateTime::from_timestamp(secs, 0).unwrap();
+        assert_eq!(ring.verify(token.expose(), &project, at(t - 1)), Ok(expiring));
+        // RFC 7519: the call must come before `exp`.
+        assert_eq!(ring.verify(token.expose(), &project, at(t)), Err(Refusal::BadSignatureOrClaims));
+        let early = KeyClaims { nbf: Some(t), ..claims(&project) };
+        let token = ring.sign(&early).unwrap();
+        assert_eq!(ring.verify(token.expose(), &project, at(t - 1)), Err(Refusal::BadSignatureOrClaims));
+        assert_eq!(ring.verify(token.expose(), &project, at(t)), Ok(early));
+    }
+
+    #[test]
+    fn a_key_of_another_issuer_or_audience_is_refused_though_well_signed() {
+        let ring = KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &[]).unwrap();
+        let project = ProjectId::generate();
+        let elsewhere = KeyClaims { iss: "https://elsewhere.test".into(), ..claims(&project) };
+        let token = ring.sign(&elsewhere).unwrap();
+        assert_eq!(ring.verify(token.expose(), &project, now()), Err(Refusal::BadSignatureOrClaims));
+        let prefixless = KeyClaims { aud: project.to_string(), ..claims(&project) };
+        let token = ring.sign(&prefixless).unwrap();
+        assert_eq!(ring.verify(token.expose(), &project, now()), Err(Refusal::BadSignatureOrClaims));
+    }
+
+    #[test]
+    fn headers_that_carry_a_key_or_name_another_algorithm_are_refused() {
+        let ring = KeyRing::new("https://keygate.test", &KeyRing::generate_pem(), &[]).unwrap();
+        let project = ProjectId::generate();
+        let token = ring.sign(&claims(&project)).unwrap();
+        let (header, rest) = token.expose().split_once('.').unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        let with = |member: &str, value: serde_json::Value| {
+            let mut h = header.clone();
+            h[member] = value;
+            format!("{}.{rest}", URL_SAFE_NO_PAD.encode(h.to_string()))
+        };
+        for member in ["jwk", "jku", "x5u", "x5c", "crit"] {
+            let forged = with(member, serde_json::json!("x"));
+            assert_eq!(ring.verify(&forged, &project, now()), Err(Refusal::ForbiddenHeader), "{member}");
+        }
+        assert_eq!(ring.verify(&with("alg", "HS256".into()), &project, now()), Err(Refusal::ForbiddenHeader));
+        assert_eq!(ring.verify(&with("typ", "JWT".into()), &project, now()), Err(Refusal::ForbiddenHeader));
+        // A member keygate does not read changes the signed bytes: refused by the signature.
+        let extra = with("note", "hi".into());
+        assert_eq!(ring.verify(&extra, &project, now()), Err(Refusal::BadSignatureOrClaims));
+        for malformed in ["", "a.b", "a.b.c.d", "!!.e30.x"] {
+            assert_eq!(ring.verify(malformed, &project, now()), Err(Refusal::Malformed), "{malformed:?}");
+        }
     }
 }
