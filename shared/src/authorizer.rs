@@ -15,7 +15,6 @@ use crate::key::IssuedKey;
 use crate::permission::{Permission, Permissions, api_path_segments, required_permission};
 use crate::project::Role;
 use crate::service::App;
-use crate::service::BucketBody;
 use crate::signing::{KeyClaims, Refusal};
 use crate::store::{Write, layout};
 use crate::template::KeyTemplate;
@@ -267,11 +266,10 @@ impl App {
         let now = self.now();
         let shards = self.settings.usage_shards.max(1);
         let shard = if shards == 1 { 0 } else { now.timestamp_subsec_nanos() % shards };
-        let body = serde_json::to_string(&BucketBody { last_used_at: now }).unwrap_or_default();
         let write = Write::Increment {
             key: layout::usage_bucket(key, shard, usage::hour_of(now)),
             add: vec![(usage::REQUESTS, 1), (usage::COST, price)],
-            body,
+            body: usage::BucketBody::json(now),
         };
         self.store.transact(vec![write]).await.map_err(|e| {
             tracing::error!(error = %e, key_id = %key, "metering failed; denying");

@@ -17,6 +17,20 @@ pub const MAX_PERIOD_DAYS: i64 = 366;
 pub const MAX_HOURLY_DAYS: i64 = 31;
 pub const DEFAULT_PERIOD_DAYS: i64 = 30;
 
+/// What each metered call writes on its usage bucket besides the counters: the newest call
+/// wins, so a key's `last_used_at` is the newest among its buckets.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BucketBody {
+    pub last_used_at: DateTime<Utc>,
+}
+
+impl BucketBody {
+    /// The stored body of a bucket written by a call at `at`.
+    pub fn json(at: DateTime<Utc>) -> String {
+        serde_json::to_string(&Self { last_used_at: at }).expect("a timestamp serializes to JSON")
+    }
+}
+
 pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(Duration::hours(1)).unwrap_or(t)
 }

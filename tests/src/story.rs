@@ -115,7 +115,7 @@ pub async fn record_use(app: &App, key: &keygate::ids::KeyId, at: chrono::DateTi
     let write = Write::Increment {
         key: layout::usage_bucket(key, 0, keygate::usage::hour_of(at)),
         add: vec![(keygate::usage::REQUESTS, requests), (keygate::usage::COST, requests * PRICE)],
-        body: serde_json::json!({ "last_used_at": at }).to_string(),
+        body: keygate::usage::BucketBody::json(at),
     };
     app.store.transact(vec![write]).await.unwrap();
 }

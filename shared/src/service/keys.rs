@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use futures_util::future::try_join_all;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
 use super::{App, ListPage, Notification, PageRequest, Tx, decode};
@@ -17,7 +17,7 @@ use crate::permission::Permission;
 use crate::secret::SecretValue;
 use crate::signing::{KeyClaims, audience};
 use crate::store::{Cond, Item, Query, SkRange, layout, query_all};
-use crate::usage::{self, Bucket, Granularity, Period, Totals, UsageSeries};
+use crate::usage::{self, Bucket, BucketBody, Granularity, Period, Totals, UsageSeries};
 
 /// One row of the owner's issued-keys table; `requests` and `cost` are for the period asked.
 #[derive(Debug, Serialize)]
@@ -77,12 +77,6 @@ fn newest_use<'a>(items: impl IntoIterator<Item = &'a Item>) -> Result<Option<Da
         last = last.max(Some(body.last_used_at));
     }
     Ok(last)
-}
-
-/// What the authorizer writes on each usage bucket besides its counters.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct BucketBody {
-    pub last_used_at: DateTime<Utc>,
 }
 
 impl App {

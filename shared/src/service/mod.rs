@@ -13,7 +13,6 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub(crate) use keys::BucketBody;
 pub use keys::{IssuedKeyRow, MyKey, Revocation, TokenAnswer};
 pub use outbox::Notification;
 pub use requests::{Approval, Decision as RequestDecision};
