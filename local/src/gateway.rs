@@ -56,7 +56,47 @@ async fn route(gw: &Gateway, req: axum::extract::Request) -> Response {
     if path.starts_with("/api/projects/") {
         return platform(gw, parts, body).await;
     }
+    if path == LOCAL_SIGN_IN {
+        return sign_in(gw, &parts, &body);
+    }
+    if keygate::console::owns(&parts.method, path) {
+        let encoding = parts.headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
+        let gzip = keygate::console::accepts_gzip(encoding);
+        return to_axum(keygate::console::serve(path, gzip, &keygate::console::SignIn::Local));
+    }
     v1(gw, parts, body).await
+}
+
+/// The local console's sign-in: mints the user token `keygate-local token` would print. Only
+/// `keygate-local` has this route; on AWS people sign in with the identity provider.
+pub const LOCAL_SIGN_IN: &str = "/local/sign-in";
+
+fn sign_in(gw: &Gateway, parts: &http::request::Parts, body: &[u8]) -> Response {
+    if parts.method != Method::POST {
+        let mut r = problem(&Error::MethodNotAllowed(format!("{LOCAL_SIGN_IN} allows POST")));
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let user: keygate::user_token::LocalUser = match serde_json::from_slice(body) {
+        Ok(user) => user,
+        Err(_) => {
+            return problem(&Error::BadRequest(
+                "send JSON {\"sub\": user id, \"email\": address, \"name\": optional display name}".into(),
+            ));
+        }
+    };
+    if let Err(e) = user.validate() {
+        return problem(&e);
+    }
+    match gw.users.mint(&user.sub, &user.email, user.name(), chrono::Duration::hours(12)) {
+        Ok(token) => {
+            tracing::info!(user = %user.sub, "signed in to the local console");
+            let mut r = axum::Json(serde_json::json!({ "token": token })).into_response();
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => problem(&e),
+    }
 }
 
 fn problem(e: &Error) -> Response {

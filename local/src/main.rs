@@ -142,12 +142,12 @@ async fn run(cli: Cli) -> Result<(), String> {
     let dir = DataDir::open(&cli.data_dir)?;
     let users = UserTokens::new(&dir.user_token_secret()?);
     if let Some(Command::Token { sub, email, name, hours }) = &cli.command {
-        keygate::ids::UserId::parse(sub).map_err(|rule| format!("--sub {rule}"))?;
-        if !keygate::project::is_email(email) {
-            return Err(format!("--email '{email}' is not an e-mail address"));
+        let user = keygate::user_token::LocalUser { sub: sub.clone(), email: email.clone(), name: name.clone() };
+        if let Err(keygate::Error::Validation(errors)) = user.validate() {
+            let lines: Vec<String> = errors.iter().map(|e| format!("--{}: {}", e.field, e.message)).collect();
+            return Err(lines.join("; "));
         }
-        let token =
-            users.mint(sub, email, name.as_deref(), chrono::Duration::hours(*hours)).map_err(|e| e.to_string())?;
+        let token = users.mint(sub, email, user.name(), chrono::Duration::hours(*hours)).map_err(|e| e.to_string())?;
         println!("{token}");
         return Ok(());
     }
@@ -306,7 +306,9 @@ fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
   platform API    {url}/api/projects/{{project}}/... ({mode})
   OpenAPI         {url}/openapi.json
 
-Try it:
+Open the console: {url}/  (sign in with any user id and e-mail: this is a local gateway)
+
+Or drive the API with curl:
   TOKEN=$(cargo run -q --release -p keygate-local -- --data-dir {data} token --sub ann --email ann@example.com)
   curl -s -X POST {url}/v1/projects -H \"Authorization: Bearer $TOKEN\" \\
        -H 'Content-Type: application/json' -d '{{\"name\": \"Weather\"}}'

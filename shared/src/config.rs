@@ -153,6 +153,27 @@ fn url(name: &'static str, value: String) -> Result<String, ConfigError> {
     }
 }
 
+pub const OIDC_ISSUER: &str = "KEYGATE_OIDC_ISSUER";
+pub const OIDC_CLIENT_ID: &str = "KEYGATE_OIDC_CLIENT_ID";
+pub const OIDC_SCOPE: &str = "KEYGATE_OIDC_SCOPE";
+
+/// How the console Lambda's page signs people in: the platform's OpenID Connect provider and
+/// the console's client id there. The console needs nothing else (no table, no key, no mail).
+pub fn console_sign_in(get: impl Fn(&str) -> Option<String>) -> Result<crate::console::SignIn, ConfigError> {
+    let issuer = url(OIDC_ISSUER, get(OIDC_ISSUER).ok_or(ConfigError::Missing(OIDC_ISSUER))?)?;
+    let client_id = get(OIDC_CLIENT_ID).ok_or(ConfigError::Missing(OIDC_CLIENT_ID))?;
+    let scope = get(OIDC_SCOPE).unwrap_or_else(|| "openid email profile".into());
+    if !scope.split_whitespace().any(|s| s == "openid") {
+        return Err(ConfigError::Invalid { name: OIDC_SCOPE, why: "must include openid".into() });
+    }
+    Ok(crate::console::SignIn::Oidc { issuer: issuer.trim_end_matches('/').to_owned(), client_id, scope })
+}
+
+/// [`console_sign_in`] from the process environment.
+pub fn console_sign_in_from_env() -> Result<crate::console::SignIn, ConfigError> {
+    console_sign_in(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+}
+
 impl Config {
     pub fn from_env(key_use: KeyUse) -> Result<Self, ConfigError> {
         Self::from_lookup(key_use, |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
@@ -357,6 +378,36 @@ pub async fn build_app(config: &Config) -> Result<App, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_console_names_a_missing_or_bad_sign_in_setting() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned())
+        };
+        let err = console_sign_in(env(&[(OIDC_CLIENT_ID, "keygate")])).unwrap_err();
+        assert!(err.to_string().contains(OIDC_ISSUER), "{err}");
+        let err = console_sign_in(env(&[(OIDC_ISSUER, "id.example.com"), (OIDC_CLIENT_ID, "k")])).unwrap_err();
+        assert!(err.to_string().contains("not an http(s) URL"), "{err}");
+        let err = console_sign_in(env(&[
+            (OIDC_ISSUER, "https://id.example.com"),
+            (OIDC_CLIENT_ID, "k"),
+            (OIDC_SCOPE, "email"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains(OIDC_SCOPE), "{err}");
+        let ok =
+            console_sign_in(env(&[(OIDC_ISSUER, "https://id.example.com/realms/p/"), (OIDC_CLIENT_ID, "keygate")]))
+                .unwrap();
+        match ok {
+            crate::console::SignIn::Oidc { issuer, client_id, scope } => {
+                assert_eq!(
+                    (issuer.as_str(), client_id.as_str(), scope.as_str()),
+                    ("https://id.example.com/realms/p", "keygate", "openid email profile")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

@@ -79,10 +79,13 @@ pub struct Tile {
     pub state: TileState,
     pub request_id: Option<RequestId>,
     pub key_id: Option<KeyId>,
+    /// Why the request was rejected, shown to the requester on the tile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Tile {
-    pub const REQUESTABLE: Tile = Tile { state: TileState::Requestable, request_id: None, key_id: None };
+    pub const REQUESTABLE: Tile = Tile { state: TileState::Requestable, request_id: None, key_id: None, reason: None };
 
     /// Whether the user may ask for a key now.
     pub fn check_requestable(&self) -> Result<()> {
@@ -133,7 +136,7 @@ mod tests {
 
     #[test]
     fn a_user_may_request_again_after_rejection_or_revocation_only() {
-        let tile = |state| Tile { state, request_id: None, key_id: None };
+        let tile = |state| Tile { state, request_id: None, key_id: None, reason: None };
         assert!(tile(TileState::Requestable).check_requestable().is_ok());
         assert!(tile(TileState::Rejected).check_requestable().is_ok());
         assert!(tile(TileState::Revoked).check_requestable().is_ok());

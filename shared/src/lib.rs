@@ -8,6 +8,7 @@ pub mod audit;
 pub mod authorizer;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod http;
 pub mod identity;

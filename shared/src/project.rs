@@ -136,6 +136,26 @@ pub struct Member {
     pub email: String,
     pub role: RoleName,
     pub updated_at: DateTime<Utc>,
+    /// The project, so that a membership read through the user's index names it. Members
+    /// written before this field existed have none and are not listed under `/v1/me/projects`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<ProjectId>,
+}
+
+/// A project as `GET /v1/projects/{project}` answers it: with the caller's permissions on it.
+#[derive(Debug, Serialize)]
+pub struct ProjectView {
+    #[serde(flatten)]
+    pub project: Project,
+    pub permissions: Permissions,
+}
+
+/// One of the caller's projects in `GET /v1/me/projects`: the project and the caller's role.
+#[derive(Debug, Serialize)]
+pub struct MyProject {
+    #[serde(flatten)]
+    pub project: Project,
+    pub role: RoleName,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +179,8 @@ impl MemberInput {
 #[derive(Clone, Debug)]
 pub struct Access {
     pub project: Project,
+    /// Every role of the project (the access was computed from them).
+    pub roles: Vec<Role>,
     pub permissions: Permissions,
     pub is_member: bool,
 }
@@ -246,9 +268,15 @@ mod tests {
             owner_email: "o@example.com".into(),
             created_at: Utc::now(),
         };
-        let stranger = Access { project: project.clone(), permissions: Permissions::NONE, is_member: false };
+        let stranger =
+            Access { project: project.clone(), roles: Vec::new(), permissions: Permissions::NONE, is_member: false };
         assert!(matches!(stranger.require(Permission::ProjectManage), Err(Error::NotFound(_))));
-        let viewer = Access { project, permissions: [Permission::ProjectView].into_iter().collect(), is_member: true };
+        let viewer = Access {
+            project,
+            roles: Vec::new(),
+            permissions: [Permission::ProjectView].into_iter().collect(),
+            is_member: true,
+        };
         assert!(matches!(viewer.require(Permission::ProjectManage), Err(Error::Forbidden(_))));
         assert!(viewer.require_view().is_ok());
     }

@@ -8,7 +8,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldError, Result};
 
 pub const LOCAL_ISSUER: &str = "keygate-local";
 pub const LOCAL_AUDIENCE: &str = "keygate-local";
@@ -23,6 +23,40 @@ struct Claims {
     name: Option<String>,
     iat: i64,
     exp: i64,
+}
+
+/// Who a local user token is minted for: `keygate-local token` and the local console's sign-in
+/// form take the same details under the same rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalUser {
+    pub sub: String,
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl LocalUser {
+    pub fn validate(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        if let Err(rule) = crate::ids::UserId::parse(&self.sub) {
+            errors.push(FieldError::new("sub", format!("the user id {rule}")));
+        }
+        if !crate::project::is_email(&self.email) {
+            errors.push(FieldError::new("email", "must be an e-mail address, like ann@example.com"));
+        }
+        if let Some(name) = &self.name
+            && (name.chars().count() > 256 || name.chars().any(char::is_control))
+        {
+            errors.push(FieldError::new("name", "must be at most 256 characters, without control characters"));
+        }
+        if errors.is_empty() { Ok(()) } else { Err(Error::Validation(errors)) }
+    }
+
+    /// The display name, when one was given.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref().map(str::trim).filter(|n| !n.is_empty())
+    }
 }
 
 /// Mints and checks user tokens signed with a shared secret.

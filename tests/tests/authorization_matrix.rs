@@ -78,6 +78,8 @@ fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
         ListRoles => (format!("/v1/projects/{p}/roles"), None),
         PutNode => (format!("/v1/projects/{p}/nodes/extra"), Some(json!({"name": "x"}))),
         ListNodes => (format!("/v1/projects/{p}/nodes"), None),
+        ListMembers => (format!("/v1/projects/{p}/members"), None),
+        MyProjects => ("/v1/me/projects".into(), None),
         PutMember => {
             (format!("/v1/projects/{p}/members/zed"), Some(json!({"role": "reader", "email": "zed@example.com"})))
         }
@@ -115,7 +117,9 @@ fn expected(op: Operation) -> [u16; 6] {
         GetProject | ListTemplates => [200, 200, 200, 404, 200, 404],
         // Managing it: the owner and managers; members are told no; others see nothing.
         PutRole | PutNode | PutMember => [200, 200, 403, 404, 403, 404],
-        ListRoles | ListNodes | ListRequests | ListIssuedKeys | ListAudit => [200, 200, 403, 404, 403, 404],
+        ListRoles | ListNodes | ListMembers | ListRequests | ListIssuedKeys | ListAudit => {
+            [200, 200, 403, 404, 403, 404]
+        }
         CreateTemplate => [201, 201, 403, 404, 403, 404],
         EditTemplate => [200, 200, 403, 404, 403, 404],
         // The template has an active key: deleting it without revoke_keys is a conflict.
@@ -127,7 +131,7 @@ fn expected(op: Operation) -> [u16; 6] {
         KeyUsage => [200, 200, 403, 404, 200, 404],
         RevokeKey => [200, 200, 403, 404, 200, 404],
         // The caller's own keys: everyone has a list; only the holder has this key.
-        MyKeys => [200; 6],
+        MyKeys | MyProjects => [200; 6],
         MyKeyToken => [404, 404, 404, 404, 200, 404],
         // The holder's client project: only the holder manages it.
         ImportKey => [404, 404, 404, 404, 201, 404],
@@ -174,4 +178,42 @@ async fn a_holder_cannot_import_another_holders_key_nor_into_a_project_they_do_n
         call(&w.t.app, "GET", &format!("/v1/projects/{}/secrets", w.client), Some(&holder), None).await;
     assert_eq!(status, 200);
     assert!(listed["items"][0].get("value").is_none(), "values only when asked for");
+}
+
+#[tokio::test]
+async fn each_caller_lists_exactly_the_projects_they_belong_to_with_their_role() {
+    let w = world().await;
+    let list = |who: &'static str| {
+        let app = &w.t.app;
+        async move {
+            let (status, answer) = call(app, "GET", "/v1/me/projects", Some(&actor(who)), None).await;
+            assert_eq!(status, 200, "{answer}");
+            answer["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p["id"].as_str().unwrap().to_owned(), p["role"].as_str().unwrap().to_owned()))
+                .collect::<Vec<_>>()
+        }
+    };
+    // The owner registered the world's two projects (the second one for other_holder's key).
+    let owned = list("owner").await;
+    assert_eq!(owned.len(), 2);
+    assert!(owned.contains(&(w.project.clone(), "owner".to_owned())));
+    assert!(owned.iter().all(|(_, role)| role == "owner"));
+    assert_eq!(list("member").await, [(w.project.clone(), "reader".to_owned())]);
+    // The holder is a reader of both story projects and owns the client project.
+    let held = list("holder").await;
+    assert_eq!(held.len(), 3, "{held:?}");
+    assert!(held.contains(&(w.project.clone(), "reader".to_owned())));
+    assert_eq!(held.last(), Some(&(w.client.clone(), "owner".to_owned())), "oldest membership first");
+    assert!(list("stranger").await.is_empty());
+    // The project as fetched carries what the caller may do on it.
+    let (_, owner_view) =
+        call(&w.t.app, "GET", &format!("/v1/projects/{}", w.project), Some(&actor("owner")), None).await;
+    assert!(owner_view["permissions"].as_array().unwrap().contains(&json!("project_manage")));
+    let (_, member_view) =
+        call(&w.t.app, "GET", &format!("/v1/projects/{}", w.project), Some(&actor("member")), None).await;
+    assert!(!member_view["permissions"].as_array().unwrap().contains(&json!("project_manage")));
+    assert!(member_view["permissions"].as_array().unwrap().contains(&json!("project_view")));
 }

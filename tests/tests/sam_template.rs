@@ -1,6 +1,6 @@
 //! The SAM template matches the code: every route of the route table has exactly one function,
 //! named after its operation, with exactly one HTTP API event for that route; the only other
-//! functions are the authorizer and the mail retry; every function has a binary and every
+//! functions are the authorizer, the mail retry and the console; every function has a binary and every
 //! binary a function; the platform API sits behind the Lambda authorizer with caching off.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,10 +67,15 @@ fn every_route_has_one_function_with_one_event_and_nothing_else_exists() {
     }
     let extra: BTreeSet<&str> =
         by_binary.keys().copied().filter(|b| !ROUTES.iter().any(|r| r.function == *b)).collect();
-    assert_eq!(extra, BTreeSet::from(["authorizer", "mail-retry"]));
-    for extra in extra {
+    assert_eq!(extra, BTreeSet::from(["authorizer", "console", "mail-retry"]));
+    for extra in ["authorizer", "mail-retry"] {
         assert!(by_binary[extra].events.is_empty(), "{extra} serves no route");
     }
+    // The console answers every GET no route above takes (API Gateway picks the most specific
+    // route), without a user token: its page signs people in.
+    let console: BTreeSet<_> = by_binary["console"].events.iter().cloned().collect();
+    let want = [("GET".to_owned(), "/".to_owned(), true), ("GET".to_owned(), "/{proxy+}".to_owned(), true)];
+    assert_eq!(console, BTreeSet::from(want));
 }
 
 #[test]

@@ -56,6 +56,14 @@ pub async fn put_member(app: &App, req: Request) -> Answer {
     Ok(json(StatusCode::OK, &app.put_member(&caller, &project(&req)?, user, json_body(&req)?).await?))
 }
 
+pub async fn list_members(app: &App, req: Request) -> Answer {
+    Ok(json(StatusCode::OK, &app.list_members(&caller(&req)?, &project(&req)?, &page(&req)?).await?))
+}
+
+pub async fn my_projects(app: &App, req: Request) -> Answer {
+    Ok(json(StatusCode::OK, &app.my_projects(&caller(&req)?, &page(&req)?).await?))
+}
+
 pub async fn create_template(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     Ok(json(StatusCode::CREATED, &app.create_template(&caller, &project(&req)?, json_body(&req)?).await?))

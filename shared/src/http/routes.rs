@@ -20,6 +20,8 @@ pub enum Operation {
     PutNode,
     ListNodes,
     PutMember,
+    ListMembers,
+    MyProjects,
     CreateTemplate,
     ListTemplates,
     EditTemplate,
@@ -76,6 +78,8 @@ routes! {
     PUT "/v1/projects/{project}/nodes/{node}" => PutNode, "put-node", User;
     GET "/v1/projects/{project}/nodes" => ListNodes, "list-nodes", User;
     PUT "/v1/projects/{project}/members/{user}" => PutMember, "put-member", User;
+    GET "/v1/projects/{project}/members" => ListMembers, "list-members", User;
+    GET "/v1/me/projects" => MyProjects, "my-projects", User;
     POST "/v1/projects/{project}/templates" => CreateTemplate, "create-template", User;
     GET "/v1/projects/{project}/templates" => ListTemplates, "list-templates", User;
     PATCH "/v1/projects/{project}/templates/{template}" => EditTemplate, "edit-template", User;
@@ -161,6 +165,8 @@ pub async fn handle(app: &App, operation: Operation, req: Request) -> Response<B
         PutNode => h::put_node(app, req).await,
         ListNodes => h::list_nodes(app, req).await,
         PutMember => h::put_member(app, req).await,
+        ListMembers => h::list_members(app, req).await,
+        MyProjects => h::my_projects(app, req).await,
         CreateTemplate => h::create_template(app, req).await,
         ListTemplates => h::list_templates(app, req).await,
         EditTemplate => h::edit_template(app, req).await,

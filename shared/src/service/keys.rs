@@ -218,7 +218,7 @@ impl App {
         if let Some((tile, version)) = self.load::<Tile>(&tile_key).await?
             && tile.key_id.as_ref() == Some(kid)
         {
-            let tile = Tile { state: TileState::Revoked, ..tile };
+            let tile = Tile { state: TileState::Revoked, reason: None, ..tile };
             tx.put(tile_key, version + 1, &tile, Cond::Version(version));
         }
         tx.audit(id, caller, AuditAction::KeyRevoked, kid, json!({"user_id": key.user_id}), now)

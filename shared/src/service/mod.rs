@@ -263,6 +263,6 @@ impl App {
             .iter()
             .filter(|r| r.public || Some(&r.name) == member_role)
             .fold(Permissions::NONE, |acc, r| acc.union(r.permissions));
-        Ok(Access { project, permissions, is_member: member.is_some() })
+        Ok(Access { project, roles, permissions, is_member: member.is_some() })
     }
 }

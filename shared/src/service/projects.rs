@@ -2,13 +2,15 @@
 
 use serde_json::json;
 
-use super::{App, ListPage, PageRequest, Tx};
+use super::{App, ListPage, PageRequest, Tx, decode};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::ids::{NodeId, ProjectId, RoleName, UserId};
 use crate::permission::Permission;
-use crate::project::{Member, MemberInput, NewProject, Node, NodeInput, Project, Role, RoleInput};
+use crate::project::{
+    Member, MemberInput, MyProject, NewProject, Node, NodeInput, Project, ProjectView, Role, RoleInput,
+};
 use crate::store::{Cond, Query, layout};
 
 impl App {
@@ -30,11 +32,18 @@ impl App {
             email: caller.email.clone(),
             role: owner.name.clone(),
             updated_at: now,
+            project_id: Some(project.id.clone()),
         };
         let mut tx = Tx::default();
         tx.put(layout::project(&project.id), 1, &project, Cond::NotExists)
             .put(layout::role(&project.id, &owner.name), 1, &owner, Cond::NotExists)
-            .put(layout::member(&project.id, &caller.id), 1, &member, Cond::NotExists)
+            .put_indexed(
+                layout::member(&project.id, &caller.id),
+                layout::membership(&caller.id, &project.id),
+                1,
+                &member,
+                Cond::NotExists,
+            )
             .audit(
                 &project.id,
                 caller,
@@ -47,10 +56,36 @@ impl App {
         Ok(project)
     }
 
-    pub async fn get_project(&self, caller: &Caller, id: &ProjectId) -> Result<Project> {
+    /// The project, with what the caller may do on it (so that a client shows only what works).
+    pub async fn get_project(&self, caller: &Caller, id: &ProjectId) -> Result<ProjectView> {
         let access = self.access(caller, id).await?;
         access.require_view()?;
-        Ok(access.project)
+        Ok(ProjectView { project: access.project, permissions: access.permissions })
+    }
+
+    /// The projects the caller belongs to (owned ones included), with the caller's role in each,
+    /// oldest membership first.
+    pub async fn my_projects(&self, caller: &Caller, page: &PageRequest) -> Result<ListPage<MyProject>> {
+        let query = Query::prefix(layout::user_pk(&caller.id), layout::MEMBERSHIPS).on_index();
+        let ListPage { items: members, next_cursor } = self.page::<Member>(query, page).await?;
+        let members: Vec<(RoleName, ProjectId)> =
+            members.into_iter().filter_map(|m| Some((m.role, m.project_id?))).collect();
+        let keys: Vec<_> = members.iter().map(|(_, p)| layout::project(p)).collect();
+        let projects = self.store.get_many(&keys).await?;
+        let mut items = Vec::with_capacity(projects.len());
+        // A membership whose project is gone is not listed.
+        for ((role, _), item) in members.into_iter().zip(projects) {
+            if let Some(item) = item {
+                items.push(MyProject { project: decode(&item)?, role });
+            }
+        }
+        Ok(ListPage { items, next_cursor })
+    }
+
+    /// The project's members and their roles.
+    pub async fn list_members(&self, caller: &Caller, id: &ProjectId, page: &PageRequest) -> Result<ListPage<Member>> {
+        self.access(caller, id).await?.require(Permission::ProjectManage)?;
+        self.page(Query::prefix(layout::project_pk(id), layout::MEMBERS), page).await
     }
 
     pub async fn put_role(&self, caller: &Caller, id: &ProjectId, name: RoleName, input: RoleInput) -> Result<Role> {
@@ -122,12 +157,19 @@ impl App {
         if self.store.get(&role_key).await?.is_none() {
             return Err(Error::invalid("role", format!("the project has no role '{}'", input.role)));
         }
-        let member = Member { user_id: user, email: input.email, role: input.role, updated_at: self.now() };
+        let member = Member {
+            user_id: user,
+            email: input.email,
+            role: input.role,
+            updated_at: self.now(),
+            project_id: Some(id.clone()),
+        };
         let key = layout::member(id, &member.user_id);
         let version = self.store.get(&key).await?.map_or(0, |i| i.version);
         let cond = if version == 0 { Cond::NotExists } else { Cond::Version(version) };
         let mut tx = Tx::default();
-        tx.check(role_key, Cond::Exists).put(key, version + 1, &member, cond).audit(
+        let index = layout::membership(&member.user_id, id);
+        tx.check(role_key, Cond::Exists).put_indexed(key, index, version + 1, &member, cond).audit(
             id,
             caller,
             AuditAction::MemberSet,

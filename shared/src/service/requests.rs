@@ -60,7 +60,7 @@ impl App {
             key_id: None,
             version: 1,
         };
-        let tile = Tile { state: TileState::Pending, request_id: Some(request.id.clone()), key_id: None };
+        let tile = Tile { state: TileState::Pending, request_id: Some(request.id.clone()), key_id: None, reason: None };
         let mut tx = Tx::default();
         tx.check(layout::template(id, tid), Cond::Version(template.version))
             .put(layout::tile(id, &caller.id, tid), tile_version + 1, &tile, version_or_absent(tile_version))
@@ -147,7 +147,12 @@ impl App {
             version: request.version + 1,
             ..request.clone()
         };
-        let tile = Tile { state: TileState::Active, request_id: Some(rid.clone()), key_id: Some(key.id.clone()) };
+        let tile = Tile {
+            state: TileState::Active,
+            request_id: Some(rid.clone()),
+            key_id: Some(key.id.clone()),
+            reason: None,
+        };
         let mut tx = Tx::default();
         tx.put(layout::request(id, rid), approved.version, &approved, Cond::Version(request.version))
             .put_indexed(
@@ -189,11 +194,12 @@ impl App {
             status,
             updated_at: now,
             decided_by: Some(caller.id.clone()),
-            reason: Some(input.reason),
+            reason: Some(input.reason.clone()),
             version: request.version + 1,
             ..request.clone()
         };
-        let tile = Tile { state: TileState::Rejected, request_id: Some(rid.clone()), key_id: None };
+        let reason = Some(input.reason).filter(|r| !r.is_empty());
+        let tile = Tile { state: TileState::Rejected, request_id: Some(rid.clone()), key_id: None, reason };
         let mut tx = Tx::default();
         tx.put(layout::request(id, rid), rejected.version, &rejected, Cond::Version(request.version))
             .put(

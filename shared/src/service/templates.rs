@@ -12,7 +12,7 @@ use crate::identity::Caller;
 use crate::ids::{NodeId, ProjectId, TemplateId};
 use crate::key::{IssuedKey, KeyStatus, Tile, TileState};
 use crate::mail;
-use crate::permission::Permission;
+use crate::permission::{Permission, Permissions};
 use crate::project::Node;
 use crate::request::{KeyRequest, RequestStatus};
 use crate::store::{Cond, Query, layout};
@@ -23,6 +23,8 @@ use crate::template::{KeyTemplate, ProjectFacts, TemplateInput, TemplatePatch, V
 pub struct TemplateWithTile {
     #[serde(flatten)]
     pub template: KeyTemplate,
+    /// The permissions of the template's role as it is now: what a key of it may do.
+    pub permissions: Permissions,
     pub tile: Tile,
 }
 
@@ -72,7 +74,8 @@ impl App {
         id: &ProjectId,
         page: &PageRequest,
     ) -> Result<ListPage<TemplateWithTile>> {
-        self.access(caller, id).await?.require_view()?;
+        let access = self.access(caller, id).await?;
+        access.require_view()?;
         let templates: ListPage<KeyTemplate> =
             self.page(Query::prefix(layout::project_pk(id), layout::TEMPLATES), page).await?;
         let tiles = self.tiles_of(caller, id).await?;
@@ -82,7 +85,9 @@ impl App {
                 .into_iter()
                 .map(|t| {
                     let tile = tiles.get(&t.id).cloned().unwrap_or(Tile::REQUESTABLE);
-                    TemplateWithTile { template: t, tile }
+                    let permissions =
+                        access.roles.iter().find(|r| r.name == t.role).map_or(Permissions::NONE, |r| r.permissions);
+                    TemplateWithTile { template: t, permissions, tile }
                 })
                 .collect(),
             next_cursor: templates.next_cursor,
@@ -198,7 +203,7 @@ impl App {
             tx.put(
                 layout::tile(id, &key.user_id, tid),
                 1,
-                &Tile { state: TileState::Revoked, request_id: None, key_id: Some(key.id.clone()) },
+                &Tile { state: TileState::Revoked, request_id: None, key_id: Some(key.id.clone()), reason: None },
                 Cond::Always,
             );
             tx.mail(mail::key_revoked(&access.project, &revoked), now);

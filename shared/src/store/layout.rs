@@ -59,6 +59,12 @@ pub fn key_by_holder(u: &UserId, k: &KeyId) -> ItemKey {
     ItemKey::new(user_pk(u), format!("{KEYS}{k}"))
 }
 
+/// The secondary-index key of a membership: the projects a user belongs to.
+pub const MEMBERSHIPS: &str = "PROJECT#";
+pub fn membership(u: &UserId, p: &ProjectId) -> ItemKey {
+    ItemKey::new(user_pk(u), format!("{MEMBERSHIPS}{p}"))
+}
+
 /// A user's tile on a template: the state of their latest request or key for it. It is also
 /// the lock that makes "one pending request, or one active key, per user and template" hold.
 pub fn tiles_of(u: &UserId) -> String {

@@ -1,0 +1,75 @@
+// @ts-check
+/** The one client of keygate's /v1 API: the user token on every call, problem+json turned into
+ * an ApiError that names the fields, lists read page by page with their cursors. */
+
+import { token, signOut } from './auth.js';
+
+export class ApiError extends Error {
+  /** @param {number} status @param {any} problem */
+  constructor(status, problem) {
+    super(problem?.detail || problem?.title || `the server answered ${status}`);
+    this.status = status;
+    this.title = problem?.title ?? '';
+    /** @type {Record<string, string>} field → message, as the API names the field */
+    this.fields = {};
+    for (const e of problem?.errors ?? []) this.fields[e.field] = e.message;
+    /** @type {string[]} names that already exist (import) */
+    this.conflicts = problem?.conflicting_names ?? [];
+  }
+}
+
+/** Listeners told when the token is refused, so that the console asks to sign in again. */
+const unauthenticated = new Set();
+/** @param {() => void} f */
+export function onUnauthenticated(f) {
+  unauthenticated.add(f);
+  return () => unauthenticated.delete(f);
+}
+
+/**
+ * @param {string} method
+ * @param {string} path  /v1/... with ids already in it
+ * @param {any} [body]
+ * @param {Record<string, string>} [headers]
+ */
+export async function api(method, path, body, headers = {}) {
+  /** @type {Record<string, string>} */
+  const h = { Accept: 'application/json', ...headers };
+  const t = token();
+  if (t) h.Authorization = `Bearer ${t}`;
+  if (body !== undefined) h['Content-Type'] = 'application/json';
+  let r;
+  try {
+    r = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, { detail: 'keygate cannot be reached; check that it is running and try again' });
+  }
+  if (r.status === 204) return null;
+  const answer = await r.json().catch(() => null);
+  if (!r.ok) {
+    if (r.status === 401) {
+      signOut();
+      unauthenticated.forEach((f) => f());
+    }
+    throw new ApiError(r.status, answer);
+  }
+  return answer;
+}
+
+export const get = (/** @type {string} */ path) => api('GET', path);
+
+/** A path segment, encoded. */
+export const seg = (/** @type {string} */ s) => encodeURIComponent(s);
+
+/** Every page of a list (for short lists: roles, nodes, the caller's keys). */
+export async function all(/** @type {string} */ path) {
+  const items = [];
+  let cursor = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await get(`${path}${sep}limit=100${cursor ? `&cursor=${seg(cursor)}` : ''}`);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}

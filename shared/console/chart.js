@@ -1,0 +1,70 @@
+// @ts-check
+/** A key's usage as a bar chart, drawn as SVG by Preact: one bar per hour or day, a value axis
+ * with round ticks, time labels, and the period's total. Drawn here rather than with a chart
+ * library: the small SVG ones (Chartist) set inline style attributes, which the console's
+ * Content-Security-Policy refuses, and d3's scales ship as dozens of module files. */
+
+import { html } from './components.js';
+
+const W = 720;
+const H = 260;
+const M = { top: 16, right: 16, bottom: 48, left: 56 };
+
+/** Round tick values from 0 to at least `max`: steps of 1, 2 or 5 × 10ⁿ. */
+export function ticks(/** @type {number} */ max, count = 5) {
+  if (max <= 0) return [0, 1];
+  const raw = max / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? raw;
+  const out = [];
+  for (let v = 0; v < max + step; v += step) out.push(Math.round(v * 1e6) / 1e6);
+  return out;
+}
+
+/** @param {string} start @param {'hour' | 'day'} granularity */
+function label(start, granularity) {
+  const d = new Date(start);
+  return granularity === 'hour'
+    ? d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', timeZone: 'UTC' })
+    : d.toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
+}
+
+/**
+ * @param {{series: {granularity: 'hour'|'day', points: {start: string, requests: number, cost: number}[]},
+ *          measure: 'requests' | 'cost', title: string}} props
+ */
+export function UsageChart({ series, measure, title }) {
+  const points = series.points;
+  const values = points.map((p) => p[measure]);
+  const total = values.reduce((a, b) => a + b, 0);
+  const axis = ticks(Math.max(0, ...values));
+  const top = axis[axis.length - 1];
+  const plotW = W - M.left - M.right;
+  const plotH = H - M.top - M.bottom;
+  const band = plotW / Math.max(points.length, 1);
+  const y = (/** @type {number} */ v) => M.top + plotH - (v / top) * plotH;
+  const every = Math.max(1, Math.ceil(points.length / 8));
+  const unit = series.granularity === 'hour' ? 'hour' : 'day';
+  const what = measure === 'requests' ? 'Requests' : 'Cost';
+  const summary = `${title}: ${what.toLowerCase()} per ${unit}, ${points.length} ${unit}s, total ${total.toLocaleString()}`;
+  return html`<figure class="chart">
+    <svg viewBox=${`0 0 ${W} ${H}`} role="img" aria-label=${summary}>
+      ${axis.map((t) => html`<g class="tick">
+        <line x1=${M.left} x2=${W - M.right} y1=${y(t)} y2=${y(t)} />
+        <text x=${M.left - 8} y=${y(t) + 4} text-anchor="end">${t.toLocaleString()}</text>
+      </g>`)}
+      ${points.map((p, i) => {
+        const h = (p[measure] / top) * plotH;
+        return html`<rect class="bar" x=${M.left + i * band + band * 0.15} width=${Math.max(band * 0.7, 1)}
+          y=${M.top + plotH - h} height=${h}><title>${label(p.start, series.granularity)}: ${p[measure].toLocaleString()}</title></rect>`;
+      })}
+      ${points.map((p, i) => (i % every === 0
+        ? html`<text class="time" x=${M.left + i * band + band / 2} y=${H - M.bottom + 18} text-anchor="middle">${label(p.start, series.granularity)}</text>`
+        : null))}
+      <line class="axis" x1=${M.left} x2=${W - M.right} y1=${M.top + plotH} y2=${M.top + plotH} />
+      <text class="axis-title" x=${M.left + plotW / 2} y=${H - 6} text-anchor="middle">${unit === 'hour' ? 'Hour (UTC)' : 'Day (UTC)'}</text>
+      <text class="axis-title" transform=${`translate(14 ${M.top + plotH / 2}) rotate(-90)`} text-anchor="middle">${what} per ${unit}</text>
+    </svg>
+    <figcaption>${what} in the period: <strong>${total.toLocaleString()}</strong></figcaption>
+  </figure>`;
+}

@@ -1,0 +1,189 @@
+// @ts-check
+/** The pieces every screen uses: htm bound to Preact, loading with its states, problems in
+ * words, a dialog, a confirmation, paging, the period picker. Text from data is always passed
+ * as a child or an attribute, so Preact renders it as text, never as markup. */
+
+import { h } from './vendor/preact.js';
+import { useCallback, useEffect, useId, useRef, useState } from './vendor/preact-hooks.js';
+import htm from './vendor/htm.js';
+
+export const html = htm.bind(h);
+
+/** Loads with `load` whenever `deps` change; answers {data, error, loading, reload}. */
+export function useLoad(/** @type {() => Promise<any>} */ load, /** @type {any[]} */ deps) {
+  const [state, setState] = useState({ data: null, error: null, loading: true });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    setState((s) => ({ ...s, loading: true, error: null }));
+    load().then(
+      (data) => live && setState({ data, error: null, loading: false }),
+      (error) => live && setState({ data: null, error, loading: false }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [...deps, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { ...state, reload };
+}
+
+/** A problem the API answered, in words; `fields` are shown by the inputs they belong to. */
+export function Problem({ error, fieldsShown = [] }) {
+  if (!error) return null;
+  const named = Object.entries(error.fields ?? {});
+  const rest = named.filter(([f]) => !fieldsShown.includes(f));
+  // When every field's message stands by its field, the summary only points there.
+  const detail = named.length && !rest.length ? 'See the marked fields above.' : error.message;
+  return html`<div class="problem" role="alert">
+    <strong>${problemTitle(error)}</strong>
+    ${detail ? html`<span> ${detail}</span>` : null}
+    ${rest.length ? html`<ul>${rest.map(([f, m]) => html`<li><code>${f}</code>: ${m}</li>`)}</ul>` : null}
+    ${error.conflicts?.length ? html`<p>Already taken: ${error.conflicts.map((n) => html`<code class="conflict">${n}</code> `)}</p>` : null}
+  </div>`;
+}
+
+function problemTitle(error) {
+  switch (error.status) {
+    case 0: return 'Not reachable.';
+    case 403: return 'Not allowed.';
+    case 404: return 'Not found.';
+    case 409: return 'Conflict.';
+    case 412: return 'Changed meanwhile.';
+    case 422: return 'Please correct the form.';
+    case 503: return 'Temporarily unavailable.';
+    default: return error.title ? `${error.title}.` : 'Something went wrong.';
+  }
+}
+
+/** The message for one input, from the problem's `errors[{field, message}]`. */
+export function FieldError({ error, field, id }) {
+  const message = error?.fields?.[field];
+  return message ? html`<span class="field-error" id=${id} role="alert">${message}</span>` : null;
+}
+
+/** A labelled input whose problem, when the API names it, shows beside it. */
+export function Input({ label, field, error, value, onInput, type = 'text', required = false, ...rest }) {
+  const id = useId();
+  const message = error?.fields?.[field];
+  return html`<div class="input">
+    <label for=${id}>${label}</label>
+    <input id=${id} type=${type} value=${value} required=${required} aria-invalid=${message ? 'true' : undefined}
+      aria-describedby=${message ? `${id}-error` : undefined}
+      onInput=${(e) => onInput(e.currentTarget.value)} ...${rest} />
+    <${FieldError} error=${error} field=${field} id=${`${id}-error`} />
+  </div>`;
+}
+
+/** A list's three states before its rows: loading, failed, empty. */
+export function ListState({ load, empty }) {
+  if (load.loading && !load.data) return html`<p class="loading" role="status">Loading…</p>`;
+  if (load.error) return html`<${Problem} error=${load.error} />`;
+  if (load.data && (load.data.items ?? load.data).length === 0) return html`<p class="empty">${empty}</p>`;
+  return null;
+}
+
+/** A modal dialog (the browser's own <dialog>: focus kept inside, Escape closes). */
+export function Dialog({ title, open, onClose, children }) {
+  const ref = useRef(/** @type {HTMLDialogElement | null} */ (null));
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (open && !d.open) d.showModal();
+    if (!open && d.open) d.close();
+  }, [open]);
+  return html`<dialog ref=${ref} aria-label=${title} onClose=${onClose} onCancel=${onClose}>
+    <h2>${title}</h2>
+    ${open ? children : null}
+  </dialog>`;
+}
+
+/** "Are you sure?" with the action's own words on its button. */
+export function Confirm({ open, title, text, action, onConfirm, onClose, busy, error }) {
+  return html`<${Dialog} title=${title} open=${open} onClose=${onClose}>
+    <p>${text}</p>
+    <${Problem} error=${error} />
+    <div class="actions">
+      <button type="button" onClick=${onClose}>Cancel</button>
+      <button type="button" class="danger" disabled=${busy} onClick=${onConfirm}>${action}</button>
+    </div>
+  <//>`;
+}
+
+/** Previous / next over cursor pages: the cursors seen so far are the way back. */
+export function usePages() {
+  const [cursors, setCursors] = useState(/** @type {(string|null)[]} */ ([null]));
+  const cursor = cursors[cursors.length - 1];
+  return {
+    cursor,
+    page: cursors.length,
+    next: (/** @type {string} */ c) => setCursors([...cursors, c]),
+    previous: () => setCursors(cursors.slice(0, -1)),
+    reset: () => setCursors([null]),
+  };
+}
+
+export function Pager({ pages, nextCursor }) {
+  if (pages.page === 1 && !nextCursor) return null;
+  return html`<nav class="pager" aria-label="Pages">
+    <button type="button" disabled=${pages.page === 1} onClick=${pages.previous}>‹ Previous</button>
+    <span>Page ${pages.page}</span>
+    <button type="button" disabled=${!nextCursor} onClick=${() => pages.next(nextCursor)}>Next ›</button>
+  </nav>`;
+}
+
+/** A date as people read it, in their time zone; "—" for none. */
+export const when = (/** @type {string | null | undefined} */ t) =>
+  t ? new Date(t).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : '—';
+export const day = (/** @type {string | null | undefined} */ t) => (t ? new Date(t).toLocaleDateString(undefined, { dateStyle: 'medium' }) : '—');
+
+/** Minor currency units as an amount ("1,234"): keygate counts integers and names no currency. */
+export const money = (/** @type {number} */ n) => Number(n ?? 0).toLocaleString();
+
+/** yyyy-mm-dd of a Date, in UTC (the API's periods are UTC days). */
+export const isoDay = (/** @type {Date} */ d) => d.toISOString().slice(0, 10);
+
+/** From / to dates; the period runs from the start of `from` to the end of `to` (UTC). */
+export function PeriodPicker({ period, onChange }) {
+  const [from, setFrom] = useState(period.from);
+  const [to, setTo] = useState(period.to);
+  return html`<form class="period" onSubmit=${(e) => { e.preventDefault(); onChange({ from, to }); }}>
+    <${Input} label="From" type="date" value=${from} onInput=${setFrom} required />
+    <${Input} label="To" type="date" value=${to} onInput=${setTo} required />
+    <button type="submit">Show period</button>
+  </form>`;
+}
+
+/** The last 30 days up to today, as the API's default. */
+export function defaultPeriod() {
+  const to = new Date();
+  const from = new Date(to.getTime() - 29 * 86400e3);
+  return { from: isoDay(from), to: isoDay(to) };
+}
+
+/** A period as the API's query: `to` is the day after, so that the last day counts whole. */
+export function periodQuery(/** @type {{from: string, to: string}} */ p) {
+  const end = new Date(`${p.to}T00:00:00Z`);
+  const now = new Date();
+  const to = new Date(Math.min(end.getTime() + 86400e3, now.getTime()));
+  return `from=${p.from}&to=${encodeURIComponent(to.toISOString().replace(/\.\d+Z$/, 'Z'))}`;
+}
+
+/** Runs an action, keeping its busy flag and the problem it ended with. */
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(/** @type {any} */ (null));
+  const run = useCallback(async (/** @type {() => Promise<any>} */ f) => {
+    setBusy(true);
+    setError(null);
+    try {
+      return await f();
+    } catch (e) {
+      setError(e);
+      return undefined;
+    } finally {
+      setBusy(false);
+    }
+  }, []);
+  return { busy, error, run, clear: () => setError(null) };
+}

@@ -1,0 +1,104 @@
+// @ts-check
+/** The owner's issued keys, as in the seeds: user, template, issued, status, last used,
+ * requests and cost over a period the owner picks, paged; revoke with confirmation; and each
+ * key's usage as a chart. */
+
+import { useState } from '../vendor/preact-hooks.js';
+import { html, Confirm, ListState, Pager, PeriodPicker, Problem, defaultPeriod, money, periodQuery, when, day, useAction, useLoad, usePages } from '../components.js';
+import { api, get, seg } from '../api.js';
+import { UsageChart } from '../chart.js';
+
+export function IssuedKeys({ project }) {
+  const base = `/v1/projects/${seg(project.id)}`;
+  const [period, setPeriod] = useState(defaultPeriod);
+  const pages = usePages();
+  const load = useLoad(
+    () => get(`${base}/keys?${periodQuery(period)}&limit=20${pages.cursor ? `&cursor=${seg(pages.cursor)}` : ''}`),
+    [project.id, period.from, period.to, pages.cursor],
+  );
+  const [revoking, setRevoking] = useState(/** @type {any} */ (null));
+  const [charted, setCharted] = useState(/** @type {any} */ (null));
+  const [notice, setNotice] = useState('');
+  const rows = load.data?.items ?? [];
+  const totals = rows.reduce((a, r) => ({ requests: a.requests + r.requests, cost: a.cost + r.cost }), { requests: 0, cost: 0 });
+  return html`<div>
+    <div class="toolbar">
+      <h2>Issued keys</h2>
+      <${PeriodPicker} period=${period} onChange=${(p) => { pages.reset(); setPeriod(p); }} />
+      <button type="button" onClick=${load.reload}>Refresh</button>
+    </div>
+    ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
+    <${ListState} load=${load} empty="No keys have been issued in this project." />
+    ${rows.length ? html`<table class="issued">
+      <caption>Keys and their use from ${day(period.from)} to ${day(period.to)} (UTC days)</caption>
+      <thead><tr>
+        <th scope="col">User</th><th scope="col">API key</th><th scope="col">Issued</th><th scope="col">Status</th>
+        <th scope="col">Last used</th><th scope="col" class="num">Requests</th><th scope="col" class="num">Cost</th><th scope="col">Actions</th>
+      </tr></thead>
+      <tbody>${rows.map((r) => html`<tr key=${r.key_id}>
+        <td>${r.user_email}</td>
+        <td>${r.template_name}</td>
+        <td>${when(r.issued_at)}</td>
+        <td><span class=${`badge ${r.status}`}>${r.status}</span></td>
+        <td>${when(r.last_used_at)}</td>
+        <td class="num">${r.requests.toLocaleString()}</td>
+        <td class="num">${money(r.cost)}</td>
+        <td class="actions">
+          <button type="button" aria-pressed=${charted?.key_id === r.key_id ? 'true' : 'false'} onClick=${() => setCharted(charted?.key_id === r.key_id ? null : r)}
+            aria-label=${`Usage chart of ${r.template_name} for ${r.user_email}`}>Chart</button>
+          ${r.status === 'active' ? html`<button type="button" class="danger" onClick=${() => setRevoking(r)}
+            aria-label=${`Revoke the key of ${r.user_email} for ${r.template_name}`}>Revoke</button>` : null}
+        </td>
+      </tr>`)}</tbody>
+      <tfoot><tr><th scope="row" colspan="5">Total on this page</th><td class="num">${totals.requests.toLocaleString()}</td><td class="num">${money(totals.cost)}</td><td></td></tr></tfoot>
+    </table>` : null}
+    <${Pager} pages=${pages} nextCursor=${load.data?.next_cursor} />
+    ${charted ? html`<${KeyChart} base=${base} row=${charted} period=${period} />` : null}
+    <${Revoke} row=${revoking} base=${base} onClose=${() => setRevoking(null)}
+      onDone=${(/** @type {any} */ answer) => {
+        setRevoking(null);
+        setNotice(`Revoked the key of ${answer.key.user_email}; ${answer.notification === 'pending' ? 'the mail will be retried' : 'they have been told by mail'}.`);
+        load.reload();
+      }} />
+  </div>`;
+}
+
+function KeyChart({ base, row, period }) {
+  const [granularity, setGranularity] = useState(/** @type {'hour'|'day'} */ ('day'));
+  const [measure, setMeasure] = useState(/** @type {'requests'|'cost'} */ ('requests'));
+  // An hourly series is at most 31 days: the last 31 days of the period.
+  const q = granularity === 'hour' ? hourly(period) : periodQuery(period);
+  const load = useLoad(() => get(`${base}/keys/${seg(row.key_id)}/usage?${q}&granularity=${granularity}`), [row.key_id, q, granularity]);
+  return html`<section class="panel" aria-labelledby="chart-title">
+    <div class="toolbar">
+      <h3 id="chart-title">Usage of ${row.template_name} by ${row.user_email}</h3>
+      <div class="segmented" role="group" aria-label="Granularity">
+        <button type="button" aria-pressed=${granularity === 'day' ? 'true' : 'false'} onClick=${() => setGranularity('day')}>Daily</button>
+        <button type="button" aria-pressed=${granularity === 'hour' ? 'true' : 'false'} onClick=${() => setGranularity('hour')}>Hourly</button>
+      </div>
+      <div class="segmented" role="group" aria-label="Measure">
+        <button type="button" aria-pressed=${measure === 'requests' ? 'true' : 'false'} onClick=${() => setMeasure('requests')}>Requests</button>
+        <button type="button" aria-pressed=${measure === 'cost' ? 'true' : 'false'} onClick=${() => setMeasure('cost')}>Cost</button>
+      </div>
+    </div>
+    ${load.error ? html`<${Problem} error=${load.error} />` : load.data
+      ? html`<${UsageChart} series=${load.data} measure=${measure} title=${`${row.template_name}, ${row.user_email}`} />`
+      : html`<p class="loading" role="status">Loading…</p>`}
+  </section>`;
+}
+
+/** The period's last 31 days at most, for an hourly series. */
+function hourly(/** @type {{from: string, to: string}} */ p) {
+  const to = new Date(`${p.to}T00:00:00Z`);
+  const earliest = new Date(to.getTime() - 30 * 86400e3).toISOString().slice(0, 10);
+  return periodQuery({ from: p.from > earliest ? p.from : earliest, to: p.to });
+}
+
+function Revoke({ row, base, onClose, onDone }) {
+  const action = useAction();
+  return html`<${Confirm} open=${!!row} title="Revoke this key?"
+    text=${row ? `${row.user_email}'s key for ${row.template_name} stops working within a second, and they are told by mail. This cannot be undone; they may request a new key.` : ''}
+    action="Revoke key" busy=${action.busy} error=${action.error}
+    onClose=${() => { action.clear(); onClose(); }}
+    onConfirm=${() => action.run(async () => onDone(await api('DELETE', `${base}/keys/${seg(row.key_id)}`)))} />`;
+}

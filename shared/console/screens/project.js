@@ -1,0 +1,41 @@
+// @ts-check
+/** One project: its name, and the sections the signed-in person may use, as tabs. Viewers see
+ * the API keys; managers also Requests, Issued keys, Secrets, Settings and the Audit log. */
+
+import { html, Problem, useLoad } from '../components.js';
+import { get, seg } from '../api.js';
+import { ApiKeys } from './api-keys.js';
+import { Requests } from './requests.js';
+import { IssuedKeys } from './issued-keys.js';
+import { Secrets } from './secrets.js';
+import { Settings } from './settings.js';
+import { Audit } from './audit.js';
+
+const TABS = [
+  { id: 'api-keys', title: 'API keys', screen: ApiKeys, manage: false },
+  { id: 'requests', title: 'Requests', screen: Requests, manage: true },
+  { id: 'issued-keys', title: 'Issued keys', screen: IssuedKeys, manage: true },
+  { id: 'secrets', title: 'Secrets', screen: Secrets, manage: true },
+  { id: 'settings', title: 'Roles, nodes and members', screen: Settings, manage: true },
+  { id: 'audit', title: 'Audit log', screen: Audit, manage: true },
+];
+
+export function Project({ project: id, tab = 'api-keys', me }) {
+  const load = useLoad(() => get(`/v1/projects/${seg(id)}`), [id]);
+  if (load.loading && !load.data) return html`<p class="loading" role="status">Loading…</p>`;
+  if (load.error) return html`<section><h1>Project</h1><${Problem} error=${load.error} /><p><a href="/">Back to your projects</a></p></section>`;
+  const project = load.data;
+  const manage = project.permissions.includes('project_manage');
+  const tabs = TABS.filter((t) => manage || !t.manage);
+  // A link may name a section the person may not use: it opens, and the API's answer says why.
+  const current = TABS.find((t) => t.id === tab) ?? tabs[0];
+  return html`<section>
+    <p class="crumbs"><a href="/">Projects</a> › <span>${project.name}</span></p>
+    <h1>${project.name}</h1>
+    ${project.description ? html`<p class="muted">${project.description}</p>` : null}
+    <nav class="tabs" aria-label="Project sections">
+      ${tabs.map((t) => html`<a href=${`/projects/${seg(id)}/${t.id}`} aria-current=${t === current ? 'page' : undefined}>${t.title}</a>`)}
+    </nav>
+    <${current.screen} project=${project} me=${me} manage=${manage} />
+  </section>`;
+}

@@ -1,0 +1,102 @@
+// The console's weight and speed, measured in Debian's Chromium (BENCHMARKS.md, "Console"):
+// - everything a first load transfers (no cache), from Resource/Navigation Timing;
+// - the API keys section of a project with 20 templates, fully drawn: milliseconds from the
+//   navigation's start to the frame in which all 20 tiles are in the page, over repeated loads
+//   in fresh browser contexts (median, min, max).
+//
+//   node tests/browser/bench.mjs [loads=15]
+//
+// It starts its own keygate-local ($KEYGATE_LOCAL_BIN, else target/release/keygate-local) on a
+// fresh data directory, and stops it at the end.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const loads = Number(process.argv[2] ?? 15);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const bin = process.env.KEYGATE_LOCAL_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'release', 'keygate-local');
+const dataDir = mkdtempSync(join(tmpdir(), 'keygate-bench-'));
+const gateway = spawn(bin, ['--port', '0', '--data-dir', join(dataDir, 'data')], { stdio: ['ignore', 'pipe', 'ignore'] });
+process.on('exit', () => { gateway.kill('SIGKILL'); rmSync(dataDir, { recursive: true, force: true }); });
+
+const url = await new Promise((resolve, reject) => {
+  let seen = '';
+  gateway.stdout.on('data', (d) => {
+    seen += d;
+    const m = seen.match(/keygate-local listening on (http:\/\/\S+)/);
+    if (m) resolve(m[1]);
+  });
+  setTimeout(() => reject(new Error('keygate-local did not start')), 30_000);
+});
+
+async function call(token, method, path, body) {
+  const r = await fetch(`${url}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+const { token } = await (await fetch(`${url}/local/sign-in`, {
+  method: 'POST', headers: { 'Content-Type': 'application/json' },
+  body: JSON.stringify({ sub: 'bench', email: 'bench@example.com', name: 'Bench' }),
+})).json();
+const project = await call(token, 'POST', '/v1/projects', { name: 'Twenty templates' });
+await call(token, 'PUT', `/v1/projects/${project.id}/roles/reader`, { permissions: ['project_view', 'package_view'] });
+await call(token, 'PUT', `/v1/projects/${project.id}/nodes/in`, { name: 'Input' });
+for (let i = 1; i <= 20; i++) {
+  await call(token, 'POST', `/v1/projects/${project.id}/templates`, {
+    name: `API ${String(i).padStart(2, '0')}`, description: 'A template of the benchmark', role: 'reader',
+    price_per_request: i, validity_days: 30,
+    fields: [{ name: 'project', kind: 'project' }, { name: 'input', kind: 'node', value: 'in' }, { name: 'note', value: 'text' }],
+  });
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.KEYGATE_CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+});
+
+async function load() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.addInitScript((t) => sessionStorage.setItem('keygate.token', t), token);
+  const page = await context.newPage();
+  await page.goto(`${url}/projects/${project.id}`);
+  // Checked on every animation frame; the first frame with all 20 tiles is the figure.
+  const drawn = await page.waitForFunction(() => document.querySelectorAll('article.tile').length === 20 && performance.now(), null, { polling: 'raf' });
+  const ms = await drawn.jsonValue();
+  await page.waitForLoadState('networkidle');
+  const transfer = await page.evaluate(() => {
+    const entries = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
+    const files = entries.filter((e) => !e.name.includes('/v1/'));
+    const api = entries.filter((e) => e.name.includes('/v1/'));
+    const sum = (list, k) => list.reduce((a, e) => a + e[k], 0);
+    return {
+      files: files.length, filesTransfer: sum(files, 'transferSize'), filesBody: sum(files, 'encodedBodySize'),
+      filesDecoded: sum(files, 'decodedBodySize'), api: api.length, apiTransfer: sum(api, 'transferSize'),
+    };
+  });
+  await context.close();
+  return { ms, transfer };
+}
+
+await load(); // warms the gateway (its gzip of each file is made on first request)
+const runs = [];
+for (let i = 0; i < loads; i++) runs.push(await load());
+await browser.close();
+
+const times = runs.map((r) => r.ms).sort((a, b) => a - b);
+const median = times[Math.floor(times.length / 2)];
+const t = runs[0].transfer;
+const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+console.log(`first load, no cache: ${t.files} console files, ${kb(t.filesTransfer)} transferred (${kb(t.filesBody)} compressed bodies, ${kb(t.filesDecoded)} uncompressed); plus ${t.api} API calls, ${kb(t.apiTransfer)}`);
+console.log(`everything transferred: ${kb(t.filesTransfer + t.apiTransfer)}`);
+console.log(`API keys section with 20 templates drawn after navigation, ${loads} loads: median ${median.toFixed(1)} ms, min ${times[0].toFixed(1)} ms, max ${times[times.length - 1].toFixed(1)} ms`);
+process.exit(0);

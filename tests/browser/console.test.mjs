@@ -1,0 +1,434 @@
+// The console used as people use it: Debian's Chromium, driven by Playwright, against a
+// keygate-local this test starts on a fresh data directory. It walks the story of the seeds
+// (owner sets up a project and a template, a user requests, the owner approves, the user imports
+// the key, a metered call shows in the owner's issued keys and chart, the owner revokes), shows
+// that 403, 409 and 422 answers read as words, that typed markup never runs, and that request →
+// approve works with the keyboard alone. axe-core checks every screen; each screen is saved as a
+// screenshot in tests/browser/out/ (or $KEYGATE_BROWSER_OUT) for a person to look at.
+//
+// Run by scripts/test: node --test tests/browser/ (needs KEYGATE_LOCAL_BIN, or a debug build).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const out = process.env.KEYGATE_BROWSER_OUT ?? join(here, 'out');
+const axeSource = readFileSync(join(here, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+let gateway;
+let gatewayLog = '';
+let dataDir;
+let url;
+let browser;
+
+before(async () => {
+  mkdirSync(out, { recursive: true });
+  dataDir = mkdtempSync(join(tmpdir(), 'keygate-browser-'));
+  const bin = process.env.KEYGATE_LOCAL_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'keygate-local');
+  gateway = spawn(bin, ['--port', '0', '--data-dir', join(dataDir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  gateway.stderr.on('data', (d) => { gatewayLog += d; });
+  url = await new Promise((resolve, reject) => {
+    let seen = '';
+    gateway.stdout.on('data', (d) => {
+      seen += d;
+      const m = seen.match(/keygate-local listening on (http:\/\/\S+)/);
+      if (m) resolve(m[1]);
+    });
+    gateway.on('exit', (code) => reject(new Error(`keygate-local exited (${code}): ${gatewayLog}`)));
+    setTimeout(() => reject(new Error(`keygate-local did not start: ${gatewayLog}`)), 30_000);
+  });
+  browser = await chromium.launch({
+    executablePath: process.env.KEYGATE_CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+  });
+});
+
+// The gateway goes when the test goes, however it ends.
+process.on('exit', () => gateway?.kill('SIGKILL'));
+
+after(async () => {
+  await browser?.close();
+  gateway?.kill('SIGTERM');
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+/** A person at their own browser window (own session storage), with what went wrong in it. */
+async function person(name) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB', timezoneId: 'UTC' });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) page.errors.push(m.text()); });
+  page.who = name;
+  return page;
+}
+
+async function signIn(page, sub, email, name) {
+  await page.goto(`${url}/`);
+  await page.getByRole('heading', { name: 'Sign in to keygate-local' }).waitFor();
+  await page.getByLabel('User id').fill(sub);
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Name (optional)').fill(name);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Projects', level: 1 }).waitFor();
+}
+
+/** Saves the screen and checks it with axe-core: no violation rated serious or critical. */
+async function screen(page, name) {
+  await page.waitForLoadState('networkidle');
+  await page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
+  const hasAxe = await page.evaluate(() => typeof window.axe !== 'undefined');
+  if (!hasAxe) await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(
+    bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join('; ')}`),
+    [],
+    `accessibility problems on the ${name} screen`,
+  );
+  assert.deepEqual(page.errors, [], `script errors on the ${name} screen`);
+}
+
+const projectId = (page) => new URL(page.url()).pathname.split('/')[2];
+
+async function registerProject(page, name) {
+  await page.getByLabel('Name', { exact: true }).fill(name);
+  await page.getByRole('button', { name: 'Register project' }).click();
+  await page.getByRole('heading', { name, level: 1 }).waitFor();
+  return projectId(page);
+}
+
+async function addNode(page, id, name) {
+  await page.getByLabel('Node id').fill(id);
+  await page.getByLabel('Node name').fill(name);
+  await page.getByRole('button', { name: 'Save node' }).click();
+  await page.locator('#nodes-title ~ ul li', { hasText: id }).waitFor();
+}
+
+async function openTab(page, name) {
+  await page.getByRole('navigation', { name: 'Project sections' }).getByRole('link', { name }).click();
+}
+
+/** Presses Tab until the focused element is the one named, then answers it (keyboard only). */
+async function tabTo(page, role, name) {
+  for (let i = 0; i < 80; i++) {
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => {
+      const el = document.activeElement;
+      return el ? { label: el.getAttribute('aria-label') ?? el.textContent?.trim() ?? '', tag: el.tagName } : null;
+    });
+    if (focused && focused.label === name) return;
+  }
+  throw new Error(`Tab never reached the ${role} “${name}”`);
+}
+
+test('the story of the seeds, screen by screen', async () => {
+  const ann = await person('ann');
+  const bob = await person('bob');
+
+  // Sign-in (local form) and the empty projects list.
+  await ann.goto(`${url}/`);
+  await ann.getByRole('heading', { name: 'Sign in to keygate-local' }).waitFor();
+  await screen(ann, '01-sign-in');
+  await ann.getByLabel('User id').fill('ann');
+  await ann.getByLabel('E-mail').fill('ann@example.com');
+  await ann.getByLabel('Name (optional)').fill('Ann Owner');
+  await ann.getByRole('button', { name: 'Sign in' }).click();
+  await ann.getByText('You belong to no project yet').waitFor();
+  await screen(ann, '02-projects-empty');
+
+  // Owner: project, a role (permissions as checkboxes), two nodes, Bob as a member.
+  const p = await registerProject(ann, 'Weather');
+  await ann.getByLabel('Role name').fill('reader');
+  await ann.getByRole('checkbox', { name: 'package_view' }).check();
+  await ann.getByRole('button', { name: 'Save role' }).click();
+  await ann.getByRole('cell', { name: 'reader', exact: true }).waitFor();
+  await addNode(ann, 'in', 'Input');
+  await addNode(ann, 'out', 'Output');
+  await ann.getByLabel('User id').fill('bob');
+  await ann.getByLabel('Member e-mail').fill('bob@example.com');
+  await ann.getByLabel('Member role').selectOption('reader');
+  await ann.getByRole('button', { name: 'Save member' }).click();
+  await ann.getByRole('cell', { name: 'bob@example.com' }).waitFor();
+  await screen(ann, '03-settings');
+
+  // Owner: a template from the + button; the tile takes its information fields.
+  await openTab(ann, 'API keys');
+  await ann.getByText('No templates yet').waitFor();
+  await ann.getByRole('button', { name: 'Add API key template' }).click();
+  const dialog = ann.getByRole('dialog', { name: 'New API key template' });
+  await dialog.getByLabel('Name (unique in the project)').fill('Forecast API');
+  await dialog.getByLabel('Role (what keys of this template may do)').selectOption('reader');
+  await screen(ann, '04-new-template-dialog');
+  await dialog.getByRole('button', { name: 'CREATE' }).click();
+  const editor = ann.getByRole('form', { name: 'Edit template Forecast API' });
+  await editor.waitFor();
+  await editor.getByLabel('Price per request (minor units)').fill('7');
+  for (const [i, [name, kind, value]] of [['project', 'project'], ['input', 'node', 'in'], ['output', 'node', 'out']].entries()) {
+    await editor.getByRole('button', { name: '+ Field' }).click();
+    await editor.getByLabel('Field name').nth(i).fill(i === 0 ? '1project' : name);
+    await editor.getByLabel('Kind').nth(i).selectOption(kind);
+    if (value) await editor.getByLabel('Node', { exact: true }).nth(i - 1).selectOption(value);
+  }
+  // 422: the API names the field; the message stands next to it.
+  await editor.getByRole('button', { name: 'Save template' }).click();
+  const fieldError = editor.locator('.field-error');
+  await fieldError.first().waitFor();
+  assert.match(await fieldError.first().innerText(), /must|letter/i);
+  assert.equal(await editor.getByLabel('Field name').first().getAttribute('aria-invalid'), 'true');
+  await screen(ann, '05-template-editor-422');
+  await editor.getByLabel('Field name').first().fill('project');
+  await editor.getByRole('button', { name: 'Save template' }).click();
+  const annTile = ann.getByRole('article', { name: 'Forecast API' });
+  await annTile.waitFor();
+  await annTile.getByText(p).waitFor();
+  assert.match(await annTile.innerText(), /package_view/);
+  assert.match(await annTile.innerText(), /Price per request\s*7/);
+
+  // 409: the same name again is refused, in words.
+  await ann.getByRole('button', { name: 'Add API key template' }).click();
+  await dialog.getByLabel('Name (unique in the project)').fill('forecast api');
+  await dialog.getByLabel('Role (what keys of this template may do)').selectOption('reader');
+  await dialog.getByRole('button', { name: 'CREATE' }).click();
+  const conflict = dialog.getByRole('alert');
+  await conflict.waitFor();
+  assert.match(await conflict.innerText(), /Conflict\.[\s\S]*name/i);
+  await screen(ann, '06-new-template-409');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await screen(ann, '07-api-keys-owner');
+
+  // The user: sees the tile with its facts and REQUEST; requests; the tile waits.
+  await signIn(bob, 'bob', 'bob@example.com', 'Bob User');
+  await bob.getByRole('link', { name: 'Weather' }).click();
+  const tile = bob.getByRole('article', { name: 'Forecast API' });
+  await tile.waitFor();
+  assert.match(await tile.innerText(), /project_view[\s\S]*package_view/);
+  assert.match(await tile.innerText(), /no key/);
+  await screen(bob, '08-tiles-requestable');
+  await tile.getByRole('button', { name: 'Request a key for Forecast API' }).click();
+  await tile.getByText('waiting for the owner to approve').waitFor();
+  assert.equal(await tile.getByRole('button', { name: /Request a key/ }).count(), 0, 'no second request while pending');
+  await screen(bob, '09-tiles-pending');
+
+  // 403: a member who opens the owner's Requests page is told why, in words.
+  await bob.goto(`${url}/projects/${p}/requests`);
+  const forbidden = bob.getByRole('alert');
+  await forbidden.waitFor();
+  assert.match(await forbidden.innerText(), /Not allowed\.[\s\S]*project_manage/);
+  await screen(bob, '10-requests-403');
+
+  // The owner approves (✓); the notification's fate is said.
+  await openTab(ann, 'Requests');
+  await ann.getByRole('row', { name: /bob@example\.com/ }).waitFor();
+  await screen(ann, '11-requests');
+  await ann.getByRole('button', { name: 'Approve the request of bob@example.com for Forecast API' }).click();
+  await ann.getByText(/Approved: a key for Forecast API was issued to bob@example\.com; they have been told by mail\./).waitFor();
+  await ann.getByText('No pending requests.').waitFor();
+
+  // The user's tile is active; they import the key into their own project's secrets.
+  await bob.goto(`${url}/projects/${p}`);
+  await tile.getByText('Your key is active').waitFor();
+  await bob.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Projects' }).click();
+  const c = await registerProject(bob, 'Client');
+  await addNode(bob, 'worker', 'Worker');
+  await addNode(bob, 'spare', 'Spare');
+  await openTab(bob, 'Secrets');
+  await bob.getByText('No secrets yet').waitFor();
+  await bob.getByRole('button', { name: /Add API key/ }).click();
+  const menu = bob.getByRole('dialog', { name: 'Add API key' });
+  await menu.getByRole('radio', { name: /Forecast API/ }).check();
+  await menu.getByText('project_server_output').waitFor();
+  const preview = await menu.locator('.preview').innerText();
+  for (const name of ['project_server_token', 'project_server_project', 'project_server_input', 'project_server_output']) {
+    assert.ok(preview.includes(name), `the menu shows ${name} before importing`);
+  }
+  await menu.getByRole('checkbox', { name: /Worker/ }).check();
+  await screen(bob, '12-import-menu');
+  await menu.getByRole('button', { name: 'Import key' }).click();
+  await bob.getByText(/Imported 4 secrets/).waitFor();
+  const tokenRow = bob.getByRole('row', { name: /project_server_token/ });
+  assert.match(await tokenRow.innerText(), /Worker/);
+  assert.doesNotMatch(await tokenRow.innerText(), /Spare/);
+  await screen(bob, '13-secrets');
+
+  // Importing again: the names that exist are shown.
+  await bob.getByRole('button', { name: /Add API key/ }).click();
+  await menu.getByRole('radio', { name: /Forecast API/ }).check();
+  await menu.getByRole('button', { name: 'Import key' }).click();
+  await menu.getByText('Already taken:').waitFor();
+  assert.equal(await menu.locator('code.conflict', { hasText: 'project_server_token' }).count() > 0, true);
+  await screen(bob, '14-import-conflict');
+  await menu.getByRole('button', { name: 'Cancel' }).click();
+
+  // The token: hidden until revealed.
+  await bob.getByRole('button', { name: 'Reveal project_server_token' }).click();
+  const token = (await bob.locator('code.revealed').first().innerText()).trim();
+  assert.match(token, /^ey[\w-]+\.[\w-]+\.[\w-]+$/);
+
+  // A program calls the platform API with the key, over HTTP: metered three times.
+  for (let i = 0; i < 3; i++) {
+    const r = await fetch(`${url}/api/projects/${p}/data_layers/last`, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(r.status, 200);
+  }
+  const denied = await fetch(`${url}/api/projects/${p}/nodes/in/packages`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(denied.status, 403, 'the role has no package_create; a denied call is not metered');
+
+  // My keys: state and own use; the token only after Reveal.
+  await bob.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My keys' }).click();
+  const myKey = bob.getByRole('article', { name: 'Forecast API' });
+  await myKey.getByText(/3 requests, cost 21/).waitFor();
+  assert.ok(!(await bob.content()).includes(token), 'the token is not in the page before Reveal');
+  await screen(bob, '15-my-keys');
+  await myKey.getByRole('button', { name: 'Reveal token of Forecast API' }).click();
+  assert.equal((await myKey.getByLabel('Key token').innerText()).trim(), token);
+
+  // The owner's issued keys: requests, cost, last used; the usage chart.
+  await openTab(ann, 'Issued keys');
+  const row = ann.getByRole('row', { name: /bob@example\.com/ });
+  await row.waitFor();
+  const cells = await row.getByRole('cell').allInnerTexts();
+  assert.equal(cells[0], 'bob@example.com');
+  assert.equal(cells[1], 'Forecast API');
+  assert.equal(cells[3], 'active');
+  assert.notEqual(cells[4], '—', 'last used is shown');
+  assert.equal(cells[5], '3');
+  assert.equal(cells[6], '21');
+  await row.getByRole('button', { name: 'Usage chart of Forecast API for bob@example.com' }).click();
+  const chart = ann.getByRole('img', { name: /requests per day/ });
+  await chart.waitFor();
+  assert.match(await chart.getAttribute('aria-label'), /total 3/);
+  assert.ok((await ann.locator('.chart rect.bar').count()) >= 28, 'one bar per day of the period');
+  assert.match(await ann.locator('.chart figcaption').innerText(), /Requests in the period: 3/);
+  await ann.getByRole('button', { name: 'Hourly' }).click();
+  await ann.getByRole('img', { name: /requests per hour/ }).waitFor();
+  assert.ok((await ann.locator('.chart rect.bar').count()) >= 24 * 28, 'one bar per hour');
+  assert.equal(await ann.locator('.chart text.axis-title').first().textContent(), 'Hour (UTC)');
+  await ann.getByRole('button', { name: 'Daily' }).click();
+  await ann.getByRole('img', { name: /requests per day/ }).waitFor();
+  await screen(ann, '16-issued-keys-chart');
+
+  // The owner revokes, after confirming; the user's tile shows it.
+  await row.getByRole('button', { name: 'Revoke the key of bob@example.com for Forecast API' }).click();
+  const confirm = ann.getByRole('dialog', { name: 'Revoke this key?' });
+  await screen(ann, '17-revoke-confirm');
+  await confirm.getByRole('button', { name: 'Revoke key' }).click();
+  await ann.getByText(/Revoked the key of bob@example\.com/).waitFor();
+  assert.equal((await row.getByRole('cell').allInnerTexts())[3], 'revoked');
+  const after = await fetch(`${url}/api/projects/${p}/data_layers/last`, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(after.status, 403, 'a revoked key is refused');
+  await bob.goto(`${url}/projects/${p}`);
+  await tile.getByText('Your key was revoked.').waitFor();
+  assert.equal(await tile.getByRole('button', { name: 'Request a key for Forecast API' }).count(), 1, 'may request again');
+  await screen(bob, '18-tiles-revoked');
+
+  // The audit log tells the story back.
+  await ann.goto(`${url}/projects/${p}/audit`);
+  await ann.getByRole('cell', { name: 'key revoked' }).waitFor();
+  await screen(ann, '19-audit');
+  assert.ok(c, 'the client project exists');
+  assert.ok(!gatewayLog.includes(token), 'the key never reaches the gateway log');
+});
+
+test('typed markup is shown as text and never runs', async () => {
+  const ann = await person('ann');
+  const bob = await person('bob');
+  await signIn(ann, 'xann', 'xann@example.com', '<img src=x onerror="window.__xss=1">');
+  const p = await registerProject(ann, '<script>window.__xss=1</script>');
+  await ann.getByLabel('Role name').fill('viewer');
+  await ann.getByRole('button', { name: 'Save role' }).click();
+  await ann.getByRole('cell', { name: 'viewer', exact: true }).waitFor();
+  await ann.getByLabel('User id').fill('xbob');
+  await ann.getByLabel('Member e-mail').fill('xbob@example.com');
+  await ann.getByLabel('Member role').selectOption('viewer');
+  await ann.getByRole('button', { name: 'Save member' }).click();
+  await openTab(ann, 'API keys');
+  const evil = '<img src=x onerror="window.__xss=1">';
+  await ann.getByRole('button', { name: 'Add API key template' }).click();
+  const dialog = ann.getByRole('dialog', { name: 'New API key template' });
+  await dialog.getByLabel('Name (unique in the project)').fill(evil);
+  await dialog.getByLabel('Role (what keys of this template may do)').selectOption('viewer');
+  await dialog.getByRole('button', { name: 'CREATE' }).click();
+  const editor = ann.getByRole('form', { name: `Edit template ${evil}` });
+  await editor.getByLabel('Description').fill('<script>window.__xss=1</script>');
+  await editor.getByRole('button', { name: '+ Field' }).click();
+  await editor.getByLabel('Field name').fill('note');
+  await editor.getByLabel('Value').fill('<svg onload="window.__xss=1"></svg>');
+  await editor.getByRole('button', { name: 'Save template' }).click();
+  const tile = ann.getByRole('article', { name: evil });
+  await tile.waitFor();
+  assert.ok((await tile.innerText()).includes('<svg onload="window.__xss=1"></svg>'), 'the value reads as typed');
+
+  await signIn(bob, 'xbob', 'xbob@example.com', 'X Bob');
+  await bob.goto(`${url}/projects/${p}`);
+  await bob.getByRole('button', { name: `Request a key for ${evil}` }).click();
+  await openTab(ann, 'Requests');
+  await ann.getByRole('button', { name: 'Reject the request of xbob@example.com' }).click();
+  const reject = ann.getByRole('dialog', { name: 'Reject the request' });
+  await reject.getByLabel('Reason').fill('<img src=y onerror="window.__xss=1"><script>window.__xss=1</script>');
+  await reject.getByRole('button', { name: 'Reject request' }).click();
+  await ann.getByText(/Rejected the request of xbob@example\.com/).waitFor();
+  await bob.reload();
+  const bobTile = bob.getByRole('article', { name: evil });
+  await bobTile.getByText('Your request was rejected.').waitFor();
+  assert.ok((await bobTile.innerText()).includes('<img src=y onerror="window.__xss=1"><script>window.__xss=1</script>'));
+  await screen(bob, '20-markup-as-text');
+  for (const page of [ann, bob]) {
+    await page.goto(`${url}/projects/${p}/audit`);
+    await page.waitForLoadState('networkidle');
+    assert.equal(await page.evaluate(() => window.__xss), undefined, `nothing typed ran for ${page.who}`);
+    assert.equal(await page.locator('img[src=x], img[src=y], svg[onload]').count(), 0);
+  }
+});
+
+test('request and approval with the keyboard alone', async () => {
+  const ann = await person('ann');
+  const bob = await person('bob');
+  await signIn(ann, 'kann', 'kann@example.com', 'Keyboard Ann');
+  const p = await registerProject(ann, 'Keyboard');
+  await ann.getByLabel('User id').fill('kbob');
+  await ann.getByLabel('Member e-mail').fill('kbob@example.com');
+  await ann.getByLabel('Member role').selectOption('owner');
+  await ann.getByRole('button', { name: 'Save member' }).click();
+  await ann.getByRole('cell', { name: 'kbob@example.com' }).waitFor();
+  await openTab(ann, 'API keys');
+  await ann.getByRole('button', { name: 'Add API key template' }).click();
+  const dialog = ann.getByRole('dialog', { name: 'New API key template' });
+  await dialog.getByLabel('Name (unique in the project)').fill('Typing API');
+  await dialog.getByLabel('Role (what keys of this template may do)').selectOption('owner');
+  await dialog.getByRole('button', { name: 'CREATE' }).click();
+  await ann.getByRole('button', { name: 'Save template' }).click();
+  await ann.getByRole('article', { name: 'Typing API' }).waitFor();
+
+  // From here on, only keys are pressed.
+  await signIn(bob, 'kbob', 'kbob@example.com', 'Keyboard Bob');
+  await bob.goto(`${url}/projects/${p}`);
+  await bob.getByRole('article', { name: 'Typing API' }).waitFor();
+  await tabTo(bob, 'button', 'Request a key for Typing API');
+  await bob.keyboard.press('Enter');
+  await bob.getByText('waiting for the owner to approve').waitFor();
+
+  await ann.goto(`${url}/projects/${p}/requests`);
+  await ann.getByRole('row', { name: /kbob@example\.com/ }).waitFor();
+  await tabTo(ann, 'button', 'Approve the request of kbob@example.com for Typing API');
+  await ann.keyboard.press('Enter');
+  await ann.getByText(/Approved: a key for Typing API was issued to kbob@example\.com/).waitFor();
+
+  await bob.reload();
+  await bob.getByRole('article', { name: 'Typing API' }).getByText('Your key is active').waitFor();
+  // The revoke dialog: opened and dismissed with keys; focus stays inside while it is open.
+  await ann.goto(`${url}/projects/${p}/issued-keys`);
+  await ann.getByRole('row', { name: /kbob@example\.com/ }).waitFor();
+  await tabTo(ann, 'button', 'Revoke the key of kbob@example.com for Typing API');
+  await ann.keyboard.press('Enter');
+  await ann.getByRole('dialog', { name: 'Revoke this key?' }).waitFor();
+  await ann.keyboard.press('Escape');
+  await ann.getByRole('dialog', { name: 'Revoke this key?' }).waitFor({ state: 'hidden' });
+});
