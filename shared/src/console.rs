@@ -10,6 +10,31 @@ use http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
+/// Addresses of the console's screens, for links in mail: the console's router (`app.js`,
+/// `screens/project.js`) answers each of them.
+pub mod links {
+    use crate::ids::ProjectId;
+
+    fn base(console: &str) -> &str {
+        console.trim_end_matches('/')
+    }
+
+    /// A project's API keys section: its tiles.
+    pub fn project(console: &str, p: &ProjectId) -> String {
+        format!("{}/projects/{p}", base(console))
+    }
+
+    /// The owner's Requests list of a project.
+    pub fn requests(console: &str, p: &ProjectId) -> String {
+        format!("{}/requests", project(console, p))
+    }
+
+    /// The keys the person holds.
+    pub fn my_keys(console: &str) -> String {
+        format!("{}/me/keys", base(console))
+    }
+}
+
 /// How people sign in to the console, as its `config.json` tells the page.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "sign_in", rename_all = "snake_case")]
@@ -297,6 +322,22 @@ mod tests {
         assert_eq!(unknown.headers()[header::CONTENT_TYPE], crate::http::PROBLEM_JSON);
         let post = http::Request::builder().method("POST").uri("/").body(Body::Empty).unwrap();
         assert_eq!(answer(&post, &oidc).status(), 405);
+    }
+
+    #[test]
+    fn links_in_mail_name_screens_the_console_routes() {
+        let p = crate::ids::ProjectId::generate();
+        assert_eq!(links::project("https://k.example.com/", &p), format!("https://k.example.com/projects/{p}"));
+        assert_eq!(
+            links::requests("https://k.example.com", &p),
+            format!("https://k.example.com/projects/{p}/requests")
+        );
+        assert_eq!(links::my_keys("https://k.example.com/"), "https://k.example.com/me/keys");
+        let text =
+            |path: &str| String::from_utf8(ASSETS.iter().find(|a| a.path == path).unwrap().body.to_vec()).unwrap();
+        let app = text("app.js");
+        assert!(app.contains(r#"path="/projects/:project/:tab?""#) && app.contains(r#"path="/me/keys""#));
+        assert!(text("screens/project.js").contains("{ id: 'requests',"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::ProjectId;
+use crate::console::links;
 use crate::key::IssuedKey;
 use crate::project::Project;
 use crate::request::KeyRequest;
@@ -98,10 +98,6 @@ fn mail(to: &str, subject: String, paragraphs: Vec<String>) -> Mail {
     Mail { to: to.to_owned(), subject, text: paragraphs.join("\n\n"), html: html(&paragraphs) }
 }
 
-fn project_url(console: &str, p: &ProjectId) -> String {
-    format!("{}/projects/{p}", console.trim_end_matches('/'))
-}
-
 /// To the project owner: someone asks for a key.
 pub fn key_requested(console: &str, project: &Project, request: &KeyRequest) -> Mail {
     let who = match &request.user_name {
@@ -116,10 +112,7 @@ pub fn key_requested(console: &str, project: &Project, request: &KeyRequest) -> 
                 "{who} (user {}) asks for an API key of the template \"{}\" of your project \"{}\".",
                 request.user_id, request.template_name, project.name
             ),
-            format!(
-                "Review the request in the API keys section: {}/api-keys/requests",
-                project_url(console, &project.id)
-            ),
+            format!("Review the request in the project's Requests: {}", links::requests(console, &project.id)),
             format!("Or approve it through the API: POST /v1/projects/{}/requests/{}/approve", project.id, request.id),
         ],
     )
@@ -133,13 +126,13 @@ pub fn request_approved(console: &str, project: &Project, request: &KeyRequest, 
         vec![
             format!("Your request for an API key of \"{}\" in the project \"{}\" was approved. The key id is {}.", request.template_name, project.name, key.id),
             "To use it, import it into the secrets of the project your programs run in: open that project's Secrets section and add the API key, or call POST /v1/projects/{your project}/secrets/import with {\"key_id\": \"...\", \"prefix\": \"project_server\"}.".to_owned(),
-            format!("A personal data layer ({}) was created for you. Manage your keys at {}/me/keys", key.data_layer_id, console.trim_end_matches('/')),
+            format!("A personal data layer ({}) was created for you. Manage your keys at {}", key.data_layer_id, links::my_keys(console)),
         ],
     )
 }
 
 /// To the requester: the request was turned down.
-pub fn request_rejected(project: &Project, request: &KeyRequest) -> Mail {
+pub fn request_rejected(console: &str, project: &Project, request: &KeyRequest) -> Mail {
     let reason = request.reason.as_deref().filter(|r| !r.is_empty()).unwrap_or("no reason was given");
     mail(
         &request.user_email,
@@ -150,13 +143,13 @@ pub fn request_rejected(project: &Project, request: &KeyRequest) -> Mail {
                 request.template_name, project.name
             ),
             format!("Reason: {reason}"),
-            "You may request a key again.".to_owned(),
+            format!("You may request a key again: {}", links::project(console, &project.id)),
         ],
     )
 }
 
 /// To the holder: the key no longer works.
-pub fn key_revoked(project: &Project, key: &IssuedKey) -> Mail {
+pub fn key_revoked(console: &str, project: &Project, key: &IssuedKey) -> Mail {
     let when = key.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_default();
     mail(
         &key.user_email,
@@ -166,7 +159,7 @@ pub fn key_revoked(project: &Project, key: &IssuedKey) -> Mail {
                 "Your API key {} of \"{}\" in the project \"{}\" was revoked at {when}.",
                 key.id, key.template_name, project.name
             ),
-            "Calls made with it are refused from now on.".to_owned(),
+            format!("Calls made with it are refused from now on. Your keys: {}", links::my_keys(console)),
         ],
     )
 }

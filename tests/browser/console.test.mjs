@@ -11,7 +11,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -95,6 +95,16 @@ async function screen(page, name) {
     `accessibility problems on the ${name} screen`,
   );
   assert.deepEqual(page.errors, [], `script errors on the ${name} screen`);
+}
+
+/** The console path linked from the newest mail to `to` whose subject matches (mail is on disk). */
+function linkInMail(to, subject) {
+  const dir = join(dataDir, 'data', 'mail');
+  const mails = readdirSync(dir).sort().map((f) => readFileSync(join(dir, f), 'utf8'))
+    .filter((m) => m.includes(`To: ${to}`) && subject.test(m));
+  assert.ok(mails.length, `a mail to ${to} matching ${subject}`);
+  const link = mails[mails.length - 1].match(/http:\/\/[^\s<"]+/g).find((l) => !l.includes('/v1/'));
+  return new URL(link).pathname;
 }
 
 const projectId = (page) => new URL(page.url()).pathname.split('/')[2];
@@ -225,15 +235,22 @@ test('the story of the seeds, screen by screen', async () => {
   assert.match(await forbidden.innerText(), /Not allowed\.[\s\S]*project_manage/);
   await screen(bob, '10-requests-403');
 
-  // The owner approves (✓); the notification's fate is said.
-  await openTab(ann, 'Requests');
+  // The owner follows the link in her mail to the Requests list, and approves (✓); the
+  // notification's fate is said.
+  const requestsLink = linkInMail('ann@example.com', /Subject: API key request/);
+  assert.equal(requestsLink, `/projects/${p}/requests`);
+  await ann.goto(`${url}${requestsLink}`);
   await ann.getByRole('row', { name: /bob@example\.com/ }).waitFor();
   await screen(ann, '11-requests');
   await ann.getByRole('button', { name: 'Approve the request of bob@example.com for Forecast API' }).click();
   await ann.getByText(/Approved: a key for Forecast API was issued to bob@example\.com; they have been told by mail\./).waitFor();
   await ann.getByText('No pending requests.').waitFor();
 
-  // The user's tile is active; they import the key into their own project's secrets.
+  // The user follows the link in the approval mail to their keys; the tile is active too; they
+  // import the key into their own project's secrets.
+  await bob.goto(`${url}${linkInMail('bob@example.com', /Subject: Your API key for "Forecast API" is ready/)}`);
+  await bob.getByRole('heading', { name: 'My keys' }).waitFor();
+  await bob.getByRole('article', { name: 'Forecast API' }).getByText('active').waitFor();
   await bob.goto(`${url}/projects/${p}`);
   await tile.getByText('Your key is active').waitFor();
   await bob.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Projects' }).click();
@@ -380,6 +397,12 @@ test('typed markup is shown as text and never runs', async () => {
   await bobTile.getByText('Your request was rejected.').waitFor();
   assert.ok((await bobTile.innerText()).includes('<img src=y onerror="window.__xss=1"><script>window.__xss=1</script>'));
   await screen(bob, '20-markup-as-text');
+  // The owner deletes the template, after confirming.
+  await openTab(ann, 'API keys');
+  await ann.getByRole('button', { name: `Delete template ${evil}` }).click();
+  const confirm = ann.getByRole('dialog', { name: `Delete template “${evil}”?` });
+  await confirm.getByRole('button', { name: 'Delete template' }).click();
+  await ann.getByText('No templates yet').waitFor();
   for (const page of [ann, bob]) {
     await page.goto(`${url}/projects/${p}/audit`);
     await page.waitForLoadState('networkidle');

@@ -251,3 +251,57 @@ async fn a_function_whose_signing_key_is_not_the_deployed_one_stops() {
     assert!(stderr.contains("KEYGATE_SIGNING_PUBLIC_KEY is invalid: is not the public half"), "{stderr}");
     assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
 }
+
+/// A GET as API Gateway hands it to the console function (no authorizer).
+fn console_event(path: &str) -> Value {
+    let mut e = fixture("example-apigw-v2-request-jwt-authorizer.json");
+    e["routeKey"] = json!(if path == "/" { "GET /" } else { "GET /{proxy+}" });
+    e["rawPath"] = json!(path);
+    e["rawQueryString"] = json!("");
+    e["queryStringParameters"] = json!({});
+    e["cookies"] = json!([]);
+    e["pathParameters"] = json!({"proxy": path.trim_start_matches('/')});
+    e["headers"] = json!({"accept-encoding": "gzip, br"});
+    e["requestContext"]["http"]["method"] = json!("GET");
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["authorizer"] = Value::Null;
+    e["body"] = Value::Null;
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compiled_console_serves_its_page_files_and_sign_in_settings() {
+    use base64::Engine;
+    let runtime = RuntimeApi::start().await;
+    let env = [
+        ("KEYGATE_OIDC_ISSUER", "https://id.example.com/realms/platform".to_owned()),
+        ("KEYGATE_OIDC_CLIENT_ID", "keygate-console".to_owned()),
+    ];
+    let _console = runtime.spawn(&function_binary("console"), &env);
+    let page = runtime.invoke(console_event("/projects/01ABC/requests")).await.expect("an answer");
+    assert_eq!(page["statusCode"], 200, "{page}");
+    assert_eq!(page["headers"]["content-encoding"], "gzip");
+    assert!(
+        page["headers"]["content-security-policy"]
+            .as_str()
+            .unwrap()
+            .contains("connect-src 'self' https://id.example.com;")
+    );
+    assert_eq!(page["isBase64Encoded"], true, "gzip travels base64-encoded through API Gateway");
+    let gzip = base64::engine::general_purpose::STANDARD.decode(page["body"].as_str().unwrap()).unwrap();
+    let mut html = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gzip.as_slice()), &mut html).unwrap();
+    assert!(html.contains("/console/app.js"), "{html}");
+    let config = runtime.invoke(console_event("/console/config.json")).await.expect("an answer");
+    let body = base64::engine::general_purpose::STANDARD.decode(config["body"].as_str().unwrap_or_default()).ok();
+    let text =
+        body.map(|b| String::from_utf8(b).unwrap()).unwrap_or_else(|| config["body"].as_str().unwrap().to_owned());
+    let config: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        config,
+        json!({"sign_in": "oidc", "issuer": "https://id.example.com/realms/platform", "client_id": "keygate-console", "scope": "openid email profile"})
+    );
+    let api = runtime.invoke(console_event("/v1/nothing")).await.expect("an answer");
+    assert_eq!(api["statusCode"], 404);
+    assert_eq!(api["headers"]["content-type"], keygate::http::PROBLEM_JSON);
+}

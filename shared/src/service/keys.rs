@@ -222,7 +222,7 @@ impl App {
             tx.put(tile_key, version + 1, &tile, Cond::Version(version));
         }
         tx.audit(id, caller, AuditAction::KeyRevoked, kid, json!({"user_id": key.user_id}), now)
-            .mail(mail::key_revoked(&access.project, &revoked), now);
+            .mail(mail::key_revoked(&self.settings.console_url, &access.project, &revoked), now);
         let notification = self.commit(tx, |_| Error::conflict("the key changed meanwhile; try again")).await?;
         self.caches.forget_key(id, kid);
         tracing::info!(key_id = %kid, project_id = %id, "key revoked");

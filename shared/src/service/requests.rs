@@ -209,7 +209,7 @@ impl App {
                 version_or_absent(tile_version),
             )
             .audit(id, caller, AuditAction::RequestRejected, rid, json!({"user_id": request.user_id}), now)
-            .mail(mail::request_rejected(&access.project, &rejected), now);
+            .mail(mail::request_rejected(&self.settings.console_url, &access.project, &rejected), now);
         let notification = self.commit(tx, |_| Error::conflict("the request was decided meanwhile")).await?;
         Ok(Decision { request: rejected, notification })
     }

@@ -206,7 +206,7 @@ impl App {
                 &Tile { state: TileState::Revoked, request_id: None, key_id: Some(key.id.clone()), reason: None },
                 Cond::Always,
             );
-            tx.mail(mail::key_revoked(&access.project, &revoked), now);
+            tx.mail(mail::key_revoked(&self.settings.console_url, &access.project, &revoked), now);
         }
         for r in &pending {
             let cancelled = KeyRequest {
