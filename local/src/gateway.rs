@@ -26,6 +26,8 @@ pub const MAX_GATEWAY_BODY: usize = 10 * 1024 * 1024;
 pub struct Gateway {
     pub app: App,
     pub users: UserTokens,
+    /// How the console signs people in: keygate-local's form, or an identity provider.
+    pub sign_in: keygate::console::SignIn,
     pub upstream: Option<Upstream>,
     pub openapi: String,
 }
@@ -62,7 +64,7 @@ async fn route(gw: &Gateway, req: axum::extract::Request) -> Response {
     if keygate::console::owns(&parts.method, path) {
         let encoding = parts.headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
         let gzip = keygate::console::accepts_gzip(encoding);
-        return to_axum(keygate::console::serve(path, gzip, &keygate::console::SignIn::Local));
+        return to_axum(keygate::console::serve(path, gzip, &gw.sign_in));
     }
     v1(gw, parts, body).await
 }
@@ -72,6 +74,9 @@ async fn route(gw: &Gateway, req: axum::extract::Request) -> Response {
 pub const LOCAL_SIGN_IN: &str = "/local/sign-in";
 
 fn sign_in(gw: &Gateway, parts: &http::request::Parts, body: &[u8]) -> Response {
+    if !gw.users.mints() {
+        return problem(&Error::NotFound("route /local/sign-in (people sign in with the identity provider)".into()));
+    }
     if parts.method != Method::POST {
         let mut r = problem(&Error::MethodNotAllowed(format!("{LOCAL_SIGN_IN} allows POST")));
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));

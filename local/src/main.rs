@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use keygate::App;
 use keygate::clock::SystemClock;
 use keygate::config::AwsTimeouts;
+use keygate::console::SignIn;
 use keygate::mail::FileMailer;
 use keygate::service::Settings;
 use keygate::signing::KeyRing;
@@ -72,6 +73,14 @@ struct Cli {
     /// retries gets twice as long).
     #[arg(long, global = true, default_value_t = AwsTimeouts::DEFAULT_ATTEMPT.as_millis() as u64, env = "KEYGATE_AWS_ATTEMPT_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(AwsTimeouts::ATTEMPT_RANGE_MS))]
     aws_attempt_timeout_ms: u64,
+    /// Sign people in with this OpenID Connect provider instead of the local form: the console
+    /// runs the authorization code flow with PKCE, and user tokens are the provider's ID tokens,
+    /// checked with its JWKS (read once at start).
+    #[arg(long, global = true, env = "KEYGATE_OIDC_ISSUER", requires = "oidc_client_id")]
+    oidc_issuer: Option<String>,
+    /// The console's client id at the provider (the ID tokens' audience).
+    #[arg(long, global = true, env = "KEYGATE_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    oidc_client_id: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -140,8 +149,14 @@ async fn run(cli: Cli) -> Result<(), String> {
         return Ok(());
     }
     let dir = DataDir::open(&cli.data_dir)?;
-    let users = UserTokens::new(&dir.user_token_secret()?);
+    let (users, sign_in) = match (&cli.oidc_issuer, &cli.oidc_client_id) {
+        (Some(issuer), Some(client_id)) => provider(issuer, client_id).await?,
+        _ => (UserTokens::new(&dir.user_token_secret()?), SignIn::Local),
+    };
     if let Some(Command::Token { sub, email, name, hours }) = &cli.command {
+        if !users.mints() {
+            return Err("this gateway checks the identity provider's tokens (--oidc-issuer); sign in there".into());
+        }
         let user = keygate::user_token::LocalUser { sub: sub.clone(), email: email.clone(), name: name.clone() };
         if let Err(keygate::Error::Validation(errors)) = user.validate() {
             let lines: Vec<String> = errors.iter().map(|e| format!("--{}: {}", e.field, e.message)).collect();
@@ -181,6 +196,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let gateway = Arc::new(Gateway {
         app,
         users,
+        sign_in,
         upstream,
         openapi: serde_json::to_string_pretty(&keygate::http::openapi::document()).unwrap_or_default(),
     });
@@ -197,6 +213,44 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("server failed: {e}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads an OpenID Connect provider's discovery document and JWKS, so that the gateway checks
+/// its ID tokens and the console signs people in there.
+async fn provider(issuer: &str, client_id: &str) -> Result<(UserTokens, SignIn), String> {
+    let issuer = issuer.trim_end_matches('/');
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            let response = client.get(&url).send().await.map_err(|e| format!("cannot read {url}: {e}"))?;
+            if !response.status().is_success() {
+                return Err(format!("{url} answered {}", response.status()));
+            }
+            response.text().await.map_err(|e| format!("cannot read {url}: {e}"))
+        }
+    };
+    let discovery =
+        get(format!("{issuer}/.well-known/openid-configuration")).await.map_err(|e| format!("--oidc-issuer: {e}"))?;
+    let discovery: serde_json::Value = serde_json::from_str(&discovery)
+        .map_err(|e| format!("--oidc-issuer: the discovery document is not JSON: {e}"))?;
+    if discovery["issuer"].as_str().map(|i| i.trim_end_matches('/')) != Some(issuer) {
+        return Err(format!("--oidc-issuer: the provider calls itself {}, not {issuer}", discovery["issuer"]));
+    }
+    let jwks_uri = discovery["jwks_uri"].as_str().ok_or("--oidc-issuer: the discovery document has no jwks_uri")?;
+    let jwks = get(jwks_uri.to_owned()).await.map_err(|e| format!("--oidc-issuer: {e}"))?;
+    let users =
+        UserTokens::from_provider(issuer, &[client_id.to_owned()], &jwks).map_err(|e| format!("--oidc-issuer: {e}"))?;
+    tracing::info!(issuer, client_id, "user tokens are the identity provider's ID tokens");
+    let sign_in = SignIn::Oidc {
+        issuer: issuer.to_owned(),
+        client_id: client_id.to_owned(),
+        scope: "openid email profile".into(),
+    };
+    Ok((users, sign_in))
 }
 
 /// The config the AWS clients are built from (the same code path as the Lambda functions).
@@ -296,6 +350,10 @@ fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
         None => "database keygate.db".into(),
     };
     let mail = if cli.ses { "mail through SES".to_owned() } else { format!("mail in {data}/mail") };
+    let sign_in = match &cli.oidc_issuer {
+        Some(issuer) => format!("sign in with {issuer}"),
+        None => "sign in with any user id and e-mail: this is a local gateway".into(),
+    };
     let mode = match &cli.upstream {
         Some(u) => format!("forwarded to {u}"),
         None => "echo mode: allowed calls answer 200 with the authorizer context".into(),
@@ -306,7 +364,7 @@ fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
   platform API    {url}/api/projects/{{project}}/... ({mode})
   OpenAPI         {url}/openapi.json
 
-Open the console: {url}/  (sign in with any user id and e-mail: this is a local gateway)
+Open the console: {url}/  ({sign_in})
 
 Or drive the API with curl:
   TOKEN=$(cargo run -q --release -p keygate-local -- --data-dir {data} token --sub ann --email ann@example.com)

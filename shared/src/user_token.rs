@@ -1,10 +1,13 @@
 //! User tokens where keygate checks them itself (the local gateway; on AWS, API Gateway's JWT
-//! authorizer does): HS256 with a local secret, pinned algorithm, issuer and audience, and a
-//! `typ` that an API key can never have.
+//! authorizer does): either HS256 with a local secret that keygate-local also mints with, or the
+//! ID tokens of an OpenID Connect provider, checked with the public keys of its JWKS. Either way
+//! the algorithm is pinned (per key for a provider), issuer and audience are checked, and a `typ`
+//! that an API key can never have is required.
 
 use std::collections::HashMap;
 
 use base64::Engine;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -59,11 +62,28 @@ impl LocalUser {
     }
 }
 
-/// Mints and checks user tokens signed with a shared secret.
+/// The claims keygate reads of a provider's ID token (it checks `iss`, `aud`, `exp` too).
+#[derive(Debug, Deserialize)]
+struct ProviderClaims {
+    sub: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Mints and checks user tokens signed with a shared secret, or checks a provider's.
 pub struct UserTokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// Only with a local secret: a provider's tokens are minted by the provider.
+    encoding: Option<EncodingKey>,
+    keys: Keys,
     validation: Validation,
+}
+
+enum Keys {
+    Secret(DecodingKey),
+    /// The provider's signing keys by `kid`, each with the one algorithm it is used with.
+    Provider(HashMap<String, (DecodingKey, Algorithm)>),
 }
 
 impl std::fmt::Debug for UserTokens {
@@ -87,7 +107,52 @@ impl UserTokens {
         validation.set_issuer(&[LOCAL_ISSUER]);
         validation.set_audience(&[LOCAL_AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+        Self {
+            encoding: Some(EncodingKey::from_secret(secret)),
+            keys: Keys::Secret(DecodingKey::from_secret(secret)),
+            validation,
+        }
+    }
+
+    /// Checks the ID tokens of an OpenID Connect provider: `iss` must be `issuer`, `aud` one of
+    /// `audience`, and the signature one of the signing keys of its JWKS document (RSA, P-256
+    /// or Ed25519; a key's own `alg` wins, else the usual one for its type).
+    pub fn from_provider(issuer: &str, audience: &[String], jwks: &str) -> Result<Self, String> {
+        let set: JwkSet = serde_json::from_str(jwks).map_err(|e| format!("the JWKS document is not a key set: {e}"))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+                continue;
+            }
+            let Some(kid) = jwk.common.key_id.clone() else { continue };
+            let algorithm = match (jwk.common.key_algorithm.map(Algorithm::try_from), &jwk.algorithm) {
+                (Some(Ok(a)), _) => a,
+                (_, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+                (_, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+                (_, AlgorithmParameters::OctetKeyPair(_)) => Algorithm::EdDSA,
+                _ => continue,
+            };
+            if matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                continue;
+            }
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {kid} of the JWKS: {e}"))?;
+            keys.insert(kid, (key, algorithm));
+        }
+        if keys.is_empty() {
+            return Err("the JWKS document has no signing key with a kid".into());
+        }
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.leeway = 30;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(audience);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        Ok(Self { encoding: None, keys: Keys::Provider(keys), validation })
+    }
+
+    /// Whether this gateway mints its own user tokens (a local secret) rather than checking a
+    /// provider's.
+    pub fn mints(&self) -> bool {
+        self.encoding.is_some()
     }
 
     pub fn mint(&self, sub: &str, email: &str, name: Option<&str>, ttl: chrono::Duration) -> Result<String> {
@@ -101,7 +166,10 @@ impl UserTokens {
             iat: now,
             exp: now + ttl.num_seconds(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(Error::internal)
+        let encoding = self.encoding.as_ref().ok_or_else(|| {
+            Error::BadRequest("user tokens come from the identity provider here; keygate mints none".into())
+        })?;
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, encoding).map_err(Error::internal)
     }
 
     /// The claims API Gateway's JWT authorizer would pass on: `sub`, `email`, and `name`.
@@ -114,10 +182,29 @@ impl UserTokens {
         if header.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
             return Err(refused());
         }
-        let claims =
-            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|_| refused())?.claims;
-        let mut out = HashMap::from([("sub".to_owned(), claims.sub), ("email".to_owned(), claims.email)]);
-        if let Some(name) = claims.name {
+        let (sub, email, name) = match &self.keys {
+            Keys::Secret(key) => {
+                let c = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|_| refused())?.claims;
+                (c.sub, Some(c.email), c.name)
+            }
+            Keys::Provider(keys) => {
+                let (key, algorithm) = header.kid.as_deref().and_then(|kid| keys.get(kid)).ok_or_else(refused)?;
+                if header.alg != *algorithm {
+                    return Err(refused());
+                }
+                let mut validation = self.validation.clone();
+                validation.algorithms = vec![*algorithm];
+                let c = jsonwebtoken::decode::<ProviderClaims>(token, key, &validation).map_err(|_| refused())?.claims;
+                (c.sub, c.email, c.name)
+            }
+        };
+        // Like API Gateway's JWT authorizer, claims pass as they are; the handlers require the
+        // e-mail address.
+        let mut out = HashMap::from([("sub".to_owned(), sub)]);
+        if let Some(email) = email {
+            out.insert("email".into(), email);
+        }
+        if let Some(name) = name {
             out.insert("name".into(), name);
         }
         Ok(out)
@@ -158,5 +245,56 @@ mod tests {
             .unwrap();
         let tokens = UserTokens::new(&UserTokens::generate_secret());
         assert!(tokens.verify(key.expose()).is_err());
+    }
+
+    /// An OpenID Connect provider of the test: an Ed25519 key, its JWKS, and ID tokens.
+    fn provider() -> (EncodingKey, String, String) {
+        let pem = crate::signing::KeyRing::generate_pem();
+        let ring = crate::signing::KeyRing::new("i", &pem, &[]).unwrap();
+        let jwk = ring.current_public();
+        let jwks = serde_json::json!({"keys": [jwk]}).to_string();
+        (EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(), jwks, jwk.kid.clone())
+    }
+
+    fn id_token(key: &EncodingKey, kid: &str, alg: Algorithm, claims: serde_json::Value) -> String {
+        let mut header = Header::new(alg);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    #[test]
+    fn a_providers_id_tokens_verify_by_its_jwks_with_issuer_and_audience_checked() {
+        let (key, jwks, kid) = provider();
+        let tokens = UserTokens::from_provider("https://id.example.com", &["console".into()], &jwks).unwrap();
+        assert!(!tokens.mints());
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let claims = |iss: &str, aud: serde_json::Value| serde_json::json!({"iss": iss, "aud": aud, "sub": "ann", "email": "ann@example.com", "name": "Ann", "exp": exp});
+        let good = id_token(&key, &kid, Algorithm::EdDSA, claims("https://id.example.com", "console".into()));
+        let verified = tokens.verify(&good).unwrap();
+        assert_eq!((verified["sub"].as_str(), verified["email"].as_str()), ("ann", "ann@example.com"));
+        let listed = id_token(
+            &key,
+            &kid,
+            Algorithm::EdDSA,
+            claims("https://id.example.com", serde_json::json!(["x", "console"])),
+        );
+        assert!(tokens.verify(&listed).is_ok(), "aud may be a list holding the client id");
+        for bad in [
+            id_token(&key, &kid, Algorithm::EdDSA, claims("https://evil.example.com", "console".into())),
+            id_token(&key, &kid, Algorithm::EdDSA, claims("https://id.example.com", "another-client".into())),
+            id_token(&key, "unknown-kid", Algorithm::EdDSA, claims("https://id.example.com", "console".into())),
+            // The key's public half used as an HMAC secret: the algorithm is pinned per key.
+            id_token(
+                &EncodingKey::from_secret(jwks.as_bytes()),
+                &kid,
+                Algorithm::HS256,
+                claims("https://id.example.com", "console".into()),
+            ),
+        ] {
+            assert_eq!(tokens.verify(&bad).unwrap_err().status(), 401);
+        }
+        assert_eq!(tokens.mint("ann", "ann@example.com", None, chrono::Duration::hours(1)).unwrap_err().status(), 400);
+        assert!(UserTokens::from_provider("https://id.example.com", &[], r#"{"keys": []}"#).is_err());
+        assert!(UserTokens::from_provider("https://id.example.com", &[], "not json").is_err());
     }
 }
