@@ -56,7 +56,29 @@ export async function api(method, path, body, headers = {}) {
   return answer;
 }
 
-export const get = (/** @type {string} */ path) => api('GET', path);
+/** Answers asked for ahead of the screen part that needs them (see `prefetch`). */
+const early = new Map();
+
+/** Starts a GET now for a part of the screen that will ask for it once it is drawn; that first
+ * ask takes this answer instead of asking again. */
+export function prefetch(/** @type {string} */ path) {
+  if (early.has(path)) return;
+  const answer = api('GET', path);
+  answer.catch(() => {}); // a failure is reported to whoever takes the answer
+  early.set(path, answer);
+}
+
+export function get(/** @type {string} */ path) {
+  const answer = early.get(path);
+  if (answer) {
+    early.delete(path);
+    return answer;
+  }
+  return api('GET', path);
+}
+
+/** The path `all` asks for first, so that a screen can start that request early. */
+export const firstPage = (/** @type {string} */ path) => `${path}${path.includes('?') ? '&' : '?'}limit=100`;
 
 /** A path segment, encoded. */
 export const seg = (/** @type {string} */ s) => encodeURIComponent(s);
@@ -66,8 +88,7 @@ export async function all(/** @type {string} */ path) {
   const items = [];
   let cursor = null;
   do {
-    const sep = path.includes('?') ? '&' : '?';
-    const page = await get(`${path}${sep}limit=100${cursor ? `&cursor=${seg(cursor)}` : ''}`);
+    const page = await get(`${firstPage(path)}${cursor ? `&cursor=${seg(cursor)}` : ''}`);
     items.push(...page.items);
     cursor = page.next_cursor;
   } while (cursor);

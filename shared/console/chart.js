@@ -4,7 +4,7 @@
  * library: the small SVG ones (Chartist) set inline style attributes, which the console's
  * Content-Security-Policy refuses, and d3's scales ship as dozens of module files. */
 
-import { html } from './components.js';
+import { count, html } from './components.js';
 
 const W = 720;
 const H = 260;
@@ -21,12 +21,14 @@ export function ticks(/** @type {number} */ max, count = 5) {
   return out;
 }
 
+const labels = {};
+
 /** @param {string} start @param {'hour' | 'day'} granularity */
 function label(start, granularity) {
-  const d = new Date(start);
-  return granularity === 'hour'
-    ? d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', timeZone: 'UTC' })
-    : d.toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
+  labels[granularity] ??= new Intl.DateTimeFormat(undefined, granularity === 'hour'
+    ? { month: 'short', day: 'numeric', hour: '2-digit', timeZone: 'UTC' }
+    : { month: 'short', day: 'numeric', timeZone: 'UTC' });
+  return labels[granularity].format(new Date(start));
 }
 
 /**
@@ -46,17 +48,17 @@ export function UsageChart({ series, measure, title }) {
   const every = Math.max(1, Math.ceil(points.length / 8));
   const unit = series.granularity === 'hour' ? 'hour' : 'day';
   const what = measure === 'requests' ? 'Requests' : 'Cost';
-  const summary = `${title}: ${what.toLowerCase()} per ${unit}, ${points.length} ${unit}s, total ${total.toLocaleString()}`;
+  const summary = `${title}: ${what.toLowerCase()} per ${unit}, ${points.length} ${unit}s, total ${count(total)}`;
   return html`<figure class="chart">
     <svg viewBox=${`0 0 ${W} ${H}`} role="img" aria-label=${summary}>
       ${axis.map((t) => html`<g class="tick">
         <line x1=${M.left} x2=${W - M.right} y1=${y(t)} y2=${y(t)} />
-        <text x=${M.left - 8} y=${y(t) + 4} text-anchor="end">${t.toLocaleString()}</text>
+        <text x=${M.left - 8} y=${y(t) + 4} text-anchor="end">${count(t)}</text>
       </g>`)}
       ${points.map((p, i) => {
         const h = (p[measure] / top) * plotH;
         return html`<rect class="bar" x=${M.left + i * band + band * 0.15} width=${Math.max(band * 0.7, 1)}
-          y=${M.top + plotH - h} height=${h}><title>${label(p.start, series.granularity)}: ${p[measure].toLocaleString()}</title></rect>`;
+          y=${M.top + plotH - h} height=${h}><title>${label(p.start, series.granularity)}: ${count(p[measure])}</title></rect>`;
       })}
       ${points.map((p, i) => (i % every === 0
         ? html`<text class="time" x=${M.left + i * band + band / 2} y=${H - M.bottom + 18} text-anchor="middle">${label(p.start, series.granularity)}</text>`
@@ -65,6 +67,6 @@ export function UsageChart({ series, measure, title }) {
       <text class="axis-title" x=${M.left + plotW / 2} y=${H - 6} text-anchor="middle">${unit === 'hour' ? 'Hour (UTC)' : 'Day (UTC)'}</text>
       <text class="axis-title" transform=${`translate(14 ${M.top + plotH / 2}) rotate(-90)`} text-anchor="middle">${what} per ${unit}</text>
     </svg>
-    <figcaption>${what} in the period: <strong>${total.toLocaleString()}</strong></figcaption>
+    <figcaption>${what} in the period: <strong>${count(total)}</strong></figcaption>
   </figure>`;
 }

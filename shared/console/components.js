@@ -132,13 +132,22 @@ export function Pager({ pages, nextCursor }) {
   </nav>`;
 }
 
+// Formatters are built once, on first use: building an Intl formatter costs far more than using
+// one (the first loads the locale's data, tens of milliseconds), and a screen formats hundreds.
+const once = (/** @type {() => any} */ make) => { let f; return () => (f ??= make()); };
+const dateTime = once(() => new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' }));
+const dateOnly = once(() => new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' }));
+
 /** A date as people read it, in their time zone; "—" for none. */
-export const when = (/** @type {string | null | undefined} */ t) =>
-  t ? new Date(t).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : '—';
-export const day = (/** @type {string | null | undefined} */ t) => (t ? new Date(t).toLocaleDateString(undefined, { dateStyle: 'medium' }) : '—');
+export const when = (/** @type {string | null | undefined} */ t) => (t ? dateTime().format(new Date(t)) : '—');
+export const day = (/** @type {string | null | undefined} */ t) => (t ? dateOnly().format(new Date(t)) : '—');
+
+/** A count as people read it ("1,234"; the console is in English). Integers only, grouped by
+ * hand: Intl's number formatter would load the locale's data for the price on a tile. */
+export const count = (/** @type {number} */ n) => String(Math.trunc(n ?? 0)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 
 /** Minor currency units as an amount ("1,234"): keygate counts integers and names no currency. */
-export const money = (/** @type {number} */ n) => Number(n ?? 0).toLocaleString();
+export const money = count;
 
 /** yyyy-mm-dd of a Date, in UTC (the API's periods are UTC days). */
 export const isoDay = (/** @type {Date} */ d) => d.toISOString().slice(0, 10);

@@ -4,7 +4,7 @@
 //   navigation's start to the frame in which all 20 tiles are in the page, over repeated loads
 //   in fresh browser contexts (median, min, max).
 //
-//   node tests/browser/bench.mjs [loads=15]
+//   node tests/browser/bench.mjs [loads=15]        (TIMELINE=1 also prints one load's requests)
 //
 // It starts its own keygate-local ($KEYGATE_LOCAL_BIN, else target/release/keygate-local) on a
 // fresh data directory, and stops it at the end.
@@ -73,6 +73,8 @@ async function load() {
   const drawn = await page.waitForFunction(() => document.querySelectorAll('article.tile').length === 20 && performance.now(), null, { polling: 'raf' });
   const ms = await drawn.jsonValue();
   await page.waitForLoadState('networkidle');
+  const timeline = await page.evaluate(() => [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
+    .map((e) => `${e.startTime.toFixed(0).padStart(5)} → ${e.responseEnd.toFixed(0).padStart(5)} ms  ${new URL(e.name).pathname}`));
   const transfer = await page.evaluate(() => {
     const entries = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
     const files = entries.filter((e) => !e.name.includes('/v1/'));
@@ -84,7 +86,7 @@ async function load() {
     };
   });
   await context.close();
-  return { ms, transfer };
+  return { ms, transfer, timeline };
 }
 
 await load(); // warms the gateway (its gzip of each file is made on first request)
@@ -95,6 +97,7 @@ await browser.close();
 const times = runs.map((r) => r.ms).sort((a, b) => a - b);
 const median = times[Math.floor(times.length / 2)];
 const t = runs[0].transfer;
+if (process.env.TIMELINE) console.log(runs[Math.floor(runs.length / 2)].timeline.join('\n'));
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 console.log(`first load, no cache: ${t.files} console files, ${kb(t.filesTransfer)} transferred (${kb(t.filesBody)} compressed bodies, ${kb(t.filesDecoded)} uncompressed); plus ${t.api} API calls, ${kb(t.apiTransfer)}`);
 console.log(`everything transferred: ${kb(t.filesTransfer + t.apiTransfer)}`);

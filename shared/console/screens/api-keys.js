@@ -4,7 +4,7 @@
  * REQUEST button. Owners add templates (the + button), edit and delete them. */
 
 import { useId, useState } from '../vendor/preact-hooks.js';
-import { html, Confirm, Dialog, FieldError, Input, ListState, Problem, day, money, useAction, useLoad } from '../components.js';
+import { html, Confirm, Dialog, FieldError, Input, ListState, Problem, money, useAction, useLoad } from '../components.js';
 import { all, api, get, seg } from '../api.js';
 
 const STATES = {
@@ -83,7 +83,6 @@ function Tile({ project, template: t, manage, onEdit, onChange }) {
       ${manage ? html`<button type="button" onClick=${onEdit} aria-label=${`Edit template ${t.name}`}>Edit</button>
         <button type="button" class="danger" onClick=${() => setDeleting(true)} aria-label=${`Delete template ${t.name}`}>Delete</button>` : null}
     </div>
-    <p class="muted small">Updated ${day(t.updated_at)}</p>
     ${manage ? html`<${DeleteTemplate} open=${deleting} project=${project} template=${t} onClose=${() => setDeleting(false)} onDone=${onChange} />` : null}
   </article>`;
 }

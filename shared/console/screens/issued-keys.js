@@ -4,7 +4,7 @@
  * key's usage as a chart. */
 
 import { useState } from '../vendor/preact-hooks.js';
-import { html, Confirm, ListState, Pager, PeriodPicker, Problem, defaultPeriod, money, periodQuery, when, day, useAction, useLoad, usePages } from '../components.js';
+import { html, Confirm, ListState, Pager, PeriodPicker, Problem, count, defaultPeriod, money, periodQuery, when, day, useAction, useLoad, usePages } from '../components.js';
 import { api, get, seg } from '../api.js';
 import { UsageChart } from '../chart.js';
 
@@ -41,7 +41,7 @@ export function IssuedKeys({ project }) {
         <td>${when(r.issued_at)}</td>
         <td><span class=${`badge ${r.status}`}>${r.status}</span></td>
         <td>${when(r.last_used_at)}</td>
-        <td class="num">${r.requests.toLocaleString()}</td>
+        <td class="num">${count(r.requests)}</td>
         <td class="num">${money(r.cost)}</td>
         <td class="actions">
           <button type="button" aria-pressed=${charted?.key_id === r.key_id ? 'true' : 'false'} onClick=${() => setCharted(charted?.key_id === r.key_id ? null : r)}
@@ -50,7 +50,7 @@ export function IssuedKeys({ project }) {
             aria-label=${`Revoke the key of ${r.user_email} for ${r.template_name}`}>Revoke</button>` : null}
         </td>
       </tr>`)}</tbody>
-      <tfoot><tr><th scope="row" colspan="5">Total on this page</th><td class="num">${totals.requests.toLocaleString()}</td><td class="num">${money(totals.cost)}</td><td></td></tr></tfoot>
+      <tfoot><tr><th scope="row" colspan="5">Total on this page</th><td class="num">${count(totals.requests)}</td><td class="num">${money(totals.cost)}</td><td></td></tr></tfoot>
     </table>` : null}
     <${Pager} pages=${pages} nextCursor=${load.data?.next_cursor} />
     ${charted ? html`<${KeyChart} base=${base} row=${charted} period=${period} />` : null}

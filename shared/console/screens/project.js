@@ -3,7 +3,7 @@
  * the API keys; managers also Requests, Issued keys, Secrets, Settings and the Audit log. */
 
 import { html, Problem, useLoad } from '../components.js';
-import { get, seg } from '../api.js';
+import { firstPage, get, prefetch, seg } from '../api.js';
 import { ApiKeys } from './api-keys.js';
 import { Requests } from './requests.js';
 import { IssuedKeys } from './issued-keys.js';
@@ -21,7 +21,11 @@ const TABS = [
 ];
 
 export function Project({ project: id, tab = 'api-keys', me }) {
-  const load = useLoad(() => get(`/v1/projects/${seg(id)}`), [id]);
+  const load = useLoad(() => {
+    // The API keys section's templates are asked for at once, beside the project, not after it.
+    if (tab === 'api-keys') prefetch(firstPage(`/v1/projects/${seg(id)}/templates`));
+    return get(`/v1/projects/${seg(id)}`);
+  }, [id]);
   if (load.loading && !load.data) return html`<p class="loading" role="status">Loading…</p>`;
   if (load.error) return html`<section><h1>Project</h1><${Problem} error=${load.error} /><p><a href="/">Back to your projects</a></p></section>`;
   const project = load.data;
