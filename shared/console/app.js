@@ -5,13 +5,17 @@
 import { render } from './vendor/preact.js';
 import { useEffect, useState } from './vendor/preact-hooks.js';
 import { LocationProvider, Router, Route, useLocation } from './vendor/preact-iso-router.js';
+import lazy from './vendor/preact-iso-lazy.js';
 import { html } from './components.js';
 import { onUnauthenticated } from './api.js';
 import { consoleConfig, oidcCallback, signOut, user } from './auth.js';
-import { SignIn } from './screens/sign-in.js';
-import { Projects } from './screens/projects.js';
-import { Project } from './screens/project.js';
-import { MyKeys } from './screens/my-keys.js';
+
+// Each screen's module is fetched when its address is first opened (the router waits for it),
+// so that a first load fetches only what its screen needs.
+const SignIn = lazy(() => import('./screens/sign-in.js').then((m) => m.SignIn));
+const Projects = lazy(() => import('./screens/projects.js').then((m) => m.Projects));
+const Project = lazy(() => import('./screens/project.js').then((m) => m.Project));
+const MyKeys = lazy(() => import('./screens/my-keys.js').then((m) => m.MyKeys));
 
 function Header() {
   // Read on every navigation, so that signing in or out shows at once.
@@ -30,22 +34,6 @@ function Header() {
   </header>`;
 }
 
-/** Screens that need a user: without one, the sign-in screen, which comes back here after. */
-function Signed({ component: Screen, ...props }) {
-  const { route, url } = useLocation();
-  const me = user();
-  useEffect(() => {
-    if (!me) route(`/sign-in?next=${encodeURIComponent(url)}`, true);
-  }, [me, url]);
-  return me ? html`<${Screen} ...${props} me=${me} />` : null;
-}
-
-/** @param {any} Screen */
-const signed = (Screen) => (/** @type {any} */ props) => html`<${Signed} ...${props} component=${Screen} />`;
-const ProjectsPage = signed(Projects);
-const MyKeysPage = signed(MyKeys);
-const ProjectPage = signed(Project);
-
 function Callback() {
   const { route } = useLocation();
   const [error, setError] = useState(/** @type {string | null} */ (null));
@@ -63,21 +51,32 @@ function NotFound() {
   return html`<section><h1>Nothing here</h1><p>This address is not a page of the console. <a href="/">Go to your projects</a>.</p></section>`;
 }
 
+/** The screens; without a signed-in user, every one but signing in goes to the sign-in screen,
+ * which comes back to the address asked for. */
+function Screens() {
+  const { path, url, route } = useLocation();
+  const me = user();
+  const open = path === '/sign-in' || path === '/auth/callback';
+  useEffect(() => {
+    if (!me && !open) route(`/sign-in?next=${encodeURIComponent(url)}`, true);
+  }, [me, open, url]);
+  if (!me && !open) return null;
+  return html`<${Router}>
+    <${Route} path="/sign-in" component=${SignIn} />
+    <${Route} path="/auth/callback" component=${Callback} />
+    <${Route} path="/" component=${Projects} />
+    <${Route} path="/me/keys" component=${MyKeys} />
+    <${Route} path="/projects/:project/:tab?" component=${Project} />
+    <${Route} default component=${NotFound} />
+  <//>`;
+}
+
 function App() {
   const [, redraw] = useState(0);
   useEffect(() => onUnauthenticated(() => redraw((n) => n + 1)), []);
   return html`<${LocationProvider}>
     <${Header} />
-    <main id="main">
-      <${Router}>
-        <${Route} path="/sign-in" component=${SignIn} />
-        <${Route} path="/auth/callback" component=${Callback} />
-        <${Route} path="/" component=${ProjectsPage} />
-        <${Route} path="/me/keys" component=${MyKeysPage} />
-        <${Route} path="/projects/:project/:tab?" component=${ProjectPage} />
-        <${Route} default component=${NotFound} />
-      <//>
-    </main>
+    <main id="main"><${Screens} /></main>
   <//>`;
 }
 

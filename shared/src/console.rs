@@ -90,6 +90,7 @@ assets! {
     "vendor/preact-hooks.js" => JS,
     "vendor/htm.js" => JS,
     "vendor/preact-iso-router.js" => JS,
+    "vendor/preact-iso-lazy.js" => JS,
     "vendor/VERSIONS" => TEXT,
     "vendor/preact.LICENSE" => TEXT,
     "vendor/htm.LICENSE" => TEXT,
@@ -290,7 +291,11 @@ mod tests {
             let tag = &html[i..i + html[i..].find('>').unwrap()];
             assert!(tag.contains("src="), "inline script: {tag}");
         }
-        assert!(!html.contains(" on"), "no inline event handlers");
+        // No inline event handler (` onload=`, ` onclick=` …) either.
+        for (i, _) in html.match_indices(" on") {
+            let name: String = html[i + 1..].chars().take_while(char::is_ascii_alphabetic).collect();
+            assert!(!html[i + 1 + name.len()..].starts_with('='), "inline event handler {name}");
+        }
     }
 
     #[test]

@@ -9,29 +9,11 @@
 // It starts its own keygate-local ($KEYGATE_LOCAL_BIN, else target/release/keygate-local) on a
 // fresh data directory, and stops it at the end.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchBrowser, startGateway } from './harness.mjs';
 
 const loads = Number(process.argv[2] ?? 15);
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const bin = process.env.KEYGATE_LOCAL_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'release', 'keygate-local');
-const dataDir = mkdtempSync(join(tmpdir(), 'keygate-bench-'));
-const gateway = spawn(bin, ['--port', '0', '--data-dir', join(dataDir, 'data')], { stdio: ['ignore', 'pipe', 'ignore'] });
-process.on('exit', () => { gateway.kill('SIGKILL'); rmSync(dataDir, { recursive: true, force: true }); });
-
-const url = await new Promise((resolve, reject) => {
-  let seen = '';
-  gateway.stdout.on('data', (d) => {
-    seen += d;
-    const m = seen.match(/keygate-local listening on (http:\/\/\S+)/);
-    if (m) resolve(m[1]);
-  });
-  setTimeout(() => reject(new Error('keygate-local did not start')), 30_000);
-});
+const gateway = await startGateway([], 'release');
+const { url } = gateway;
 
 async function call(token, method, path, body) {
   const r = await fetch(`${url}${path}`, {
@@ -58,11 +40,7 @@ for (let i = 1; i <= 20; i++) {
   });
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.KEYGATE_CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const browser = await launchBrowser();
 
 async function load() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -93,6 +71,7 @@ await load(); // warms the gateway (its gzip of each file is made on first reque
 const runs = [];
 for (let i = 0; i < loads; i++) runs.push(await load());
 await browser.close();
+gateway.stop();
 
 const times = runs.map((r) => r.ms).sort((a, b) => a - b);
 const median = times[Math.floor(times.length / 2)];

@@ -68,6 +68,23 @@ async function addNode(page, id, name) {
   await page.locator('#nodes-title ~ ul li', { hasText: id }).waitFor();
 }
 
+async function addMember(page, user, email, role) {
+  await page.getByLabel('User id').fill(user);
+  await page.getByLabel('Member e-mail').fill(email);
+  await page.getByLabel('Member role').selectOption(role);
+  await page.getByRole('button', { name: 'Save member' }).click();
+  await page.getByRole('cell', { name: email }).waitFor();
+}
+
+/** The + button's dialog, filled in; answers the dialog (still open if the API refused). */
+async function newTemplate(page, name, role) {
+  await page.getByRole('button', { name: 'Add API key template' }).click();
+  const dialog = page.getByRole('dialog', { name: 'New API key template' });
+  await dialog.getByLabel('Name (unique in the project)').fill(name);
+  await dialog.getByLabel('Role (what keys of this template may do)').selectOption(role);
+  return dialog;
+}
+
 async function openTab(page, name) {
   await page.getByRole('navigation', { name: 'Project sections' }).getByRole('link', { name }).click();
 }
@@ -108,20 +125,13 @@ test('the story of the seeds, screen by screen', async () => {
   await ann.getByRole('cell', { name: 'reader', exact: true }).waitFor();
   await addNode(ann, 'in', 'Input');
   await addNode(ann, 'out', 'Output');
-  await ann.getByLabel('User id').fill('bob');
-  await ann.getByLabel('Member e-mail').fill('bob@example.com');
-  await ann.getByLabel('Member role').selectOption('reader');
-  await ann.getByRole('button', { name: 'Save member' }).click();
-  await ann.getByRole('cell', { name: 'bob@example.com' }).waitFor();
+  await addMember(ann, 'bob', 'bob@example.com', 'reader');
   await screen(ann, '03-settings');
 
   // Owner: a template from the + button; the tile takes its information fields.
   await openTab(ann, 'API keys');
   await ann.getByText('No templates yet').waitFor();
-  await ann.getByRole('button', { name: 'Add API key template' }).click();
-  const dialog = ann.getByRole('dialog', { name: 'New API key template' });
-  await dialog.getByLabel('Name (unique in the project)').fill('Forecast API');
-  await dialog.getByLabel('Role (what keys of this template may do)').selectOption('reader');
+  const dialog = await newTemplate(ann, 'Forecast API', 'reader');
   await screen(ann, '04-new-template-dialog');
   await dialog.getByRole('button', { name: 'CREATE' }).click();
   const editor = ann.getByRole('form', { name: 'Edit template Forecast API' });
@@ -149,9 +159,7 @@ test('the story of the seeds, screen by screen', async () => {
   assert.match(await annTile.innerText(), /Price per request\s*7/);
 
   // 409: the same name again is refused, in words.
-  await ann.getByRole('button', { name: 'Add API key template' }).click();
-  await dialog.getByLabel('Name (unique in the project)').fill('forecast api');
-  await dialog.getByLabel('Role (what keys of this template may do)').selectOption('reader');
+  await newTemplate(ann, 'forecast api', 'reader');
   await dialog.getByRole('button', { name: 'CREATE' }).click();
   const conflict = dialog.getByRole('alert');
   await conflict.waitFor();
@@ -307,17 +315,10 @@ test('typed markup is shown as text and never runs', async () => {
   await ann.getByLabel('Role name').fill('viewer');
   await ann.getByRole('button', { name: 'Save role' }).click();
   await ann.getByRole('cell', { name: 'viewer', exact: true }).waitFor();
-  await ann.getByLabel('User id').fill('xbob');
-  await ann.getByLabel('Member e-mail').fill('xbob@example.com');
-  await ann.getByLabel('Member role').selectOption('viewer');
-  await ann.getByRole('button', { name: 'Save member' }).click();
+  await addMember(ann, 'xbob', 'xbob@example.com', 'viewer');
   await openTab(ann, 'API keys');
   const evil = '<img src=x onerror="window.__xss=1">';
-  await ann.getByRole('button', { name: 'Add API key template' }).click();
-  const dialog = ann.getByRole('dialog', { name: 'New API key template' });
-  await dialog.getByLabel('Name (unique in the project)').fill(evil);
-  await dialog.getByLabel('Role (what keys of this template may do)').selectOption('viewer');
-  await dialog.getByRole('button', { name: 'CREATE' }).click();
+  await (await newTemplate(ann, evil, 'viewer')).getByRole('button', { name: 'CREATE' }).click();
   const editor = ann.getByRole('form', { name: `Edit template ${evil}` });
   await editor.getByLabel('Description').fill('<script>window.__xss=1</script>');
   await editor.getByRole('button', { name: '+ Field' }).click();
@@ -362,17 +363,9 @@ test('request and approval with the keyboard alone', async () => {
   const bob = await person('bob');
   await signIn(ann, 'kann', 'kann@example.com', 'Keyboard Ann');
   const p = await registerProject(ann, 'Keyboard');
-  await ann.getByLabel('User id').fill('kbob');
-  await ann.getByLabel('Member e-mail').fill('kbob@example.com');
-  await ann.getByLabel('Member role').selectOption('owner');
-  await ann.getByRole('button', { name: 'Save member' }).click();
-  await ann.getByRole('cell', { name: 'kbob@example.com' }).waitFor();
+  await addMember(ann, 'kbob', 'kbob@example.com', 'owner');
   await openTab(ann, 'API keys');
-  await ann.getByRole('button', { name: 'Add API key template' }).click();
-  const dialog = ann.getByRole('dialog', { name: 'New API key template' });
-  await dialog.getByLabel('Name (unique in the project)').fill('Typing API');
-  await dialog.getByLabel('Role (what keys of this template may do)').selectOption('owner');
-  await dialog.getByRole('button', { name: 'CREATE' }).click();
+  await (await newTemplate(ann, 'Typing API', 'owner')).getByRole('button', { name: 'CREATE' }).click();
   await ann.getByRole('button', { name: 'Save template' }).click();
   await ann.getByRole('article', { name: 'Typing API' }).waitFor();
 

@@ -4,12 +4,15 @@
 
 import { html, Problem, useLoad } from '../components.js';
 import { firstPage, get, prefetch, seg } from '../api.js';
+import lazy from '../vendor/preact-iso-lazy.js';
 import { ApiKeys } from './api-keys.js';
-import { Requests } from './requests.js';
-import { IssuedKeys } from './issued-keys.js';
-import { Secrets } from './secrets.js';
-import { Settings } from './settings.js';
-import { Audit } from './audit.js';
+
+// The API keys section comes with the project; the owner's sections when first opened.
+const Requests = lazy(() => import('./requests.js').then((m) => m.Requests));
+const IssuedKeys = lazy(() => import('./issued-keys.js').then((m) => m.IssuedKeys));
+const Secrets = lazy(() => import('./secrets.js').then((m) => m.Secrets));
+const Settings = lazy(() => import('./settings.js').then((m) => m.Settings));
+const Audit = lazy(() => import('./audit.js').then((m) => m.Audit));
 
 const TABS = [
   { id: 'api-keys', title: 'API keys', screen: ApiKeys, manage: false },
@@ -20,7 +23,7 @@ const TABS = [
   { id: 'audit', title: 'Audit log', screen: Audit, manage: true },
 ];
 
-export function Project({ project: id, tab = 'api-keys', me }) {
+export function Project({ project: id, tab = 'api-keys' }) {
   const load = useLoad(() => {
     // The API keys section's templates are asked for at once, beside the project, not after it.
     if (tab === 'api-keys') prefetch(firstPage(`/v1/projects/${seg(id)}/templates`));
@@ -40,6 +43,6 @@ export function Project({ project: id, tab = 'api-keys', me }) {
     <nav class="tabs" aria-label="Project sections">
       ${tabs.map((t) => html`<a href=${`/projects/${seg(id)}/${t.id}`} aria-current=${t === current ? 'page' : undefined}>${t.title}</a>`)}
     </nav>
-    <${current.screen} project=${project} me=${me} manage=${manage} />
+    <${current.screen} project=${project} manage=${manage} />
   </section>`;
 }
