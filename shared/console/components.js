@@ -98,6 +98,14 @@ export function Dialog({ title, open, onClose, children }) {
   </dialog>`;
 }
 
+/** The end of a form: Cancel, and the submit button named for what it does. */
+export function FormActions({ onCancel, label, busy, disabled = false, danger = false }) {
+  return html`<div class="actions">
+    <button type="button" onClick=${onCancel}>Cancel</button>
+    <button type="submit" class=${danger ? 'danger' : 'primary'} disabled=${busy || disabled}>${label}</button>
+  </div>`;
+}
+
 /** "Are you sure?" with the action's own words on its button. */
 export function Confirm({ open, title, text, action, onConfirm, onClose, busy, error }) {
   return html`<${Dialog} title=${title} open=${open} onClose=${onClose}>

@@ -4,7 +4,7 @@
  * REQUEST button. Owners add templates (the + button), edit and delete them. */
 
 import { useId, useState } from '../vendor/preact-hooks.js';
-import { html, Confirm, Dialog, FieldError, Input, ListState, Problem, money, useAction, useLoad } from '../components.js';
+import { html, FormActions, Confirm, Dialog, FieldError, Input, ListState, Problem, money, useAction, useLoad } from '../components.js';
 import { all, api, get, seg } from '../api.js';
 
 const STATES = {
@@ -118,10 +118,7 @@ function NewTemplate({ open, base, roles, onClose, onCreated }) {
       <${Input} label="Name (unique in the project)" field="name" error=${action.error} value=${form.name} onInput=${(v) => setForm({ ...form, name: v })} required />
       <${RoleSelect} roles=${roles} value=${form.role} error=${action.error} onChange=${(v) => setForm({ ...form, role: v })} />
       <${Problem} error=${action.error} fieldsShown=${['name', 'role']} />
-      <div class="actions">
-        <button type="button" onClick=${onClose}>Cancel</button>
-        <button type="submit" class="primary" disabled=${action.busy}>CREATE</button>
-      </div>
+      <${FormActions} onCancel=${onClose} label="CREATE" busy=${action.busy} />
     </form>
   <//>`;
 }
@@ -214,9 +211,6 @@ function TemplateEditor({ project, template: t, roles, nodes, onDone, onCancel }
       <button type="button" onClick=${addField}>+ Field</button>
     </fieldset>
     <${Problem} error=${action.error} fieldsShown=${shown} />
-    <div class="actions">
-      <button type="button" onClick=${onCancel}>Cancel</button>
-      <button type="submit" class="primary" disabled=${action.busy}>Save template</button>
-    </div>
+    <${FormActions} onCancel=${onCancel} label="Save template" busy=${action.busy} />
   </form>`;
 }

@@ -3,7 +3,7 @@
  * or reject with a reason; what happened to the mail is said. */
 
 import { useState } from '../vendor/preact-hooks.js';
-import { html, Dialog, Input, ListState, Pager, Problem, when, useAction, useLoad, usePages } from '../components.js';
+import { html, FormActions, Dialog, Input, ListState, Pager, Problem, when, useAction, useLoad, usePages } from '../components.js';
 import { api, get, seg } from '../api.js';
 
 const told = (/** @type {string} */ n) => (n === 'pending' ? 'the mail could not be sent yet and will be retried' : 'they have been told by mail');
@@ -68,10 +68,7 @@ function Reject({ request, base, onClose, onDone }) {
       <p>${request?.user_email} will be told by mail, with your reason.</p>
       <${Input} label="Reason" field="reason" error=${action.error} value=${reason} onInput=${setReason} />
       <${Problem} error=${action.error} fieldsShown=${['reason']} />
-      <div class="actions">
-        <button type="button" onClick=${onClose}>Cancel</button>
-        <button type="submit" class="danger" disabled=${action.busy}>Reject request</button>
-      </div>
+      <${FormActions} onCancel=${onClose} label="Reject request" busy=${action.busy} danger />
     </form>
   <//>`;
 }

@@ -4,7 +4,7 @@
  * information field), granted to the nodes they choose. */
 
 import { useState } from '../vendor/preact-hooks.js';
-import { html, Confirm, Dialog, Input, ListState, Pager, Problem, when, useAction, useLoad, usePages } from '../components.js';
+import { html, FormActions, Confirm, Dialog, Input, ListState, Pager, Problem, when, useAction, useLoad, usePages } from '../components.js';
 import { all, api, get, seg } from '../api.js';
 
 export function Secrets({ project }) {
@@ -100,10 +100,7 @@ function ImportKey({ open, base, nodes, onClose, onDone }) {
       <${NodePicker} nodes=${nodes} chosen=${form.nodes} onChange=${(n) => setForm({ ...form, nodes: n })} legend="Nodes that may read them" />
       ${action.error?.status === 409 ? html`<label class="overwrite"><input type="checkbox" checked=${form.overwrite} onChange=${(e) => setForm({ ...form, overwrite: e.currentTarget.checked })} /> Replace the secrets that exist</label>` : null}
       <${Problem} error=${action.error} fieldsShown=${['prefix']} />
-      <div class="actions">
-        <button type="button" onClick=${onClose}>Cancel</button>
-        <button type="submit" class="primary" disabled=${action.busy || !key}>Import key</button>
-      </div>
+      <${FormActions} onCancel=${onClose} label="Import key" busy=${action.busy} disabled=${!key} />
     </form>
   <//>`;
 }
@@ -126,10 +123,7 @@ function NodeAccess({ secret, base, nodes, values, onClose, onDone }) {
     <form onSubmit=${save}>
       <${NodePicker} nodes=${nodes} chosen=${current} onChange=${setChosen} legend="Nodes" />
       <${Problem} error=${action.error} />
-      <div class="actions">
-        <button type="button" onClick=${onClose}>Cancel</button>
-        <button type="submit" class="primary" disabled=${action.busy}>Save access</button>
-      </div>
+      <${FormActions} onCancel=${onClose} label="Save access" busy=${action.busy} />
     </form>
   <//>`;
 }
