@@ -113,10 +113,13 @@ impl std::fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
-    /// A new Ed25519 private key, PKCS#8 PEM.
+    /// A new Ed25519 private key, PEM, in the form of RFC 8410 (PKCS#8 v1, the private key
+    /// alone), which `openssl genpkey -algorithm ed25519` writes and OpenSSL 3.0 and Python's
+    /// `cryptography` read; they refuse the v2 form (RFC 5958, public key included). Both forms
+    /// are read by [`KeyRing::new`].
     pub fn generate_pem() -> String {
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        let doc = Ed25519KeyPair::generate_pkcs8(&rng).expect("the system random source works");
+        let doc = Ed25519KeyPair::generate_pkcs8v1(&rng).expect("the system random source works");
         pem::encode(&pem::Pem::new("PRIVATE KEY", doc.as_ref().to_vec()))
     }
 
@@ -394,5 +397,20 @@ mod tests {
         for malformed in ["", "a.b", "a.b.c.d", "!!.e30.x"] {
             assert_eq!(ring.verify(malformed, &project, now()), Err(Refusal::Malformed), "{malformed:?}");
         }
+    }
+
+    #[test]
+    fn new_keys_are_written_in_the_rfc_8410_form_and_both_forms_are_read() {
+        let pem = KeyRing::generate_pem();
+        let der = pem::parse(&pem).unwrap();
+        // SEQUENCE { INTEGER 0 (v1), SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }
+        let prefix = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+        assert_eq!(der.contents().len(), 48);
+        assert_eq!(der.contents()[..16], prefix);
+        assert!(KeyRing::new("i", &pem, &[]).is_ok());
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let v2 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let v2 = pem::encode(&pem::Pem::new("PRIVATE KEY", v2.as_ref().to_vec()));
+        assert!(KeyRing::new("i", &v2, &[]).is_ok(), "keys written before still load");
     }
 }
