@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use keygate::App;
-use keygate::config::{Config, KeyUse, build_app};
+use keygate::authorizer::Authorizer;
+use keygate::config::{Config, KeyUse, build_app, build_authorizer};
 use keygate::http::routes::{self, Operation};
 use lambda_http::{Error, LambdaEvent, service_fn};
 
@@ -43,10 +44,12 @@ pub async fn serve(operation: Operation) -> Result<(), Error> {
 /// The HTTP API Lambda authorizer (payload 2.0, simple responses).
 pub async fn serve_authorizer() -> Result<(), Error> {
     init_tracing();
-    let app = app(KeyUse::Verify).await?;
+    let config = Config::from_env(KeyUse::Verify).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let authorizer: Arc<Authorizer> =
+        Arc::new(build_authorizer(&config).await.inspect_err(|e| tracing::error!(error = %e, "cannot start"))?);
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
-        let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(app.authorize_event(&event.payload).await) }
+        let authorizer = authorizer.clone();
+        async move { Ok::<_, std::convert::Infallible>(authorizer.authorize_event(&event.payload).await) }
     }))
     .await
 }

@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use keygate::App;
+use keygate::authorizer::Denial;
 use keygate::error::Error;
 use keygate::http::routes::{self, Auth, Match};
 use keygate::user_token::UserTokens;
@@ -25,6 +26,8 @@ pub const MAX_GATEWAY_BODY: usize = 10 * 1024 * 1024;
 
 pub struct Gateway {
     pub app: App,
+    /// Runs before every call of the platform API, as API Gateway runs the authorizer Lambda.
+    pub authorizer: keygate::authorizer::Authorizer,
     pub users: UserTokens,
     /// How the console signs people in: keygate-local's form, or an identity provider.
     pub sign_in: keygate::console::SignIn,
@@ -213,8 +216,9 @@ fn forwardable(name: &header::HeaderName) -> bool {
 
 async fn platform(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Response {
     let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let context = match gw.app.authorize(&parts.method, parts.uri.path(), authorization).await {
+    let context = match gw.authorizer.authorize(&parts.method, parts.uri.path(), authorization).await {
         Ok(context) => context,
+        Err(Denial::Limited(limited)) => return too_many(&limited),
         Err(denial) => {
             let (status, message) = match denial.status() {
                 401 => (StatusCode::UNAUTHORIZED, "Unauthorized"),
@@ -231,7 +235,7 @@ async fn platform(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Res
             "query": parts.uri.query(),
             "context": context,
         });
-        return axum::Json(echo).into_response();
+        return with_quota(gw, &context, axum::Json(echo).into_response());
     };
     let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}{}", upstream.base.trim_end_matches('/'), path_and_query);
@@ -252,7 +256,7 @@ async fn platform(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Res
             for (name, value) in headers.iter().filter(|(n, _)| forwardable(n)) {
                 response.headers_mut().append(name, value.clone());
             }
-            response
+            with_quota(gw, &context, response)
         }
         Err(e) => {
             tracing::warn!(error = %e, "upstream unreachable");
@@ -262,6 +266,32 @@ async fn platform(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Res
             r
         }
     }
+}
+
+/// The 429 of a call a limit refused: problem+json naming the limit, `Retry-After` and the
+/// `RateLimit-Policy` / `RateLimit` headers. Never forwarded.
+fn too_many(limited: &keygate::authorizer::Limited) -> Response {
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(limited.problem())).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(keygate::http::PROBLEM_JSON));
+    for (name, value) in limited.headers() {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+/// An allowed call's answer, with the `RateLimit-Policy` / `RateLimit` headers of its quota.
+fn with_quota(gw: &Gateway, context: &keygate::authorizer::CallContext, mut response: Response) -> Response {
+    if let Some(quota) = &context.quota {
+        for (name, value) in quota.headers(gw.authorizer.now()) {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+    }
+    response
 }
 
 #[cfg(test)]

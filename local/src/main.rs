@@ -186,15 +186,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         true => Some(keygate::config::Clients::new(&aws_config(&cli)).await),
         false => None,
     };
-    let app = App::new(
+    let mut app = App::new(
         store(&cli, &dir, clients.as_ref()).await?,
         mailer(&cli, &dir, clients.as_ref())?,
         Arc::new(keys),
         Arc::new(SystemClock),
         Settings { console_url: cli.console_url.clone(), usage_shards: cli.usage_shards },
     );
+    let authorizer = keygate::authorizer::Authorizer::beside(&mut app);
     let gateway = Arc::new(Gateway {
         app,
+        authorizer,
         users,
         sign_in,
         upstream,

@@ -157,6 +157,16 @@ export const count = (/** @type {number} */ n) => String(Math.trunc(n ?? 0)).rep
 /** Minor currency units as an amount ("1,234"): keygate counts integers and names no currency. */
 export const money = count;
 
+/** A template's quota as a rule: "1,000 calls per day (UTC)". */
+export const quotaRule = (/** @type {any} */ q) => (q ? `${count(q.requests)} calls per ${q.per} (UTC)` : 'none');
+
+/** A template's rate limit as a rule: "10 calls per second, bursts of 20". */
+export const rateRule = (/** @type {any} */ r) => (r ? `${count(r.per_second)} calls per second, bursts of ${count(r.burst)}` : 'none');
+
+/** A key's use of its quota in the current period: "40 of 50 today (UTC)". */
+export const quotaUse = (/** @type {any} */ q) =>
+  (q ? `${count(q.used)} of ${count(q.requests)} ${q.per === 'day' ? 'today' : 'this month'} (UTC)` : '—');
+
 /** yyyy-mm-dd of a Date, in UTC (the API's periods are UTC days). */
 export const isoDay = (/** @type {Date} */ d) => d.toISOString().slice(0, 10);
 

@@ -375,6 +375,23 @@ pub async fn build_app(config: &Config) -> Result<App, ConfigError> {
     ))
 }
 
+/// The authorizer on DynamoDB, as its Lambda function runs it: no mailer (its quota notices
+/// go through the outbox).
+pub async fn build_authorizer(config: &Config) -> Result<crate::authorizer::Authorizer, ConfigError> {
+    let started = std::time::Instant::now();
+    let clients = Clients::new(config).await;
+    let keys = key_ring(config, signing_pem(config, &clients).await?.as_deref())?;
+    tracing::info!(start_us = started.elapsed().as_micros() as u64, "authorizer built");
+    Ok(crate::authorizer::Authorizer::new(
+        Arc::new(DynamoStore::new(clients.dynamodb, config.table.clone())),
+        Arc::new(keys),
+        Arc::new(SystemClock),
+        config.usage_shards,
+        config.console_url.clone(),
+        Default::default(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -164,6 +164,35 @@ pub fn key_revoked(console: &str, project: &Project, key: &IssuedKey) -> Mail {
     )
 }
 
+/// To the holder: the key has used `percent` % of its quota for the period `label`.
+pub fn quota_used(console: &str, key: &IssuedKey, percent: u8, quota: &crate::template::Quota, label: &str) -> Mail {
+    let per = match quota.per {
+        crate::template::QuotaPeriod::Day => "day (UTC)",
+        crate::template::QuotaPeriod::Month => "month (UTC)",
+    };
+    let what = if percent >= 100 {
+        "Further calls are refused with 429 until the next period starts.".to_owned()
+    } else {
+        "Calls go on working until the quota is used up; then they are refused with 429 until the next period starts."
+            .to_owned()
+    };
+    mail(
+        &key.user_email,
+        format!("Your API key for \"{}\" has used {percent} % of its quota", key.template_name),
+        vec![
+            format!(
+                "Your API key {} of \"{}\" has used {percent} % of its quota of {} calls per {per} in the period {}.",
+                key.id,
+                key.template_name,
+                quota.requests,
+                &label[1..]
+            ),
+            what,
+            format!("Your keys and their usage: {}", links::my_keys(console)),
+        ],
+    )
+}
+
 /// Sends mail through SES v2 `SendEmail`, text and HTML, from a verified sender.
 pub struct SesMailer {
     client: aws_sdk_sesv2::Client,

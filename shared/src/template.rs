@@ -14,6 +14,9 @@ pub const MAX_FIELDS: usize = 32;
 pub const MAX_PRICE: i64 = 1_000_000_000;
 pub const MAX_VALIDITY_DAYS: i64 = 3650;
 pub const MAX_FIELD_VALUE: usize = 4096;
+pub const MAX_QUOTA: i64 = 1_000_000_000;
+pub const MAX_RATE: u32 = 100_000;
+pub const MAX_BURST: u32 = 1_000_000;
 /// `<prefix>_token` holds the key itself, so no field may be called `token`.
 pub const RESERVED_FIELD: &str = "token";
 
@@ -34,6 +37,71 @@ pub struct InfoField {
     pub value: String,
 }
 
+/// At most `requests` allowed calls per key in each UTC calendar day or month.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    pub requests: i64,
+    pub per: QuotaPeriod,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaPeriod {
+    Day,
+    Month,
+}
+
+/// One quota period of a key: a UTC calendar day or month, `[start, end)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaWindow {
+    /// `D2026-12-02` or `M2026-12`: the sort key of the key's counter for this period.
+    pub label: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl QuotaPeriod {
+    /// The period that holds `now`.
+    pub fn window(self, now: DateTime<Utc>) -> QuotaWindow {
+        use chrono::{Datelike, Months, TimeZone};
+        let day = now.date_naive();
+        let (label, first) = match self {
+            Self::Day => (format!("D{}", day.format("%Y-%m-%d")), day),
+            Self::Month => (format!("M{}", day.format("%Y-%m")), day.with_day(1).unwrap_or(day)),
+        };
+        let start = Utc.from_utc_datetime(&first.and_time(chrono::NaiveTime::MIN));
+        let end = match self {
+            Self::Day => start + chrono::Duration::days(1),
+            Self::Month => start.checked_add_months(Months::new(1)).unwrap_or(start + chrono::Duration::days(31)),
+        };
+        QuotaWindow { label, start, end }
+    }
+
+    /// The period's length in seconds, for the `RateLimit-Policy` header (a month: 30 days).
+    pub fn seconds(self) -> i64 {
+        match self {
+            Self::Day => 86_400,
+            Self::Month => 30 * 86_400,
+        }
+    }
+}
+
+impl Quota {
+    /// The used counts at which the holder is told: 80 % (at least one call) and 100 %.
+    pub fn thresholds(self) -> [(u8, i64); 2] {
+        [(80, ((self.requests * 4 + 4) / 5).max(1)), (100, self.requests)]
+    }
+}
+
+/// At most `per_second` calls per second per key on average, and `burst` at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyTemplate {
     pub id: TemplateId,
@@ -43,6 +111,10 @@ pub struct KeyTemplate {
     pub role: RoleName,
     pub price_per_request: i64,
     pub validity_days: Option<i64>,
+    #[serde(default)]
+    pub quota: Option<Quota>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
     pub fields: Vec<InfoField>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -78,11 +150,15 @@ pub struct TemplateInput {
     #[serde(default)]
     pub validity_days: Option<i64>,
     #[serde(default)]
+    pub quota: Option<Quota>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    #[serde(default)]
     pub fields: Vec<FieldInput>,
 }
 
 /// The body of `PATCH .../templates/{template}`: what is present changes; `validity_days: null`
-/// removes the expiry. `version` (or an `If-Match` header) guards against lost updates.
+/// removes the expiry, `quota: null` and `rate_limit: null` the limits. `version` (or an `If-Match` header) guards against lost updates.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplatePatch {
@@ -92,6 +168,10 @@ pub struct TemplatePatch {
     pub price_per_request: Option<i64>,
     #[serde(default, deserialize_with = "present")]
     pub validity_days: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub quota: Option<Option<Quota>>,
+    #[serde(default, deserialize_with = "present")]
+    pub rate_limit: Option<Option<RateLimit>>,
     pub fields: Option<Vec<FieldInput>>,
     pub version: Option<u64>,
 }
@@ -109,6 +189,8 @@ impl TemplatePatch {
             role: self.role.unwrap_or_else(|| current.role.to_string()),
             price_per_request: self.price_per_request.unwrap_or(current.price_per_request),
             validity_days: self.validity_days.unwrap_or(current.validity_days),
+            quota: self.quota.unwrap_or(current.quota),
+            rate_limit: self.rate_limit.unwrap_or(current.rate_limit),
             fields: self.fields.unwrap_or_else(|| {
                 current
                     .fields
@@ -146,6 +228,8 @@ pub struct ValidTemplate {
     pub role: RoleName,
     pub price_per_request: i64,
     pub validity_days: Option<i64>,
+    pub quota: Option<Quota>,
+    pub rate_limit: Option<RateLimit>,
     pub fields: Vec<InfoField>,
 }
 
@@ -167,6 +251,8 @@ impl ValidTemplate {
             role: self.role,
             price_per_request: self.price_per_request,
             validity_days: self.validity_days,
+            quota: self.quota,
+            rate_limit: self.rate_limit,
             fields: self.fields,
             created_at,
             updated_at,
@@ -189,6 +275,20 @@ impl TemplateInput {
         {
             errors.push(FieldError::new("validity_days", format!("must be from 1 to {MAX_VALIDITY_DAYS}, or null")));
         }
+        if let Some(q) = self.quota
+            && !(1..=MAX_QUOTA).contains(&q.requests)
+        {
+            errors.push(FieldError::new("quota.requests", format!("must be an integer from 1 to {MAX_QUOTA}")));
+        }
+        if let Some(r) = self.rate_limit {
+            if !(1..=MAX_RATE).contains(&r.per_second) {
+                errors
+                    .push(FieldError::new("rate_limit.per_second", format!("must be an integer from 1 to {MAX_RATE}")));
+            }
+            if !(1..=MAX_BURST).contains(&r.burst) {
+                errors.push(FieldError::new("rate_limit.burst", format!("must be an integer from 1 to {MAX_BURST}")));
+            }
+        }
         let role = check_role(&mut errors, &self.role, facts);
         if self.fields.len() > MAX_FIELDS {
             errors.push(FieldError::new("fields", format!("at most {MAX_FIELDS} fields")));
@@ -208,6 +308,8 @@ impl TemplateInput {
             role,
             price_per_request: self.price_per_request,
             validity_days: self.validity_days,
+            quota: self.quota,
+            rate_limit: self.rate_limit,
             fields,
         })
     }
@@ -394,6 +496,43 @@ mod tests {
     }
 
     #[test]
+    fn quota_periods_are_utc_calendar_days_and_months() {
+        use chrono::TimeZone;
+        let at = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap();
+        let day = QuotaPeriod::Day.window(at);
+        assert_eq!(day.label, "D2026-12-31");
+        assert_eq!(
+            (day.start, day.end),
+            (Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap())
+        );
+        let month = QuotaPeriod::Month.window(Utc.with_ymd_and_hms(2028, 2, 10, 5, 0, 0).unwrap());
+        assert_eq!(month.label, "M2028-02");
+        assert_eq!(month.end, Utc.with_ymd_and_hms(2028, 3, 1, 0, 0, 0).unwrap());
+        assert_eq!(Quota { requests: 50, per: QuotaPeriod::Day }.thresholds(), [(80, 40), (100, 50)]);
+        assert_eq!(Quota { requests: 1, per: QuotaPeriod::Day }.thresholds(), [(80, 1), (100, 1)]);
+        assert_eq!(Quota { requests: 7, per: QuotaPeriod::Day }.thresholds(), [(80, 6), (100, 7)]);
+    }
+
+    #[test]
+    fn limits_are_checked_and_named() {
+        let fx = Fixture::new(vec![role("reader", &[Permission::ProjectView], false)]);
+        let ok = input(serde_json::json!({"name": "t", "role": "reader",
+            "quota": {"requests": 50, "per": "day"}, "rate_limit": {"per_second": 10, "burst": 20}}))
+        .validate(&fx.facts())
+        .unwrap();
+        assert_eq!(ok.quota, Some(Quota { requests: 50, per: QuotaPeriod::Day }));
+        assert_eq!(ok.rate_limit, Some(RateLimit { per_second: 10, burst: 20 }));
+        let err = input(serde_json::json!({"name": "t", "role": "reader",
+            "quota": {"requests": 0, "per": "month"}, "rate_limit": {"per_second": 0, "burst": 2_000_000}}))
+        .validate(&fx.facts())
+        .unwrap_err();
+        assert_eq!(fields_of(err), ["quota.requests", "rate_limit.per_second", "rate_limit.burst"]);
+        let unknown = serde_json::from_value::<TemplateInput>(serde_json::json!({"name": "t", "role": "r",
+            "quota": {"requests": 5, "per": "week"}}));
+        assert!(unknown.unwrap_err().to_string().contains("week"));
+    }
+
+    #[test]
     fn a_patch_keeps_what_it_does_not_name_and_can_clear_the_expiry() {
         let fx = Fixture::new(vec![role("reader", &[Permission::ProjectView], false)]);
         let valid =
@@ -408,6 +547,8 @@ mod tests {
             role: valid.role,
             price_per_request: valid.price_per_request,
             validity_days: valid.validity_days,
+            quota: valid.quota,
+            rate_limit: valid.rate_limit,
             fields: valid.fields,
             created_at: Utc::now(),
             updated_at: Utc::now(),
@@ -419,6 +560,11 @@ mod tests {
         assert_eq!(next.price_per_request, 5);
         let patch: TemplatePatch = serde_json::from_str(r#"{"name": "u"}"#).unwrap();
         assert_eq!(patch.apply_to(&current).validity_days, Some(30));
+        let limited = KeyTemplate { quota: Some(Quota { requests: 9, per: QuotaPeriod::Month }), ..current.clone() };
+        let patch: TemplatePatch = serde_json::from_str(r#"{"name": "u"}"#).unwrap();
+        assert_eq!(patch.apply_to(&limited).quota, limited.quota);
+        let patch: TemplatePatch = serde_json::from_str(r#"{"quota": null}"#).unwrap();
+        assert_eq!(patch.apply_to(&limited).quota, None);
         assert_eq!(Permissions::NONE.iter().count(), 0);
     }
 }

@@ -14,7 +14,7 @@ use crate::mail::{Mail, MailError, Mailer};
 use crate::service::{App, Settings};
 use crate::signing::KeyRing;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Item, ItemKey, Page, Query, Store, StoreError, Write};
+use crate::store::{Counters, Increment, Item, ItemKey, Page, Query, Store, StoreError, Write};
 
 /// Records every mail; fails while `failing` is set.
 #[derive(Default)]
@@ -50,6 +50,7 @@ pub struct CountingStore {
     gets: AtomicUsize,
     queries: AtomicUsize,
     transactions: AtomicUsize,
+    counter_writes: AtomicUsize,
 }
 
 /// Calls made to a [`CountingStore`] so far.
@@ -58,6 +59,8 @@ pub struct Calls {
     pub gets: usize,
     pub queries: usize,
     pub transactions: usize,
+    /// Items written by [`Store::count`] (one `UpdateItem` each on DynamoDB).
+    pub counter_writes: usize,
 }
 
 impl std::ops::Sub for Calls {
@@ -67,13 +70,20 @@ impl std::ops::Sub for Calls {
             gets: self.gets - before.gets,
             queries: self.queries - before.queries,
             transactions: self.transactions - before.transactions,
+            counter_writes: self.counter_writes - before.counter_writes,
         }
     }
 }
 
 impl CountingStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        Self { inner, gets: AtomicUsize::new(0), queries: AtomicUsize::new(0), transactions: AtomicUsize::new(0) }
+        Self {
+            inner,
+            gets: AtomicUsize::new(0),
+            queries: AtomicUsize::new(0),
+            transactions: AtomicUsize::new(0),
+            counter_writes: AtomicUsize::new(0),
+        }
     }
 
     pub fn calls(&self) -> Calls {
@@ -81,6 +91,7 @@ impl CountingStore {
             gets: self.gets.load(Ordering::SeqCst),
             queries: self.queries.load(Ordering::SeqCst),
             transactions: self.transactions.load(Ordering::SeqCst),
+            counter_writes: self.counter_writes.load(Ordering::SeqCst),
         }
     }
 }
@@ -107,10 +118,17 @@ impl Store for CountingStore {
         self.transactions.fetch_add(1, Ordering::SeqCst);
         self.inner.transact(writes).await
     }
+
+    async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError> {
+        self.counter_writes.fetch_add(increments.len(), Ordering::SeqCst);
+        self.inner.count(increments).await
+    }
 }
 
 pub struct TestApp {
     pub app: App,
+    /// The authorizer beside the application, as in the local gateway.
+    pub authorizer: crate::authorizer::Authorizer,
     pub mailer: Arc<RecordingMailer>,
     pub clock: Arc<ManualClock>,
 }
@@ -123,8 +141,9 @@ impl TestApp {
         let mailer = Arc::new(RecordingMailer::default());
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let keys = KeyRing::new(ISSUER, &KeyRing::generate_pem(), &[]).expect("a generated key loads");
-        let app = App::new(store, mailer.clone(), Arc::new(keys), clock.clone(), Settings::default());
-        Self { app, mailer, clock }
+        let mut app = App::new(store, mailer.clone(), Arc::new(keys), clock.clone(), Settings::default());
+        let authorizer = crate::authorizer::Authorizer::beside(&mut app);
+        Self { app, authorizer, mailer, clock }
     }
 
     /// An application on a private in-memory SQLite database.
@@ -223,6 +242,7 @@ impl TestApp {
         let mut t = Self::on(store);
         let keys = Arc::new(KeyRing::new(ISSUER, pem, &[]).expect("a valid signing key"));
         t.app = t.app.with(t.app.store.clone(), t.app.mailer.clone(), keys, t.app.clock.clone());
+        t.authorizer = crate::authorizer::Authorizer::beside(&mut t.app);
         t
     }
 }

@@ -161,6 +161,20 @@ pub struct UsageSeries {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub points: Vec<UsagePoint>,
+    /// The key's quota and its use in the current quota period (not the period asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaStatus>,
+}
+
+/// A key's quota now (its template's) and what it has used of it in the current period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QuotaStatus {
+    pub requests: i64,
+    pub per: crate::template::QuotaPeriod,
+    /// The current period: `2026-12-02` or `2026-12`.
+    pub period: String,
+    pub used: i64,
+    pub resets_at: DateTime<Utc>,
 }
 
 /// A dense series over the period: one point per hour or day, zero where nothing was used.

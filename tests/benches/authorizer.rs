@@ -9,8 +9,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Method;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use keygate::App;
-use keygate::authorizer::Caches;
+use keygate::authorizer::{Authorizer, Caches};
 use keygate::permission::{api_path_segments, required_permission};
 use keygate::signing::{KeyRing, PublicJwk};
 use keygate::store::sqlite::SqliteStore;
@@ -19,9 +18,9 @@ use keygate::usage;
 use keygate_tests::story;
 
 struct Fixture {
-    app: App,
-    /// The same application without a token cache: every token is verified as if first seen.
-    uncached: App,
+    app: Authorizer,
+    /// The same authorizer without a token cache: every token is verified as if first seen.
+    uncached: Authorizer,
     path: String,
     denied_path: String,
     bearer: String,
@@ -38,9 +37,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
         let s = story::pending_request(&t.app).await;
         let key = t.app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
         let token = t.app.my_key_token(&s.holder, &key.id).await.unwrap().token.expose().to_owned();
-        let mut uncached =
-            t.app.with(t.app.store.clone(), t.app.mailer.clone(), t.app.keys.clone(), t.app.clock.clone());
-        uncached.caches = Caches::new(0);
+        let uncached = Authorizer::with_caches(&t.app, Caches::new(0));
         let jwk: PublicJwk = serde_json::from_value(t.app.keys.jwks()["keys"][0].clone()).unwrap();
         use base64::Engine;
         let public_x = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwk.x).unwrap();
@@ -57,7 +54,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
             token,
             public_x,
             project: s.project,
-            app: t.app,
+            app: t.authorizer,
             uncached,
         }
     })

@@ -9,6 +9,7 @@ use chrono::Utc;
 use http::Method;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use keygate::App;
+use keygate::authorizer::Authorizer;
 use keygate::signing::{API_KEY_TYP, KeyRing, PublicJwk};
 use keygate::testing::{ISSUER, TestApp};
 use keygate::user_token::UserTokens;
@@ -40,6 +41,7 @@ fn sign_ed(pem: &str, header: Value, claims: &Value) -> String {
 /// Everything an attack needs: a live key, its claims, the signing key, and a second project.
 pub struct Target {
     pub app: Arc<App>,
+    pub authorizer: Arc<Authorizer>,
     pub story: Story,
     pub pem: String,
     pub token: String,
@@ -51,7 +53,8 @@ pub struct Target {
 
 pub async fn target(store: Arc<dyn keygate::store::Store>) -> Target {
     let pem = KeyRing::generate_pem();
-    let app = Arc::new(TestApp::with_key(store, &pem).app);
+    let TestApp { app, authorizer, .. } = TestApp::with_key(store, &pem);
+    let (app, authorizer) = (Arc::new(app), Arc::new(authorizer));
     let story = story::pending_request(&app).await;
     let key = app.approve(&story.owner, &story.project, &story.request).await.unwrap().key;
     let token = app.my_key_token(&story.holder, &key.id).await.unwrap().token.expose().to_owned();
@@ -64,7 +67,17 @@ pub async fn target(store: Arc<dyn keygate::store::Store>) -> Target {
     let third_key = app.approve(&third.owner, &third.project, &third.request).await.unwrap().key;
     let revoked_token = app.my_key_token(&third.holder, &third_key.id).await.unwrap().token.expose().to_owned();
     app.revoke(&third.owner, &third.project, &third_key.id).await.unwrap();
-    Target { app, story, pem, token, claims: decode(&p), header: decode(&h), other_project_token, revoked_token }
+    Target {
+        app,
+        authorizer,
+        story,
+        pem,
+        token,
+        claims: decode(&p),
+        header: decode(&h),
+        other_project_token,
+        revoked_token,
+    }
 }
 
 impl Target {
@@ -206,13 +219,13 @@ pub async fn forged_keys_are_denied_and_never_metered(store: Arc<dyn keygate::st
     let t = target(store).await;
     let path = t.path();
     for (name, token) in t.forgeries() {
-        let verdict = t.app.authorize(&Method::GET, &path, Some(&format!("Bearer {token}"))).await;
+        let verdict = t.authorizer.authorize(&Method::GET, &path, Some(&format!("Bearer {token}"))).await;
         assert!(verdict.is_err(), "{name}: allowed");
     }
     let period = keygate::usage::Period::parse(None, None, Utc::now() + chrono::Duration::hours(1), 366).unwrap();
     let rows = t.app.list_issued_keys(&t.story.owner, &t.story.project, period, &Default::default()).await.unwrap();
     assert_eq!(rows.items[0].requests, 0, "a denied call was metered");
-    let verdict = t.app.authorize(&Method::GET, &path, Some(&format!("Bearer {}", t.token))).await;
+    let verdict = t.authorizer.authorize(&Method::GET, &path, Some(&format!("Bearer {}", t.token))).await;
     assert!(verdict.is_ok(), "the real key still works: {verdict:?}");
 }
 
@@ -222,8 +235,9 @@ pub async fn rotated_out_keys_live_while_their_public_key_is_kept(store: Arc<dyn
     let path = t.path();
     let old = KeyRing::new(ISSUER, &t.pem, &[]).unwrap();
     let retired: Vec<PublicJwk> = serde_json::from_value(old.jwks()["keys"].clone()).unwrap();
-    let with_ring =
-        |ring: KeyRing| t.app.with(store.clone(), t.app.mailer.clone(), Arc::new(ring), t.app.clock.clone());
+    let with_ring = |ring: KeyRing| {
+        Authorizer::of(&t.app.with(store.clone(), t.app.mailer.clone(), Arc::new(ring), t.app.clock.clone()))
+    };
     let rotated = with_ring(KeyRing::new(ISSUER, &KeyRing::generate_pem(), &retired).unwrap());
     assert!(rotated.authorize(&Method::GET, &path, Some(&format!("Bearer {}", t.token))).await.is_ok());
     let forgotten = with_ring(KeyRing::new(ISSUER, &KeyRing::generate_pem(), &[]).unwrap());

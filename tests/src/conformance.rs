@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use keygate::store::{Cond, Cursor, Item, ItemKey, Query, SkRange, Store, StoreError, Write, query_all};
+use keygate::store::{Cond, Cursor, Increment, Item, ItemKey, Query, SkRange, Store, StoreError, Write, query_all};
 
 fn item(pk: &str, sk: &str, version: u64, body: &str) -> Item {
     Item { key: ItemKey::new(pk, sk), index_key: None, version, body: body.into(), counters: Default::default() }
@@ -55,7 +55,7 @@ pub async fn a_failed_transaction_rolls_back_whole(store: &dyn Store) {
     let err = store
         .transact(vec![
             put(&pk, "new1", 1, Cond::NotExists),
-            Write::Increment { key: ItemKey::new(&pk, "counter"), add: vec![("n", 5)], body: "{}".into() },
+            Write::Increment(Increment::new(ItemKey::new(&pk, "counter"), vec![("n", 5)], "{}".into())),
             put(&pk, "taken", 2, Cond::NotExists),
             put(&pk, "new2", 1, Cond::NotExists),
         ])
@@ -145,11 +145,11 @@ pub async fn counters_add_atomically(store: Arc<dyn Store>, calls: usize) {
         let key = key.clone();
         tokio::spawn(async move {
             store
-                .transact(vec![Write::Increment {
+                .transact(vec![Write::Increment(Increment::new(
                     key,
-                    add: vec![("requests", 1), ("cost", 3)],
-                    body: format!(r#"{{"i":{i}}}"#),
-                }])
+                    vec![("requests", 1), ("cost", 3)],
+                    format!(r#"{{"i":{i}}}"#),
+                ))])
                 .await
         })
     });
@@ -177,6 +177,60 @@ pub async fn one_of_many_racing_creators_wins(store: Arc<dyn Store>) {
     );
 }
 
+/// Bounded increments from many callers at once: the ceiling is never passed, the items
+/// counted with it move together, and the counters answered are each caller's own.
+pub async fn ceilings_hold_under_concurrency(store: Arc<dyn Store>) {
+    let (quota, bucket) = (ItemKey::new(unique("quota"), "D2026-12-02"), ItemKey::new(unique("usage"), "H#1"));
+    let tasks = (0..60).map(|_| {
+        let (store, quota, bucket) = (store.clone(), quota.clone(), bucket.clone());
+        tokio::spawn(async move {
+            let take = Increment::new(quota, vec![("requests", 1)], "{}".into()).at_most("requests", 25);
+            store.count(vec![take, Increment::new(bucket, vec![("requests", 1), ("cost", 2)], "{}".into())]).await
+        })
+    });
+    let mut seen = Vec::new();
+    for r in join_all(tasks).await {
+        match r.unwrap() {
+            Ok(counters) => {
+                assert_eq!(counters.len(), 2);
+                seen.push(counters[0]["requests"]);
+            }
+            Err(e) => assert!(matches!(e, StoreError::ConditionFailed { index: 0 }), "{e:?}"),
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=25).collect::<Vec<i64>>());
+    assert_eq!(store.get(&quota).await.unwrap().unwrap().counter("requests"), 25);
+    let b = store.get(&bucket).await.unwrap().unwrap();
+    assert_eq!((b.counter("requests"), b.counter("cost")), (25, 50), "refused calls leave the bucket alone");
+}
+
+/// A later increment's failed ceiling takes back the earlier ones; a lone ceiling with no room
+/// fails without writing; `transact` honours ceilings too.
+pub async fn a_refused_count_leaves_nothing(store: &dyn Store) {
+    let (a, b) = (ItemKey::new(unique("first"), "x"), ItemKey::new(unique("second"), "x"));
+    store.count(vec![Increment::new(b.clone(), vec![("n", 1)], "{}".into())]).await.unwrap();
+    let err = store
+        .count(vec![
+            Increment::new(a.clone(), vec![("n", 5)], "{}".into()),
+            Increment::new(b.clone(), vec![("n", 1)], "{}".into()).at_most("n", 1),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ConditionFailed { index: 1 }), "{err:?}");
+    assert_eq!(store.get(&a).await.unwrap().map(|i| i.counter("n")).unwrap_or(0), 0, "the first was taken back");
+    let none =
+        store.count(vec![Increment::new(unique_key("empty"), vec![("n", 2)], "{}".into()).at_most("n", 1)]).await;
+    assert!(matches!(none, Err(StoreError::ConditionFailed { index: 0 })), "{none:?}");
+    let over = Write::Increment(Increment::new(b.clone(), vec![("n", 1)], "{}".into()).at_most("n", 1));
+    assert!(matches!(store.transact(vec![over]).await, Err(StoreError::ConditionFailed { index: 0 })));
+    assert_eq!(store.get(&b).await.unwrap().unwrap().counter("n"), 1);
+}
+
+fn unique_key(prefix: &str) -> ItemKey {
+    ItemKey::new(unique(prefix), "x")
+}
+
 /// Runs the whole suite.
 pub async fn run(store: Arc<dyn Store>) {
     conditions_hold_or_nothing_is_written(store.as_ref()).await;
@@ -186,5 +240,7 @@ pub async fn run(store: Arc<dyn Store>) {
     queries_page_in_order_with_round_tripping_cursors(store.as_ref()).await;
     the_secondary_index_pages_too(store.as_ref()).await;
     counters_add_atomically(store.clone(), 1000).await;
+    ceilings_hold_under_concurrency(store.clone()).await;
+    a_refused_count_leaves_nothing(store.as_ref()).await;
     one_of_many_racing_creators_wins(store).await;
 }

@@ -77,11 +77,12 @@ pub async fn concurrent_calls_are_counted_exactly(app: std::sync::Arc<App>, call
     let token = app.my_key_token(&story.holder, &key.id).await.unwrap().token;
     let path = format!("/api/projects/{}/data_layers/last", story.project);
     let authorization = format!("Bearer {}", token.expose());
+    let authorizer = std::sync::Arc::new(keygate::authorizer::Authorizer::of(&app));
     // One call first, so that the burst meets a warm instance (records cached), as in production.
-    assert!(app.authorize(&http::Method::GET, &path, Some(&authorization)).await.is_ok());
+    assert!(authorizer.authorize(&http::Method::GET, &path, Some(&authorization)).await.is_ok());
     let tasks = (0..calls).map(|_| {
-        let (app, path, authorization) = (app.clone(), path.clone(), authorization.clone());
-        tokio::spawn(async move { app.authorize(&http::Method::GET, &path, Some(&authorization)).await })
+        let (authorizer, path, authorization) = (authorizer.clone(), path.clone(), authorization.clone());
+        tokio::spawn(async move { authorizer.authorize(&http::Method::GET, &path, Some(&authorization)).await })
     });
     for verdict in futures_util::future::join_all(tasks).await {
         assert!(verdict.unwrap().is_ok(), "every call is allowed");
@@ -111,12 +112,12 @@ pub async fn another_request(app: &App, first: &Story, i: usize) -> Story {
 
 /// Writes a usage bucket as the authorizer would: `requests` calls at [`PRICE`], last at `at`.
 pub async fn record_use(app: &App, key: &keygate::ids::KeyId, at: chrono::DateTime<chrono::Utc>, requests: i64) {
-    use keygate::store::{Write, layout};
-    let write = Write::Increment {
-        key: layout::usage_bucket(key, 0, keygate::usage::hour_of(at)),
-        add: vec![(keygate::usage::REQUESTS, requests), (keygate::usage::COST, requests * PRICE)],
-        body: keygate::usage::BucketBody::json(at),
-    };
+    use keygate::store::{Increment, Write, layout};
+    let write = Write::Increment(Increment::new(
+        layout::usage_bucket(key, 0, keygate::usage::hour_of(at)),
+        vec![(keygate::usage::REQUESTS, requests), (keygate::usage::COST, requests * PRICE)],
+        keygate::usage::BucketBody::json(at),
+    ));
     app.store.transact(vec![write]).await.unwrap();
 }
 
@@ -170,4 +171,76 @@ pub async fn issued_keys_page_costs_one_query_per_key(store: std::sync::Arc<dyn 
     let page = app.list_issued_keys(&first.owner, &first.project, old, &Default::default()).await.unwrap();
     let row = page.items.iter().find(|r| r.key_id == keys[0]).unwrap();
     assert_eq!((row.requests, row.cost, row.last_used_at), (100, 100 * PRICE, Some(now)));
+}
+
+/// Sets a template's limits as its owner would (`quota` and `rate_limit` as in the API).
+pub async fn limit_template(app: &App, story: &Story, limits: serde_json::Value) {
+    let patch: keygate::template::TemplatePatch = serde_json::from_value(limits).unwrap();
+    app.edit_template(&story.owner, &story.project, &story.template, patch, Default::default()).await.unwrap();
+}
+
+/// 200 calls at once on a key with a quota of 50 a day: exactly 50 allowed (each seeing a
+/// different number of calls left), 150 refused as over quota, 50 counted and priced; the
+/// holder is told at 80 % and 100 %, once each; the next day allows again.
+pub async fn a_quota_holds_exactly_under_concurrency(t: keygate::testing::TestApp) {
+    use chrono::TimeZone;
+    use keygate::authorizer::{Denial, Limit};
+    let keygate::testing::TestApp { app, authorizer, mailer, clock } = t;
+    let day = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
+    clock.set(day);
+    let story = pending_request(&app).await;
+    limit_template(&app, &story, serde_json::json!({"quota": {"requests": 50, "per": "day"}})).await;
+    let key = app.approve(&story.owner, &story.project, &story.request).await.unwrap().key;
+    let token = app.my_key_token(&story.holder, &key.id).await.unwrap().token;
+    let path = format!("/api/projects/{}/data_layers/last", story.project);
+    let authorization = format!("Bearer {}", token.expose());
+    let authorizer = std::sync::Arc::new(authorizer);
+    let tasks = (0..200).map(|_| {
+        let (authorizer, path, authorization) = (authorizer.clone(), path.clone(), authorization.clone());
+        tokio::spawn(async move { authorizer.authorize(&http::Method::GET, &path, Some(&authorization)).await })
+    });
+    let mut left = Vec::new();
+    let mut refused = 0;
+    for verdict in futures_util::future::join_all(tasks).await {
+        match verdict.unwrap() {
+            Ok(context) => left.push(context.quota_remaining.expect("a quota reports what is left")),
+            Err(Denial::Limited(limited)) => {
+                assert!(matches!(limited.limit, Limit::Quota { .. }), "{limited:?}");
+                assert_eq!(limited.retry_after, 15 * 3600, "until midnight UTC");
+                refused += 1;
+            }
+            Err(other) => panic!("only the quota may refuse: {other:?}"),
+        }
+    }
+    left.sort_unstable();
+    assert_eq!(left, (0..50).collect::<Vec<i64>>(), "50 allowed, each counted once");
+    assert_eq!(refused, 150);
+    let today = keygate::usage::Period::parse(Some("2026-12-02"), Some("2026-12-03"), day, 366).unwrap();
+    let rows = app.list_issued_keys(&story.owner, &story.project, today, &Default::default()).await.unwrap();
+    assert_eq!((rows.items[0].requests, rows.items[0].cost), (50, 50 * PRICE), "refused calls cost nothing");
+    let status = rows.items[0].quota.clone().expect("the issued-keys page shows the quota");
+    assert_eq!((status.used, status.requests, status.period.as_str()), (50, 50, "2026-12-02"));
+    let week = keygate::usage::Period::parse(Some("2026-11-26"), Some("2026-12-03"), day, 366).unwrap();
+    let series =
+        app.key_usage(&story.holder, &story.project, &key.id, week, keygate::usage::Granularity::Day).await.unwrap();
+    assert_eq!(series.quota.map(|q| q.used), Some(50), "and so does the key's usage");
+
+    // The notices wait in the outbox until the retry task sends them: once each.
+    clock.set(day + chrono::Duration::minutes(1));
+    app.retry_pending().await.unwrap();
+    let notices: Vec<_> = mailer.sent().into_iter().filter(|m| m.subject.contains("of its quota")).collect();
+    let subjects: Vec<_> = notices.iter().map(|m| m.subject.clone()).collect();
+    assert_eq!(notices.len(), 2, "{subjects:?}");
+    assert!(subjects[0].contains("80 %") || subjects[1].contains("80 %"), "{subjects:?}");
+    assert!(subjects.iter().any(|s| s.contains("100 %")), "{subjects:?}");
+    assert!(notices.iter().all(|m| m.to == story.holder.email));
+    let again = authorizer.authorize(&http::Method::GET, &path, Some(&authorization)).await;
+    assert!(matches!(again, Err(Denial::Limited(_))), "still over quota today");
+    app.retry_pending().await.unwrap();
+    assert_eq!(mailer.sent().iter().filter(|m| m.subject.contains("of its quota")).count(), 2, "never twice");
+
+    // The next period allows again.
+    clock.set(chrono::Utc.with_ymd_and_hms(2026, 12, 3, 0, 0, 1).unwrap());
+    let next = authorizer.authorize(&http::Method::GET, &path, Some(&authorization)).await.unwrap();
+    assert_eq!(next.quota_remaining, Some(49));
 }

@@ -22,3 +22,10 @@ async fn a_thousand_parallel_calls_count_exactly_a_thousand() {
     let dir = Scratch::new("metering");
     story::concurrent_calls_are_counted_exactly(app(&dir), 1000).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quota_of_fifty_allows_exactly_fifty_of_two_hundred_parallel_calls() {
+    let dir = Scratch::new("quota");
+    let store = SqliteStore::open(&dir.0.join("keygate.db")).unwrap();
+    story::a_quota_holds_exactly_under_concurrency(TestApp::on(Arc::new(store))).await;
+}

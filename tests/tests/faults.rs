@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use keygate::mail::SesMailer;
 use keygate::service::Notification;
 use keygate::store::dynamodb::DynamoStore;
-use keygate::store::{ItemKey, Store, StoreError, Write};
+use keygate::store::{Increment, ItemKey, Store, StoreError, Write};
 use keygate::testing::{TestApp, call, call_response, user};
 use keygate_tests::proxy::{LossyProxy, Silent};
 use keygate_tests::{aws, require_aws, story};
@@ -52,6 +52,7 @@ async fn the_authorizer_fails_closed_when_the_store_is_unreachable() {
         working.app.clock.clone(),
     );
     let path = format!("/api/projects/{}/data_layers/last", s.project);
+    let down = keygate::authorizer::Authorizer::of(&down);
     let verdict = down.authorize(&http::Method::GET, &path, Some(&format!("Bearer {}", token.expose()))).await;
     assert_eq!(verdict, Err(keygate::authorizer::Denial::StoreFailed));
 }
@@ -136,7 +137,7 @@ async fn a_lost_answer_to_a_metering_write_is_not_counted_twice() {
     let proxy = LossyProxy::start(&endpoint).await;
     let through = DynamoStore::new(aws::clients(&proxy.url).await.dynamodb, direct.table());
     let key = ItemKey::new("usage#key", "2026-11-24T06");
-    let meter = || vec![Write::Increment { key: key.clone(), add: vec![("requests", 1)], body: "{}".into() }];
+    let meter = || vec![Write::Increment(Increment::new(key.clone(), vec![("requests", 1)], "{}".into()))];
 
     proxy.lose_next_answer_to("DynamoDB_20120810.UpdateItem");
     let lost = through.transact(meter()).await;
@@ -176,7 +177,8 @@ async fn a_store_that_never_answers_is_given_up_on_within_the_timeouts() {
     // Without timeouts the calls below would wait forever; the outer limit turns that into a failure.
     let limit = Duration::from_secs(20);
     let started = Instant::now();
-    let verdict = tokio::time::timeout(limit, down.authorize(&http::Method::GET, &path, Some(&bearer))).await;
+    let authorizer = keygate::authorizer::Authorizer::of(&down);
+    let verdict = tokio::time::timeout(limit, authorizer.authorize(&http::Method::GET, &path, Some(&bearer))).await;
     let took = started.elapsed();
     assert_eq!(verdict, Ok(Err(keygate::authorizer::Denial::StoreFailed)), "after {took:?}");
     assert!(took >= timeouts.attempt && took < timeouts.operation * 3, "gave up after {took:?}");
@@ -211,7 +213,7 @@ async fn a_metering_write_that_times_out_is_sent_once() {
     let key = ItemKey::new("usage#key", "2026-11-24T06");
 
     let silent = Silent::start().await;
-    let write = Write::Increment { key: key.clone(), add: vec![("requests", 1)], body: "{}".into() };
+    let write = Write::Increment(Increment::new(key.clone(), vec![("requests", 1)], "{}".into()));
     let result = store_on(&silent).await.transact(vec![write]).await;
     assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
     assert_eq!(silent.connections(), 1, "the write was sent once");

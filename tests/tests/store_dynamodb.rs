@@ -40,3 +40,10 @@ async fn the_issued_keys_page_costs_one_query_per_key_on_dynamodb() {
     let _turn = ONE_AT_A_TIME.lock().await;
     story::issued_keys_page_costs_one_query_per_key(Arc::new(aws::store(&endpoint, "page").await)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quota_of_fifty_allows_exactly_fifty_of_two_hundred_parallel_calls_on_dynamodb() {
+    let Some(endpoint) = require_aws!() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    story::a_quota_holds_exactly_under_concurrency(TestApp::on(Arc::new(aws::store(&endpoint, "quota").await))).await;
+}

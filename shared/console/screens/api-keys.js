@@ -4,7 +4,7 @@
  * REQUEST button. Owners add templates (the + button), edit and delete them. */
 
 import { useId, useState } from '../vendor/preact-hooks.js';
-import { html, FormActions, Confirm, Dialog, FieldError, Input, ListState, Problem, money, useAction, useLoad } from '../components.js';
+import { html, FormActions, Confirm, Dialog, FieldError, Input, ListState, Problem, money, quotaRule, rateRule, useAction, useLoad } from '../components.js';
 import { all, api, get, seg } from '../api.js';
 
 const STATES = {
@@ -65,6 +65,8 @@ function Tile({ project, template: t, manage, onEdit, onChange }) {
       <dt>Permissions</dt><dd>${t.permissions.length ? t.permissions.map((p) => html`<span class="perm">${p}</span> `) : '—'}</dd>
       <dt>Price per request</dt><dd>${money(t.price_per_request)}</dd>
       <dt>Valid</dt><dd>${t.validity_days ? `${t.validity_days} days after issue` : 'no expiry'}</dd>
+      <dt>Quota</dt><dd>${quotaRule(t.quota)}</dd>
+      <dt>Rate limit</dt><dd>${rateRule(t.rate_limit)}</dd>
       ${t.fields.length ? html`<dt>Information</dt><dd><ul class="fields">${t.fields.map((f) => html`<li>
         <code>${f.name}</code>${f.description ? html` (${f.description})` : null}: <span class="value">${f.value || '—'}</span>
       </li>`)}</ul></dd>` : null}
@@ -145,6 +147,10 @@ function TemplateEditor({ project, template: t, roles, nodes, onDone, onCancel }
     role: t.role,
     price_per_request: String(t.price_per_request),
     validity_days: t.validity_days ? String(t.validity_days) : '',
+    quota_requests: t.quota ? String(t.quota.requests) : '',
+    quota_per: t.quota ? t.quota.per : 'day',
+    rate_per_second: t.rate_limit ? String(t.rate_limit.per_second) : '',
+    rate_burst: t.rate_limit ? String(t.rate_limit.burst) : '',
     fields: t.fields.map((f) => ({ ...f })),
   });
   const action = useAction();
@@ -165,12 +171,17 @@ function TemplateEditor({ project, template: t, roles, nodes, onDone, onCancel }
         role: form.role,
         price_per_request: Number.isInteger(price) && form.price_per_request !== '' ? price : form.price_per_request,
         validity_days: form.validity_days === '' ? null : Number(form.validity_days),
+        quota: form.quota_requests === '' ? null : { requests: Number(form.quota_requests), per: form.quota_per },
+        rate_limit: form.rate_per_second === ''
+          ? null
+          : { per_second: Number(form.rate_per_second), burst: Number(form.rate_burst === '' ? form.rate_per_second : form.rate_burst) },
         fields: form.fields,
       });
       onDone();
     });
   };
-  const shown = ['name', 'description', 'role', 'price_per_request', 'validity_days',
+  const shown = ['name', 'description', 'role', 'price_per_request', 'validity_days', 'quota', 'quota.requests', 'quota.per',
+    'rate_limit', 'rate_limit.per_second', 'rate_limit.burst',
     ...form.fields.flatMap((_, i) => ['name', 'description', 'kind', 'value'].map((k) => `fields[${i}].${k}`))];
   return html`<form class="tile editing" onSubmit=${save} aria-label=${`Edit template ${t.name}`}>
     <h3>Edit “${t.name}”</h3>
@@ -179,6 +190,19 @@ function TemplateEditor({ project, template: t, roles, nodes, onDone, onCancel }
     <${RoleSelect} roles=${roles} value=${form.role} error=${action.error} onChange=${set('role')} />
     <${Input} label="Price per request (minor units)" field="price_per_request" type="number" min="0" step="1" error=${action.error} value=${form.price_per_request} onInput=${set('price_per_request')} />
     <${Input} label="Valid for days (empty: no expiry)" field="validity_days" type="number" min="1" step="1" error=${action.error} value=${form.validity_days} onInput=${set('validity_days')} />
+    <fieldset class="limits">
+      <legend>Limits per key (empty: none). Calls over a limit are refused with 429 and not billed.</legend>
+      <${Input} label="Quota: calls" field="quota.requests" type="number" min="1" step="1" error=${action.error} value=${form.quota_requests} onInput=${set('quota_requests')} />
+      <div class="input">
+        <label for=${`${uid}-quota-per`}>per</label>
+        <select id=${`${uid}-quota-per`} value=${form.quota_per} onChange=${(e) => set('quota_per')(e.currentTarget.value)}>
+          <option value="day">day (UTC)</option>
+          <option value="month">month (UTC)</option>
+        </select>
+      </div>
+      <${Input} label="Rate: calls per second" field="rate_limit.per_second" type="number" min="1" step="1" error=${action.error} value=${form.rate_per_second} onInput=${set('rate_per_second')} />
+      <${Input} label="Burst (empty: same as the rate)" field="rate_limit.burst" type="number" min="1" step="1" error=${action.error} value=${form.rate_burst} onInput=${set('rate_burst')} />
+    </fieldset>
     <fieldset>
       <legend>Information fields (imported as secrets with the key)</legend>
       <p class="hint">Recommended: <code>project</code> (this project's id), <code>input</code> and <code>output</code> (the nodes to send data to and fetch results from).</p>

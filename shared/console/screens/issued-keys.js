@@ -4,7 +4,7 @@
  * key's usage as a chart. */
 
 import { useState } from '../vendor/preact-hooks.js';
-import { html, Confirm, ListState, Pager, PeriodPicker, Problem, count, defaultPeriod, money, periodQuery, when, day, useAction, useLoad, usePages } from '../components.js';
+import { html, Confirm, ListState, Pager, PeriodPicker, Problem, count, defaultPeriod, money, periodQuery, quotaUse, when, day, useAction, useLoad, usePages } from '../components.js';
 import { api, get, seg } from '../api.js';
 import { UsageChart } from '../chart.js';
 
@@ -33,7 +33,7 @@ export function IssuedKeys({ project }) {
       <caption>Keys and their use from ${day(period.from)} to ${day(period.to)} (UTC days)</caption>
       <thead><tr>
         <th scope="col">User</th><th scope="col">API key</th><th scope="col">Issued</th><th scope="col">Status</th>
-        <th scope="col">Last used</th><th scope="col" class="num">Requests</th><th scope="col" class="num">Cost</th><th scope="col">Actions</th>
+        <th scope="col">Last used</th><th scope="col" class="num">Requests</th><th scope="col" class="num">Cost</th><th scope="col">Quota used</th><th scope="col">Actions</th>
       </tr></thead>
       <tbody>${rows.map((r) => html`<tr key=${r.key_id}>
         <td>${r.user_email}</td>
@@ -43,6 +43,7 @@ export function IssuedKeys({ project }) {
         <td>${when(r.last_used_at)}</td>
         <td class="num">${count(r.requests)}</td>
         <td class="num">${money(r.cost)}</td>
+        <td class=${r.quota && r.quota.used >= r.quota.requests ? 'quota used-up' : 'quota'}>${quotaUse(r.quota)}</td>
         <td class="actions">
           <button type="button" aria-pressed=${charted?.key_id === r.key_id ? 'true' : 'false'} onClick=${() => setCharted(charted?.key_id === r.key_id ? null : r)}
             aria-label=${`Usage chart of ${r.template_name} for ${r.user_email}`}>Chart</button>
@@ -50,7 +51,7 @@ export function IssuedKeys({ project }) {
             aria-label=${`Revoke the key of ${r.user_email} for ${r.template_name}`}>Revoke</button>` : null}
         </td>
       </tr>`)}</tbody>
-      <tfoot><tr><th scope="row" colspan="5">Total on this page</th><td class="num">${count(totals.requests)}</td><td class="num">${money(totals.cost)}</td><td></td></tr></tfoot>
+      <tfoot><tr><th scope="row" colspan="5">Total on this page</th><td class="num">${count(totals.requests)}</td><td class="num">${money(totals.cost)}</td><td></td><td></td></tr></tfoot>
     </table>` : null}
     <${Pager} pages=${pages} nextCursor=${load.data?.next_cursor} />
     ${charted ? html`<${KeyChart} base=${base} row=${charted} period=${period} />` : null}

@@ -3,7 +3,7 @@
  * explicit Reveal or Copy, never in the page before. */
 
 import { useState } from '../vendor/preact-hooks.js';
-import { html, ListState, PeriodPicker, Problem, count, defaultPeriod, money, periodQuery, when, useAction, useLoad } from '../components.js';
+import { html, ListState, PeriodPicker, Problem, count, defaultPeriod, money, periodQuery, quotaUse, when, useAction, useLoad } from '../components.js';
 import { all, api, get, seg } from '../api.js';
 import { UsageChart } from '../chart.js';
 
@@ -42,6 +42,7 @@ function MyKey({ k, project, period, onChange }) {
       <dt>Issued</dt><dd>${when(k.issued_at)}</dd>
       <dt>Expires</dt><dd>${k.expires_at ? when(k.expires_at) : 'never'}</dd>
       <dt>Last used</dt><dd>${when(k.last_used_at)}</dd>
+      ${k.quota ? html`<dt>Quota</dt><dd>${quotaUse(k.quota)}, renews ${when(k.quota.resets_at)}</dd>` : null}
       <dt>In the period</dt><dd>${usage.data ? `${count(total.requests)} requests, cost ${money(total.cost)}` : '…'}</dd>
     </dl>
     ${usage.data && total.requests ? html`<${UsageChart} series=${usage.data} measure="requests" title=${k.template_name} />` : null}

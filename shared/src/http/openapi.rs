@@ -62,6 +62,26 @@ fn template(required: &[&str]) -> Value {
             "role": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
             "price_per_request": {"type": "integer", "minimum": 0, "maximum": crate::template::MAX_PRICE},
             "validity_days": {"type": ["integer", "null"], "minimum": 1, "maximum": crate::template::MAX_VALIDITY_DAYS},
+            "quota": {
+                "type": ["object", "null"],
+                "description": "At most `requests` allowed calls per key per UTC calendar day or month; null: none.",
+                "additionalProperties": false,
+                "required": ["requests", "per"],
+                "properties": {
+                    "requests": {"type": "integer", "minimum": 1, "maximum": crate::template::MAX_QUOTA},
+                    "per": {"enum": ["day", "month"]},
+                },
+            },
+            "rate_limit": {
+                "type": ["object", "null"],
+                "description": "At most `per_second` calls per second per key, `burst` at once; null: none.",
+                "additionalProperties": false,
+                "required": ["per_second", "burst"],
+                "properties": {
+                    "per_second": {"type": "integer", "minimum": 1, "maximum": crate::template::MAX_RATE},
+                    "burst": {"type": "integer", "minimum": 1, "maximum": crate::template::MAX_BURST},
+                },
+            },
             "fields": {"type": "array", "maxItems": crate::template::MAX_FIELDS, "items": field()},
         }),
         required,

@@ -17,7 +17,8 @@ use crate::permission::Permission;
 use crate::secret::SecretValue;
 use crate::signing::{KeyClaims, audience};
 use crate::store::{Cond, Item, Query, SkRange, layout, query_all};
-use crate::usage::{self, Bucket, BucketBody, Granularity, Period, Totals, UsageSeries};
+use crate::template::KeyTemplate;
+use crate::usage::{self, Bucket, BucketBody, Granularity, Period, QuotaStatus, Totals, UsageSeries};
 
 /// One row of the owner's issued-keys table; `requests` and `cost` are for the period asked.
 #[derive(Debug, Serialize)]
@@ -35,6 +36,8 @@ pub struct IssuedKeyRow {
     pub last_used_at: Option<DateTime<Utc>>,
     pub requests: i64,
     pub cost: i64,
+    /// The quota of the key's template and its use in the current quota period.
+    pub quota: Option<QuotaStatus>,
 }
 
 /// A key as its holder sees it.
@@ -43,6 +46,7 @@ pub struct MyKey {
     #[serde(flatten)]
     pub key: IssuedKey,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub quota: Option<QuotaStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -80,6 +84,47 @@ fn newest_use<'a>(items: impl IntoIterator<Item = &'a Item>) -> Result<Option<Da
 }
 
 impl App {
+    /// Each key's quota status (`None` without a quota): two batch reads, the keys' templates
+    /// and then the counters of the current period, whatever the number of keys.
+    pub(crate) async fn quota_statuses(&self, keys: &[IssuedKey]) -> Result<Vec<Option<QuotaStatus>>> {
+        let mut wanted: std::collections::BTreeMap<_, Vec<usize>> = Default::default();
+        for (i, k) in keys.iter().enumerate() {
+            wanted.entry(layout::template(&k.project_id, &k.template_id)).or_default().push(i);
+        }
+        let unique: Vec<_> = wanted.keys().cloned().collect();
+        let templates = if unique.is_empty() { Vec::new() } else { self.store.get_many(&unique).await? };
+        let mut quotas = vec![None; keys.len()];
+        for (item, positions) in templates.iter().zip(wanted.values()) {
+            let quota = item.as_ref().map(decode::<KeyTemplate>).transpose()?.and_then(|t| t.quota);
+            for &i in positions {
+                quotas[i] = quota;
+            }
+        }
+        let now = self.now();
+        let windows: Vec<_> = quotas.iter().map(|q| q.map(|q| q.per.window(now))).collect();
+        let counters: Vec<_> = keys
+            .iter()
+            .zip(&windows)
+            .filter_map(|(k, w)| w.as_ref().map(|w| layout::quota_counter(&k.id, &w.label)))
+            .collect();
+        let mut used = if counters.is_empty() { Vec::new() } else { self.store.get_many(&counters).await? }.into_iter();
+        Ok(quotas
+            .into_iter()
+            .zip(windows)
+            .map(|(quota, window)| {
+                let (quota, window) = (quota?, window?);
+                let used = used.next().flatten().map_or(0, |item| item.counter(usage::REQUESTS));
+                Some(QuotaStatus {
+                    requests: quota.requests,
+                    per: quota.per,
+                    period: window.label[1..].to_owned(),
+                    used: used.min(quota.requests),
+                    resets_at: window.end,
+                })
+            })
+            .collect())
+    }
+
     /// The hour buckets of a key that overlap the period, from every shard.
     pub(crate) async fn buckets(&self, key: &KeyId, period: Period) -> Result<Vec<Bucket>> {
         let (first, last) = period.hours();
@@ -142,7 +187,8 @@ impl App {
     ) -> Result<ListPage<IssuedKeyRow>> {
         self.access(caller, id).await?.require(Permission::ProjectManage)?;
         let keys: ListPage<IssuedKey> = self.page(Query::prefix(layout::project_pk(id), layout::KEYS), page).await?;
-        let rows = try_join_all(keys.items.into_iter().map(|k| async move {
+        let quotas = self.quota_statuses(&keys.items).await?;
+        let rows = try_join_all(keys.items.into_iter().zip(quotas).map(|(k, quota)| async move {
             let (Totals { requests, cost }, last_used_at) = self.usage_row(&k.id, period).await?;
             Ok::<_, Error>(IssuedKeyRow {
                 key_id: k.id,
@@ -158,6 +204,7 @@ impl App {
                 last_used_at,
                 requests,
                 cost,
+                quota,
             })
         }))
         .await?;
@@ -192,12 +239,14 @@ impl App {
     ) -> Result<UsageSeries> {
         let (_, key) = self.key_for(caller, id, kid).await?;
         let buckets = self.buckets(&key.id, period).await?;
+        let quota = self.quota_statuses(std::slice::from_ref(&key)).await?.pop().flatten();
         Ok(UsageSeries {
             key_id: key.id,
             granularity,
             from: period.from,
             to: period.to,
             points: usage::series(&buckets, period, granularity),
+            quota,
         })
     }
 
@@ -224,7 +273,7 @@ impl App {
         tx.audit(id, caller, AuditAction::KeyRevoked, kid, json!({"user_id": key.user_id}), now)
             .mail(mail::key_revoked(&self.settings.console_url, &access.project, &revoked), now);
         let notification = self.commit(tx, |_| Error::conflict("the key changed meanwhile; try again")).await?;
-        self.caches.forget_key(id, kid);
+        self.key_events.key_retired(id, kid);
         tracing::info!(key_id = %kid, project_id = %id, "key revoked");
         Ok(Revocation { key: revoked, notification })
     }
@@ -242,9 +291,10 @@ impl App {
     pub async fn my_keys(&self, caller: &Caller, page: &PageRequest) -> Result<ListPage<MyKey>> {
         let keys: ListPage<IssuedKey> =
             self.page(Query::prefix(layout::user_pk(&caller.id), layout::KEYS).on_index(), page).await?;
-        let items = try_join_all(keys.items.into_iter().map(|key| async move {
+        let quotas = self.quota_statuses(&keys.items).await?;
+        let items = try_join_all(keys.items.into_iter().zip(quotas).map(|(key, quota)| async move {
             let last_used_at = self.last_used(&key.id).await?;
-            Ok::<_, Error>(MyKey { key, last_used_at })
+            Ok::<_, Error>(MyKey { key, last_used_at, quota })
         }))
         .await?;
         Ok(ListPage { items, next_cursor: keys.next_cursor })

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use keys::{IssuedKeyRow, MyKey, Revocation, TokenAnswer};
-pub use outbox::Notification;
+pub use outbox::{Notification, queued_mail};
 pub use requests::{Approval, Decision as RequestDecision};
 pub use secrets::ImportAnswer;
 pub use templates::{Expected, TemplateWithTile};
@@ -23,7 +23,7 @@ use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
-use crate::ids::{EventId, ProjectId};
+use crate::ids::{EventId, KeyId, ProjectId, TemplateId};
 use crate::mail::{Mail, Mailer};
 use crate::permission::Permissions;
 use crate::project::{Access, Member, Project, Role};
@@ -52,8 +52,23 @@ pub struct App {
     pub keys: Arc<KeyRing>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
-    /// What the authorizer may remember between calls (see `authorizer::Caches`).
-    pub caches: crate::authorizer::Caches,
+    /// Told of revoked keys and changed templates (the authorizer's caches in the same process).
+    pub key_events: Arc<dyn KeyEvents>,
+}
+
+/// What the operations tell whatever in their process remembers keys and templates, so that a
+/// revocation or a template change applies there from the next call on.
+pub trait KeyEvents: Send + Sync {
+    fn key_retired(&self, project: &ProjectId, key: &KeyId);
+    fn template_changed(&self, project: &ProjectId, template: &TemplateId);
+}
+
+/// Nobody to tell (a Lambda function: the authorizer runs in another process).
+pub struct NoKeyEvents;
+
+impl KeyEvents for NoKeyEvents {
+    fn key_retired(&self, _: &ProjectId, _: &KeyId) {}
+    fn template_changed(&self, _: &ProjectId, _: &TemplateId) {}
 }
 
 /// A page of a list, as every list route answers it.
@@ -191,10 +206,11 @@ impl App {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
-        Self { store, mailer, keys, clock, settings, caches: Default::default() }
+        Self { store, mailer, keys, clock, settings, key_events: Arc::new(NoKeyEvents) }
     }
 
-    /// The same application with other collaborators (and empty caches): for tests and tools.
+    /// The same application with other collaborators (telling nobody of key events): for tests
+    /// and tools.
     pub fn with(
         &self,
         store: Arc<dyn Store>,

@@ -41,6 +41,13 @@ pub(crate) struct Pending {
     pub attempts: u32,
 }
 
+/// The outbox write of `mail` under `id`, for mail that is not sent by the request that
+/// queues it (the authorizer's quota notices): the retry task sends it. `id` makes it once only.
+pub fn queued_mail(id: &str, mail: Mail, now: DateTime<Utc>) -> Write {
+    let item = super::encode(layout::outbox(id), 1, &Pending { mail, queued_at: now, attempts: 0 });
+    Write::Put { item, cond: Cond::NotExists }
+}
+
 /// Mail younger than this is left to the request that queued it.
 const GRACE: chrono::Duration = chrono::Duration::seconds(30);
 

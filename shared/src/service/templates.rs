@@ -157,6 +157,7 @@ impl App {
         let name = next.name.clone();
         self.commit(tx, move |i| if renamed && i == 2 { name_taken(&name) } else { stale(current.version + 1) })
             .await?;
+        self.key_events.template_changed(id, tid);
         Ok(next)
     }
 
@@ -228,7 +229,7 @@ impl App {
         );
         self.commit(tx, |_| Error::conflict("the template changed meanwhile; try again")).await?;
         for key in &active {
-            self.caches.forget_key(id, &key.id);
+            self.key_events.key_retired(id, &key.id);
         }
         Ok(())
     }

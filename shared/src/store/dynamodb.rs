@@ -1,8 +1,8 @@
 //! The production store: one DynamoDB table (on-demand), items keyed `pk`/`sk`, one global
 //! secondary index `gsi1` on `gpk`/`gsk`. Every multi-item change is one `TransactWriteItems`
 //! with conditions (the SDK gives each an idempotency token, so its retries apply it once); a
-//! single counter update is one `UpdateItem` with atomic `ADD`, which is never sent twice
-//! (`increment_one`).
+//! counter update is one `UpdateItem` with atomic `ADD` (and, with a ceiling, a condition),
+//! which is never sent twice (`update_counters`).
 //!
 //! Attributes: `pk`, `sk`, `gpk`, `gsk` (strings), `v` (version), `body` (the entity as
 //! JSON), and `c_<name>` per counter.
@@ -16,10 +16,14 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType, TransactWriteItem,
+    Update,
 };
 
-use super::{Cond, Cursor, Index, Item, ItemKey, Page, Query, SkRange, Store, StoreError, Write, check_transaction};
+use super::{
+    Cond, Counters, Cursor, Increment, Index, Item, ItemKey, Page, Query, SkRange, Store, StoreError, Write,
+    check_increments, check_transaction,
+};
 
 pub const INDEX_NAME: &str = "gsi1";
 const COUNTER_PREFIX: &str = "c_";
@@ -151,23 +155,32 @@ fn condition(cond: Cond) -> (Option<&'static str>, Option<(String, AttributeValu
     }
 }
 
-struct Increment {
+/// The update expression of an increment, with its condition when it has a ceiling.
+struct CounterUpdate {
     expression: String,
+    condition: Option<&'static str>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
 }
 
-fn increment(add: &[(&'static str, i64)], body: &str) -> Increment {
+fn counter_update(inc: &Increment) -> CounterUpdate {
     let mut names = HashMap::from([("#b".to_owned(), "body".to_owned()), ("#v".to_owned(), "v".to_owned())]);
-    let mut values = HashMap::from([(":b".to_owned(), s(body)), (":one".to_owned(), n(1))]);
+    let mut values = HashMap::from([(":b".to_owned(), s(&inc.body)), (":one".to_owned(), n(1))]);
     let mut adds = Vec::new();
-    for (i, (name, amount)) in add.iter().enumerate() {
+    for (i, (name, amount)) in inc.add.iter().enumerate() {
         names.insert(format!("#c{i}"), format!("{COUNTER_PREFIX}{name}"));
         values.insert(format!(":c{i}"), n(amount));
         adds.push(format!("#c{i} :c{i}"));
     }
     let expression = format!("SET #b = :b, #v = if_not_exists(#v, :one) ADD {}", adds.join(", "));
-    Increment { expression, names, values }
+    let condition = inc.ceiling.map(|c| {
+        // An absent counter is 0, which fits whenever the room left is not negative (checked
+        // before sending: see `Store::count`).
+        names.insert("#cap".to_owned(), format!("{COUNTER_PREFIX}{}", c.counter));
+        values.insert(":room".to_owned(), n(c.max - inc.adds(c.counter)));
+        "attribute_not_exists(#cap) OR #cap <= :room"
+    });
+    CounterUpdate { expression, condition, names, values }
 }
 
 impl DynamoStore {
@@ -206,14 +219,15 @@ impl DynamoStore {
                     .map_err(invalid)?;
                 TransactWriteItem::builder().condition_check(check).build()
             }
-            Write::Increment { key, add, body } => {
-                let inc = increment(add, body);
+            Write::Increment(inc) => {
+                let u = counter_update(inc);
                 let update = Update::builder()
                     .table_name(&self.table)
-                    .set_key(Some(key_map(key)))
-                    .update_expression(inc.expression)
-                    .set_expression_attribute_names(Some(inc.names))
-                    .set_expression_attribute_values(Some(inc.values))
+                    .set_key(Some(key_map(&inc.key)))
+                    .update_expression(u.expression)
+                    .set_condition_expression(u.condition.map(Into::into))
+                    .set_expression_attribute_names(Some(u.names))
+                    .set_expression_attribute_values(Some(u.values))
                     .build()
                     .map_err(invalid)?;
                 TransactWriteItem::builder().update(update).build()
@@ -221,27 +235,39 @@ impl DynamoStore {
         })
     }
 
-    /// One counter update outside a transaction: half the write cost of a transaction.
+    /// One counter update outside a transaction: half the write cost of a transaction, and a
+    /// busy item's concurrent updates queue instead of refusing each other. It answers the
+    /// item's counters after the update; a ceiling that does not hold is `ConditionFailed`.
     ///
     /// An `ADD` is not idempotent, and `UpdateItem` takes no request token: when its answer is
     /// lost (a timeout, a connection closed after the request went out), DynamoDB may have
     /// applied it, and the SDK's own retry would count the call twice. So the SDK does not
     /// retry it; keygate retries only the answers that say DynamoDB applied nothing
     /// ([`not_applied`]), and otherwise fails: the call is denied, never counted twice.
-    async fn increment_one(&self, key: &ItemKey, add: &[(&'static str, i64)], body: &str) -> Result<(), StoreError> {
-        let inc = increment(add, body);
+    async fn update_counters(&self, inc: &Increment) -> Result<Counters, StoreError> {
+        if inc.ceiling.is_some_and(|c| c.max - inc.adds(c.counter) < 0) {
+            return Err(StoreError::ConditionFailed { index: 0 });
+        }
+        let u = counter_update(inc);
         let update = self
             .once
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_map(key)))
-            .update_expression(inc.expression)
-            .set_expression_attribute_names(Some(inc.names))
-            .set_expression_attribute_values(Some(inc.values));
+            .set_key(Some(key_map(&inc.key)))
+            .update_expression(u.expression)
+            .set_condition_expression(u.condition.map(Into::into))
+            .set_expression_attribute_names(Some(u.names))
+            .set_expression_attribute_values(Some(u.values))
+            .return_values(ReturnValue::AllNew);
         let mut attempt = 1;
         loop {
             match update.clone().send().await {
-                Ok(_) => return Ok(()),
+                Ok(out) => {
+                    return Ok(out.attributes().map(from_map).transpose()?.map(|i| i.counters).unwrap_or_default());
+                }
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                    return Err(StoreError::ConditionFailed { index: 0 });
+                }
                 Err(e) if attempt < INCREMENT_ATTEMPTS && not_applied(&e) => {
                     tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
                     attempt += 1;
@@ -380,8 +406,8 @@ impl Store for DynamoStore {
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         check_transaction(&writes)?;
-        if let [Write::Increment { key, add, body }] = writes.as_slice() {
-            return self.increment_one(key, add, body).await;
+        if let [Write::Increment(inc)] = writes.as_slice() {
+            return self.update_counters(inc).await.map(drop);
         }
         let items = writes.iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
@@ -407,6 +433,31 @@ impl Store for DynamoStore {
             }
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    /// One `UpdateItem` per increment, in order; after a failure, the increments already
+    /// applied are subtracted again. If that too fails, the earlier items keep the call (a
+    /// quota counter counts one call that was not allowed, and billed nothing): logged.
+    async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError> {
+        check_increments(&increments)?;
+        let mut counted = Vec::with_capacity(increments.len());
+        for (index, inc) in increments.iter().enumerate() {
+            match self.update_counters(inc).await {
+                Ok(counters) => counted.push(counters),
+                Err(e) => {
+                    for applied in increments[..index].iter().rev() {
+                        if let Err(undo) = self.update_counters(&applied.undo()).await {
+                            tracing::error!(error = %undo, item = %applied.key.sk, "a counter keeps a call that was not counted");
+                        }
+                    }
+                    return Err(match e {
+                        StoreError::ConditionFailed { .. } => StoreError::ConditionFailed { index },
+                        e => e,
+                    });
+                }
+            }
+        }
+        Ok(counted)
     }
 }
 
@@ -474,7 +525,7 @@ mod tests {
         let key = ItemKey::new("usage#key", "hour");
         for _ in 0..3 {
             assert!(store.get(&key).await.unwrap().is_none());
-            store.increment_one(&key, &[("requests", 1)], "{}").await.unwrap();
+            store.update_counters(&Increment::new(key.clone(), vec![("requests", 1)], "{}".into())).await.unwrap();
         }
         // One connection for all six calls: no connection (nor TLS handshake) of their own.
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);

@@ -106,6 +106,12 @@ pub fn usage_bucket(k: &KeyId, shard: u32, hour: DateTime<Utc>) -> ItemKey {
     ItemKey::new(usage_pk(k, shard), usage_hour(hour))
 }
 
+/// A key's quota counter for one period (`D2026-12-02` or `M2026-12`): its own partition per
+/// key, like the usage buckets, but never sharded: the quota is decided on one item.
+pub fn quota_counter(k: &KeyId, period: &str) -> ItemKey {
+    ItemKey::new(format!("QUOTA#{k}"), period)
+}
+
 /// Mail committed with a state change and not yet delivered.
 pub const OUTBOX_PK: &str = "OUTBOX";
 pub fn outbox(id: &str) -> ItemKey {

@@ -69,21 +69,70 @@ pub enum Write {
         cond: Cond,
     },
     /// Adds to counters, creating the item when absent, and replaces its body.
-    Increment {
-        key: ItemKey,
-        add: Vec<(&'static str, i64)>,
-        body: String,
-    },
+    Increment(Increment),
 }
 
 impl Write {
     pub fn key(&self) -> &ItemKey {
         match self {
             Self::Put { item, .. } => &item.key,
-            Self::Delete { key, .. } | Self::Check { key, .. } | Self::Increment { key, .. } => key,
+            Self::Delete { key, .. } | Self::Check { key, .. } => key,
+            Self::Increment(inc) => &inc.key,
         }
     }
 }
+
+/// Counters to add to one item (created when absent), whose body is replaced; with a
+/// [`Ceiling`], only if the named counter stays within it.
+#[derive(Clone, Debug)]
+pub struct Increment {
+    pub key: ItemKey,
+    pub add: Vec<(&'static str, i64)>,
+    pub body: String,
+    pub ceiling: Option<Ceiling>,
+}
+
+impl Increment {
+    pub fn new(key: ItemKey, add: Vec<(&'static str, i64)>, body: String) -> Self {
+        Self { key, add, body, ceiling: None }
+    }
+
+    /// The increment, applied only while counter `counter` stays at most `max` after it.
+    pub fn at_most(mut self, counter: &'static str, max: i64) -> Self {
+        self.ceiling = Some(Ceiling { counter, max });
+        self
+    }
+
+    /// How much this adds to `counter`.
+    pub fn adds(&self, counter: &str) -> i64 {
+        self.add.iter().filter(|(name, _)| *name == counter).map(|(_, n)| n).sum()
+    }
+
+    /// Whether the ceiling lets this increment apply to an item whose counter holds `current`.
+    pub fn fits(&self, current: &BTreeMap<String, i64>) -> bool {
+        self.ceiling.is_none_or(|c| current.get(c.counter).copied().unwrap_or(0) + self.adds(c.counter) <= c.max)
+    }
+
+    /// The same item's counters less what this added: the undoing of an applied increment.
+    pub fn undo(&self) -> Self {
+        Self {
+            key: self.key.clone(),
+            add: self.add.iter().map(|(k, n)| (*k, -n)).collect(),
+            body: self.body.clone(),
+            ceiling: None,
+        }
+    }
+}
+
+/// The condition of a bounded increment: counter `counter` is at most `max` after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ceiling {
+    pub counter: &'static str,
+    pub max: i64,
+}
+
+/// An item's counters, as an increment left them.
+pub type Counters = BTreeMap<String, i64>;
 
 /// Which key a query reads: the table's or the secondary index's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,13 +253,21 @@ pub enum StoreError {
 
 /// Checks the rules every store shares, so that SQLite refuses what DynamoDB would refuse.
 pub fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
-    if writes.is_empty() || writes.len() > MAX_TRANSACTION_ITEMS {
-        return Err(StoreError::InvalidTransaction(format!("{} writes", writes.len())));
+    check_keys(writes.iter().map(Write::key))
+}
+
+/// The same rules for the items of [`Store::count`].
+pub fn check_increments(increments: &[Increment]) -> Result<(), StoreError> {
+    check_keys(increments.iter().map(|i| &i.key))
+}
+
+fn check_keys<'a>(keys: impl ExactSizeIterator<Item = &'a ItemKey>) -> Result<(), StoreError> {
+    if keys.len() == 0 || keys.len() > MAX_TRANSACTION_ITEMS {
+        return Err(StoreError::InvalidTransaction(format!("{} writes", keys.len())));
     }
     let mut seen = std::collections::HashSet::new();
-    for w in writes {
-        if !seen.insert(w.key()) {
-            let k = w.key();
+    for k in keys {
+        if !seen.insert(k) {
             return Err(StoreError::InvalidTransaction(format!("{}/{} written twice", k.pk, k.sk)));
         }
     }
@@ -228,6 +285,12 @@ pub trait Store: Send + Sync {
     async fn query(&self, query: &Query) -> Result<Page, StoreError>;
     /// All writes happen, or none (and the error names the first failed condition).
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+    /// Applies increments to distinct items, in order, and answers each item's counters after
+    /// it: the metering write. All apply or none: on a failure (a ceiling, named by its index
+    /// in [`StoreError::ConditionFailed`], or the store) nothing stays applied. A store whose
+    /// transactions refuse rather than queue concurrent writers of one item (DynamoDB) applies
+    /// them one by one and takes back the ones before a failure.
+    async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError>;
 }
 
 /// Reads every page of a query (for small partitions: roles, fields, a key's usage range).

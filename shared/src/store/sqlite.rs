@@ -4,12 +4,14 @@
 //! conditions and writes atomic. Each operation takes microseconds (WAL journal, no fsync per
 //! commit), so it runs inline on the async worker instead of paying for a blocking-pool hop.
 //!
-//! Metering writes (a lone [`Write::Increment`], one per allowed call) are group-committed: each
-//! is queued, and one commit task at a time takes every queued increment, sums them
-//! per bucket, writes them in one transaction and only then answers each caller. Every call is
-//! still counted before it is allowed, and a failed commit denies every call of its batch; but
-//! a busy gateway pays for one commit per batch instead of one per call. The commit runs as a
-//! task on the same runtime (no thread hand-off), after yielding once so that a batch forms.
+//! Metering writes ([`Store::count`], one per allowed call) are group-committed: each call's
+//! increments are queued, and one commit task at a time takes every queued call, applies them
+//! in order (a call whose ceiling would be passed is refused, and later calls see what the earlier
+//! ones took), writes each touched item once in one transaction and only then answers each
+//! caller. Every call is still counted before it is allowed, a ceiling is never passed, and a
+//! failed commit denies every call of its batch; but a busy gateway pays for one commit per batch
+//! instead of one per call. The commit runs as a task on the same runtime (no thread hand-off),
+//! after yielding once so that a batch forms.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -19,7 +21,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{Cond, Index, Item, ItemKey, Page, Query, SkRange, Store, StoreError, Write, check_transaction};
+use super::{
+    Cond, Counters, Increment, Index, Item, ItemKey, Page, Query, SkRange, Store, StoreError, Write, check_increments,
+    check_transaction,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS items (
@@ -43,16 +48,23 @@ pub struct SqliteStore {
 /// The queue of metering writes and the flag of the one commit that may run at a time.
 struct Meter {
     conn: Arc<Mutex<Connection>>,
-    queued: Mutex<Vec<Increment>>,
+    queued: Mutex<Vec<Queued>>,
     committing: AtomicBool,
 }
 
-/// A metering write waiting for the writer thread, and where to send its outcome.
-struct Increment {
-    key: ItemKey,
-    add: Vec<(&'static str, i64)>,
-    body: String,
-    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+/// One call's increments waiting for the group commit, and where to send its outcome.
+struct Queued {
+    increments: Vec<Increment>,
+    done: tokio::sync::oneshot::Sender<Result<Vec<Counters>, Refused>>,
+}
+
+/// Why a queued call was not counted.
+#[derive(Clone, Debug)]
+enum Refused {
+    /// The ceiling of increment `index` would have been passed.
+    Ceiling(usize),
+    /// The batch's commit failed.
+    Store(String),
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
@@ -96,9 +108,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Meter {
-    /// Queues an increment; the first one queued while no commit is pending schedules one.
-    fn enqueue(self: &Arc<Self>, increment: Increment) {
-        lock(&self.queued).push(increment);
+    /// Queues a call's increments; the first queued while no commit is pending schedules one.
+    fn enqueue(self: &Arc<Self>, call: Queued) {
+        lock(&self.queued).push(call);
         self.schedule();
     }
 
@@ -134,37 +146,83 @@ impl Meter {
         if batch.is_empty() {
             return;
         }
-        let outcome = commit_increments(&self.conn, &batch).map_err(|e| e.to_string());
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, calls = batch.len(), "metering commit failed");
-        }
-        for increment in batch {
-            // A caller that gave up waiting has nothing left to tell.
-            let _ = increment.done.send(outcome.clone());
+        match apply_batch(&self.conn, &batch) {
+            Ok(outcomes) => {
+                for (call, outcome) in batch.into_iter().zip(outcomes) {
+                    // A caller that gave up waiting has nothing left to tell.
+                    let _ = call.done.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, calls = batch.len(), "metering commit failed");
+                for call in batch {
+                    let _ = call.done.send(Err(Refused::Store(e.to_string())));
+                }
+            }
         }
     }
 }
 
-/// Sums a batch per bucket (the newest body wins) and writes it in one transaction.
-fn commit_increments(conn: &Mutex<Connection>, batch: &[Increment]) -> rusqlite::Result<()> {
-    let mut sums: HashMap<&ItemKey, (BTreeMap<&str, i64>, &str)> = HashMap::new();
-    for inc in batch {
-        let (counters, body) = sums.entry(&inc.key).or_default();
-        for (name, n) in &inc.add {
-            *counters.entry(*name).or_insert(0) += n;
-        }
-        *body = &inc.body;
-    }
+/// Applies a batch of calls in order and writes every touched item once, in one transaction.
+fn apply_batch(conn: &Mutex<Connection>, batch: &[Queued]) -> Result<Vec<Result<Vec<Counters>, Refused>>, StoreError> {
     let mut conn = lock(conn);
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+    // Each touched item's counters and newest body, read once from the database.
+    let mut items: HashMap<&ItemKey, (Counters, Option<&str>)> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for call in batch {
+        for inc in &call.increments {
+            if !items.contains_key(&inc.key) {
+                items.insert(&inc.key, (read_counters(&tx, &inc.key)?.unwrap_or_default(), None));
+            }
+        }
+        let refused = call.increments.iter().position(|inc| !inc.fits(&items[&inc.key].0));
+        outcomes.push(match refused {
+            Some(index) => Err(Refused::Ceiling(index)),
+            None => Ok(call
+                .increments
+                .iter()
+                .map(|inc| {
+                    let (counters, body) = items.get_mut(&inc.key).expect("read above");
+                    add_to(counters, &inc.add);
+                    *body = Some(&inc.body);
+                    counters.clone()
+                })
+                .collect()),
+        });
+    }
     {
-        let mut upsert = tx.prepare_cached(UPSERT_COUNTERS)?;
-        for (key, (counters, body)) in &sums {
+        let mut upsert = tx.prepare_cached(UPSERT_COUNTERS).map_err(unavailable)?;
+        for (key, (counters, body)) in &items {
+            let Some(body) = body else { continue };
             let counters = serde_json::to_string(counters).unwrap_or_default();
-            upsert.execute(params![key.pk, key.sk, body, counters])?;
+            upsert.execute(params![key.pk, key.sk, body, counters]).map_err(unavailable)?;
         }
     }
-    tx.commit()
+    tx.commit().map_err(unavailable)?;
+    Ok(outcomes)
+}
+
+fn add_to(counters: &mut Counters, add: &[(&'static str, i64)]) {
+    for (name, n) in add {
+        *counters.entry((*name).to_owned()).or_default() += n;
+    }
+}
+
+/// An item's counters (`None` when the item is absent).
+fn read_counters(tx: &rusqlite::Transaction<'_>, key: &ItemKey) -> Result<Option<Counters>, StoreError> {
+    let row: Option<Option<String>> = tx
+        .prepare_cached("SELECT counters FROM items WHERE pk = ?1 AND sk = ?2")
+        .and_then(|mut s| s.query_row(params![key.pk, key.sk], |r| r.get(0)).optional())
+        .map_err(unavailable)?;
+    row.map(|json| parse_counters(key, json.as_deref())).transpose()
+}
+
+fn parse_counters(key: &ItemKey, json: Option<&str>) -> Result<Counters, StoreError> {
+    json.map(serde_json::from_str::<Counters>)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("{}/{}", key.pk, key.sk), Box::new(e)))
+        .map(Option::unwrap_or_default)
 }
 
 /// A row as read, before its counters (JSON text) are parsed.
@@ -194,31 +252,10 @@ fn prefix_end(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 
-/// Adds counters in one statement (atomic on its own, no explicit transaction): the existing
-/// counters and the added ones are summed key by key with SQLite's JSON functions.
+/// Writes an item's counters and body, keeping its version (1 when new).
 const UPSERT_COUNTERS: &str = "
 INSERT INTO items (pk, sk, gpk, gsk, version, body, counters) VALUES (?1, ?2, NULL, NULL, 1, ?3, ?4)
-ON CONFLICT (pk, sk) DO UPDATE SET
-    body = excluded.body,
-    counters = (
-        SELECT json_group_object(key, total) FROM (
-            SELECT key, SUM(value) AS total FROM (
-                SELECT key, value FROM json_each(coalesce(items.counters, '{}'))
-                UNION ALL
-                SELECT key, value FROM json_each(excluded.counters)
-            ) GROUP BY key
-        )
-    )";
-
-impl SqliteStore {
-    /// The metering write: queued for the next group commit, answered once it is committed.
-    async fn increment_one(&self, key: ItemKey, add: Vec<(&'static str, i64)>, body: String) -> Result<(), StoreError> {
-        let (done, outcome) = tokio::sync::oneshot::channel();
-        self.meter.enqueue(Increment { key, add, body, done });
-        let lost = || StoreError::Unavailable("the metering commit stopped".into());
-        outcome.await.map_err(|_| lost())?.map_err(|e| StoreError::Unavailable(e.into()))
-    }
-}
+ON CONFLICT (pk, sk) DO UPDATE SET body = excluded.body, counters = excluded.counters";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -276,10 +313,10 @@ impl Store for SqliteStore {
 
     async fn transact(&self, mut writes: Vec<Write>) -> Result<(), StoreError> {
         check_transaction(&writes)?;
-        if let [Write::Increment { .. }] = writes.as_slice()
-            && let Some(Write::Increment { key, add, body }) = writes.pop()
+        if let [Write::Increment(_)] = writes.as_slice()
+            && let Some(Write::Increment(inc)) = writes.pop()
         {
-            return self.increment_one(key, add, body).await;
+            return self.count(vec![inc]).await.map(drop);
         }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
@@ -323,31 +360,38 @@ impl Store for SqliteStore {
                     }
                     Ok(0)
                 }
-                Write::Increment { add, body, .. } => {
+                Write::Increment(inc) => {
                     let (version, mut counters) = match &current {
-                        None => (1, BTreeMap::new()),
-                        Some((v, c)) => (
-                            *v,
-                            c.as_deref()
-                                .map(serde_json::from_str::<BTreeMap<String, i64>>)
-                                .transpose()
-                                .map_err(|e| StoreError::Corrupt(format!("{}/{}", key.pk, key.sk), Box::new(e)))?
-                                .unwrap_or_default(),
-                        ),
+                        None => (1, Counters::new()),
+                        Some((v, c)) => (*v, parse_counters(key, c.as_deref())?),
                     };
-                    for (name, n) in add {
-                        *counters.entry((*name).to_owned()).or_default() += n;
+                    if !inc.fits(&counters) {
+                        return Err(StoreError::ConditionFailed { index });
                     }
+                    add_to(&mut counters, &inc.add);
                     let counters = serde_json::to_string(&counters).unwrap_or_default();
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO items (pk, sk, gpk, gsk, version, body, counters) VALUES (?1, ?2, NULL, NULL, ?3, ?4, ?5)",
                     )
-                    .and_then(|mut s| s.execute(params![key.pk, key.sk, version, body, counters]))
+                    .and_then(|mut s| s.execute(params![key.pk, key.sk, version, inc.body, counters]))
                 }
             };
             result.map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)
+    }
+
+    /// Queued for the next group commit, answered once it is committed.
+    async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError> {
+        check_increments(&increments)?;
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.meter.enqueue(Queued { increments, done });
+        match outcome.await {
+            Ok(Ok(counters)) => Ok(counters),
+            Ok(Err(Refused::Ceiling(index))) => Err(StoreError::ConditionFailed { index }),
+            Ok(Err(Refused::Store(e))) => Err(StoreError::Unavailable(e.into())),
+            Err(_) => Err(StoreError::Unavailable("the metering commit stopped".into())),
+        }
     }
 }
 
@@ -363,7 +407,7 @@ mod tests {
         let calls = (0..200).map(|i| {
             let (store, key) = (store.clone(), if i % 2 == 0 { a.clone() } else { b.clone() });
             tokio::spawn(async move {
-                let write = Write::Increment { key, add: vec![("requests", 1), ("cost", 3)], body: format!("{i}") };
+                let write = Write::Increment(Increment::new(key, vec![("requests", 1), ("cost", 3)], format!("{i}")));
                 store.transact(vec![write]).await
             })
         });
@@ -375,7 +419,7 @@ mod tests {
             assert_eq!((item.counter("requests"), item.counter("cost")), (100, 300), "{key:?}");
         }
         let (req, body) = (ItemKey::new("x", "y"), "last".to_owned());
-        store.transact(vec![Write::Increment { key: req.clone(), add: vec![("requests", 1)], body }]).await.unwrap();
+        store.transact(vec![Write::Increment(Increment::new(req.clone(), vec![("requests", 1)], body))]).await.unwrap();
         assert_eq!(store.get(&req).await.unwrap().unwrap().body, "last");
     }
 }

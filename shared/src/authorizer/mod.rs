@@ -1,6 +1,13 @@
 //! The Lambda authorizer of the platform API (SPEC section 6): verifies the API key, checks
-//! the key's record and its role's permission for the call, meters the call, and answers allow
-//! with a context, or deny. It fails closed and never panics on any input.
+//! the key's record and its role's permission for the call, applies the template's rate limit
+//! and quota, meters the call, and answers allow with a context, or deny. It fails closed and
+//! never panics on any input.
+//!
+//! It sits above the operations: it reads what they wrote (keys, templates, roles) and writes
+//! only usage, quota counters and quota notices (through the outbox). Nothing below imports it;
+//! the operations tell it of revoked keys and changed templates through [`KeyEvents`].
+
+mod limits;
 
 use std::sync::Arc;
 
@@ -10,20 +17,23 @@ use http::Method;
 use quick_cache::sync::Cache;
 use serde::Serialize;
 
+pub use limits::{Limit, Limited, QuotaUse};
+
+use crate::clock::Clock;
 use crate::ids::{DataLayerId, KeyId, ProjectId, TemplateId, UserId};
 use crate::key::IssuedKey;
 use crate::permission::{Permission, Permissions, api_path_segments, required_permission};
 use crate::project::Role;
-use crate::service::App;
-use crate::signing::{KeyClaims, Refusal};
-use crate::store::{Write, layout};
-use crate::template::KeyTemplate;
-use crate::usage;
+use crate::service::{App, KeyEvents};
+use crate::signing::{KeyClaims, KeyRing, Refusal};
+use crate::store::{Store, layout};
+use crate::template::{KeyTemplate, Quota, RateLimit};
 
 /// How long a key's record is trusted without reading it again. Below one second, so that a
 /// revocation takes effect within one second on every instance.
 pub const KEY_RECORD_TTL: Duration = Duration::milliseconds(900);
-/// How long a template's role and price are trusted: role changes apply within a minute.
+/// How long a template's role, price and limits are trusted: changes apply within a minute
+/// (at once on the instance that made them).
 pub const GRANT_TTL: Duration = Duration::seconds(55);
 /// Entries per cache; a token is about 400 bytes, so the token cache stays under 5 MB.
 pub const CACHE_CAPACITY: usize = 10_000;
@@ -34,20 +44,22 @@ struct Stamped<T> {
     at: DateTime<Utc>,
 }
 
-/// What a key's template grants: the role's permissions and the price of a call.
+/// What a key's template grants: the role's permissions, the price of a call and the limits.
 #[derive(Clone, Copy, Debug)]
 struct Grant {
     permissions: Permissions,
     price: i64,
+    quota: Option<Quota>,
+    rate_limit: Option<RateLimit>,
 }
 
 /// What the authorizer remembers between calls, all bounded:
 /// - verified tokens, keyed by their exact bytes (a signature is checked once per instance;
 ///   `exp`, `nbf` and `aud` are checked again on every call);
 /// - key records, for under a second ([`KEY_RECORD_TTL`]);
-/// - each template's role permissions and price, for under a minute ([`GRANT_TTL`]).
+/// - each template's role permissions, price and limits, for under a minute ([`GRANT_TTL`]).
 ///
-/// Usage is never cached: every allowed call is one atomic write.
+/// Usage is never cached: every allowed call is counted in the store before it is allowed.
 pub struct Caches {
     tokens: Option<Cache<String, Arc<KeyClaims>>>,
     keys: Cache<(ProjectId, KeyId), Stamped<Arc<IssuedKey>>>,
@@ -65,17 +77,75 @@ impl Caches {
     }
 }
 
-impl Caches {
-    /// Forgets a key's record, so that this instance sees a revocation at once (other
-    /// instances see it within [`KEY_RECORD_TTL`]).
-    pub fn forget_key(&self, project: &ProjectId, key: &KeyId) {
-        self.keys.remove(&(project.clone(), key.clone()));
-    }
-}
-
 impl Default for Caches {
     fn default() -> Self {
         Self::new(CACHE_CAPACITY)
+    }
+}
+
+/// This instance sees a revocation, or a template's new role, price or limits, at once (other
+/// instances within [`KEY_RECORD_TTL`] and [`GRANT_TTL`]).
+impl KeyEvents for Caches {
+    fn key_retired(&self, project: &ProjectId, key: &KeyId) {
+        self.keys.remove(&(project.clone(), key.clone()));
+    }
+
+    fn template_changed(&self, project: &ProjectId, template: &TemplateId) {
+        self.grants.remove(&(project.clone(), template.clone()));
+    }
+}
+
+/// The authorizer: what it reads and writes, and what it remembers between calls.
+pub struct Authorizer {
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
+    usage_shards: u32,
+    console_url: String,
+    caches: Arc<Caches>,
+    limits: limits::Limits,
+}
+
+impl Authorizer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+        usage_shards: u32,
+        console_url: String,
+        caches: Arc<Caches>,
+    ) -> Self {
+        Self { store, keys, clock, usage_shards, console_url, caches, limits: limits::Limits::default() }
+    }
+
+    /// An authorizer on `app`'s store, signing keys and clock, with caches of its own.
+    pub fn of(app: &App) -> Self {
+        Self::with_caches(app, Caches::default())
+    }
+
+    /// The same, with the given caches (for example without the token cache).
+    pub fn with_caches(app: &App, caches: Caches) -> Self {
+        let s = &app.settings;
+        Self::new(
+            app.store.clone(),
+            app.keys.clone(),
+            app.clock.clone(),
+            s.usage_shards,
+            s.console_url.clone(),
+            Arc::new(caches),
+        )
+    }
+
+    /// An authorizer beside `app` in one process (the local gateway, tests): `app`'s
+    /// revocations and template changes reach its caches at once.
+    pub fn beside(app: &mut App) -> Self {
+        let authorizer = Self::of(app);
+        app.key_events = authorizer.caches.clone();
+        authorizer
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 }
 
@@ -87,22 +157,33 @@ pub struct CallContext {
     pub project_id: ProjectId,
     pub template_id: TemplateId,
     pub data_layer_id: DataLayerId,
+    /// Calls left in the key's quota period, when its template has a quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_remaining: Option<i64>,
+    /// The quota this call was counted against (for the caller's `RateLimit` headers).
+    #[serde(skip)]
+    pub quota: Option<QuotaUse>,
 }
 
 impl CallContext {
     /// The context as `x-keygate-*` request headers.
-    pub fn headers(&self) -> [(&'static str, &str); 5] {
-        [
-            ("x-keygate-key-id", self.key_id.as_str()),
-            ("x-keygate-user-id", self.user_id.as_str()),
-            ("x-keygate-project-id", self.project_id.as_str()),
-            ("x-keygate-template-id", self.template_id.as_str()),
-            ("x-keygate-data-layer-id", self.data_layer_id.as_str()),
-        ]
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("x-keygate-key-id", self.key_id.to_string()),
+            ("x-keygate-user-id", self.user_id.to_string()),
+            ("x-keygate-project-id", self.project_id.to_string()),
+            ("x-keygate-template-id", self.template_id.to_string()),
+            ("x-keygate-data-layer-id", self.data_layer_id.to_string()),
+        ];
+        if let Some(remaining) = self.quota_remaining {
+            headers.push(("x-keygate-quota-remaining", remaining.to_string()));
+        }
+        headers
     }
 }
 
-/// Why a call was denied. Only logs see this; the caller sees 401 or 403.
+/// Why a call was denied. Only logs see the reason of a 401 or 403; a limit is named to the
+/// caller (429).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Denial {
     NoKey,
@@ -111,16 +192,25 @@ pub enum Denial {
     UnknownKey,
     KeyNotUsable,
     MissingPermission(Permission),
+    Limited(Limited),
     StoreFailed,
 }
 
 impl Denial {
-    /// 401 when there is no readable key at all, 403 when the key is not good for this call.
+    /// 401 when there is no readable key at all, 429 when a limit refuses the call, 403 when
+    /// the key is not good for this call.
     pub fn status(&self) -> u16 {
         match self {
             Self::NoKey | Self::BadKey(Refusal::Malformed) => 401,
+            Self::Limited(_) => 429,
             _ => 403,
         }
+    }
+}
+
+impl From<Limited> for Denial {
+    fn from(limited: Limited) -> Self {
+        Self::Limited(limited)
     }
 }
 
@@ -133,7 +223,14 @@ pub fn bearer(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-impl App {
+/// A call that passed every check but the limits, with what they need.
+struct Admitted {
+    context: CallContext,
+    key: Arc<IssuedKey>,
+    grant: Grant,
+}
+
+impl Authorizer {
     /// Decides an API Gateway v2 authorizer event.
     pub async fn authorize_event(
         &self,
@@ -152,25 +249,35 @@ impl App {
         match &verdict {
             Ok(ctx) => tracing::debug!(key_id = %ctx.key_id, %method, "call allowed"),
             Err(Denial::StoreFailed) => {}
+            Err(Denial::Limited(limited)) => tracing::debug!(limit = limited.name(), %method, "call limited"),
             Err(denial) => tracing::info!(?denial, %method, "call denied"),
         }
         verdict
     }
 
     async fn decide(&self, method: &Method, path: &str, authorization: Option<&str>) -> Verdict {
-        let (context, price) = self.check(method, path, authorization).await?;
-        self.meter(&context.key_id, price).await?;
+        let Admitted { mut context, key, grant } = self.admit(method, path, authorization).await?;
+        if let Some(rate) = grant.rate_limit {
+            self.limits.take_rate(&key.id, rate)?;
+        }
+        context.quota = self.meter(&key, &grant).await?;
+        context.quota_remaining = context.quota.as_ref().map(QuotaUse::remaining);
         Ok(context)
     }
 
-    /// The decision without the metering: who calls, and what one call costs. Exposed for the
-    /// benchmarks; everything else goes through [`App::authorize`].
+    /// The decision without the limits and the metering: who calls, and what one call costs.
+    /// Exposed for the benchmarks; everything else goes through [`Authorizer::authorize`].
     pub async fn check(
         &self,
         method: &Method,
         path: &str,
         authorization: Option<&str>,
     ) -> Result<(CallContext, i64), Denial> {
+        let admitted = self.admit(method, path, authorization).await?;
+        Ok((admitted.context, admitted.grant.price))
+    }
+
+    async fn admit(&self, method: &Method, path: &str, authorization: Option<&str>) -> Result<Admitted, Denial> {
         let token = authorization.and_then(bearer).ok_or(Denial::NoKey)?;
         let (project, rest) = split_api_path(path).ok_or(Denial::BadPath)?;
         let segments = api_path_segments(rest).ok_or(Denial::BadPath)?;
@@ -192,10 +299,11 @@ impl App {
             project_id: project,
             template_id: key.template_id.clone(),
             data_layer_id: key.data_layer_id.clone(),
+            quota_remaining: None,
+            quota: None,
         };
-        Ok((context, grant.price))
+        Ok(Admitted { context, key, grant })
     }
-
     /// The token's claims: verified now, or verified earlier by this instance (same bytes) and
     /// still within `exp`/`nbf` and for this project.
     fn verified(&self, token: &str, project: &ProjectId, now: DateTime<Utc>) -> Result<Arc<KeyClaims>, Denial> {
@@ -245,7 +353,12 @@ impl App {
         };
         let t: KeyTemplate = template_item.ok_or(Denial::KeyNotUsable)?;
         let role: Role = self.read(&layout::role(project, &t.role)).await?.ok_or(Denial::KeyNotUsable)?;
-        let grant = Grant { permissions: role.permissions, price: t.price_per_request };
+        let grant = Grant {
+            permissions: role.permissions,
+            price: t.price_per_request,
+            quota: t.quota,
+            rate_limit: t.rate_limit,
+        };
         self.caches.grants.insert(grant_cache, Stamped { value: grant, at: now });
         Ok((record, grant))
     }
@@ -258,23 +371,6 @@ impl App {
 
     async fn read<T: serde::de::DeserializeOwned>(&self, key: &crate::store::ItemKey) -> Result<Option<T>, Denial> {
         self.store.get(key).await.map_err(store_failed)?.as_ref().map(decode_item).transpose()
-    }
-
-    /// Counts one allowed call: +1 request and +price in the key's current hour bucket, in one
-    /// atomic write. The shard spreads a busy key over several partitions.
-    async fn meter(&self, key: &KeyId, price: i64) -> Result<(), Denial> {
-        let now = self.now();
-        let shards = self.settings.usage_shards.max(1);
-        let shard = if shards == 1 { 0 } else { now.timestamp_subsec_nanos() % shards };
-        let write = Write::Increment {
-            key: layout::usage_bucket(key, shard, usage::hour_of(now)),
-            add: vec![(usage::REQUESTS, 1), (usage::COST, price)],
-            body: usage::BucketBody::json(now),
-        };
-        self.store.transact(vec![write]).await.map_err(|e| {
-            tracing::error!(error = %e, key_id = %key, "metering failed; denying");
-            Denial::StoreFailed
-        })
     }
 }
 
@@ -298,12 +394,19 @@ fn split_api_path(path: &str) -> Option<(ProjectId, &str)> {
     Some((ProjectId::parse(project)?, rest))
 }
 
+/// The answer to API Gateway. A limited call is denied with a context naming the limit (see
+/// `Limited::context`): an HTTP API answers every denial 403, and the stack's gateway shape
+/// that turns it into the 429 is described in SECURITY.md.
 pub fn simple_response(verdict: Verdict) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
     let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
     match verdict {
         Ok(ctx) => {
             response.is_authorized = true;
             response.context = serde_json::to_value(ctx).unwrap_or_default();
+        }
+        Err(Denial::Limited(limited)) => {
+            response.is_authorized = false;
+            response.context = limited.context();
         }
         Err(_) => {
             response.is_authorized = false;
@@ -344,5 +447,7 @@ mod tests {
         assert_eq!(Denial::BadKey(Refusal::UnknownKey).status(), 403);
         assert_eq!(Denial::MissingPermission(Permission::PackageCreate).status(), 403);
         assert_eq!(Denial::StoreFailed.status(), 403);
+        let limited = Limited { limit: Limit::Rate(RateLimit { per_second: 1, burst: 1 }), retry_after: 1 };
+        assert_eq!(Denial::Limited(limited).status(), 429);
     }
 }

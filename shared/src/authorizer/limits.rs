@@ -1,0 +1,337 @@
+//! Rate limits and quotas, and the metering write that enforces the quota.
+//!
+//! - The **rate limit** is a GCRA per key (`governor`), in the memory of one process: exact
+//!   within one `keygate-local`; on AWS each authorizer instance keeps its own, so a key gets at
+//!   most `per_second × instances` calls per second there (SECURITY.md).
+//! - The **quota** is decided by the store: the key's counter for the period is increased only
+//!   while it stays within the quota (a conditional write), in the same [`Store::count`] as
+//!   the usage bucket. So under any concurrency no period allows more than the quota, and every
+//!   allowed call is counted once; a refused call writes nothing.
+//! - At 80 % and 100 % of a quota the holder is told once per period: a flag on the counter
+//!   (set only while it is 0) and the mail in the outbox, in one transaction.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultDirectRateLimiter, RateLimiter};
+use quick_cache::sync::Cache;
+use serde::Serialize;
+
+use super::{Authorizer, CACHE_CAPACITY, Denial, Grant};
+use crate::ids::KeyId;
+use crate::key::IssuedKey;
+use crate::store::{Counters, Increment, Item, StoreError, Write, layout};
+use crate::template::{Quota, QuotaPeriod, QuotaWindow, RateLimit};
+use crate::usage;
+
+/// Which limit refused a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// The quota is used up until `resets_at`.
+    Quota {
+        quota: Quota,
+        resets_at: DateTime<Utc>,
+    },
+    Rate(RateLimit),
+}
+
+/// A call refused by a limit: answered 429, never forwarded, never metered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limited {
+    pub limit: Limit,
+    /// Whole seconds until a call may succeed again (at least 1).
+    pub retry_after: u64,
+}
+
+/// How much of its quota a key has used in the current period, after an allowed call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaUse {
+    pub quota: Quota,
+    pub used: i64,
+    pub resets_at: DateTime<Utc>,
+}
+
+impl QuotaUse {
+    pub fn remaining(&self) -> i64 {
+        (self.quota.requests - self.used).max(0)
+    }
+
+    /// The `RateLimit-Policy` and `RateLimit` headers of an allowed call.
+    pub fn headers(&self, now: DateTime<Utc>) -> [(&'static str, String); 2] {
+        let reset = seconds_until(self.resets_at, now);
+        [
+            ("ratelimit-policy", quota_policy(&self.quota)),
+            ("ratelimit", format!("\"quota\";r={};t={reset}", self.remaining())),
+        ]
+    }
+}
+
+fn quota_policy(quota: &Quota) -> String {
+    format!("\"quota\";q={};w={}", quota.requests, quota.per.seconds())
+}
+
+fn seconds_until(at: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+    let ms = (at - now).num_milliseconds().max(0) as u64;
+    ms.div_ceil(1000).max(1)
+}
+
+impl Limited {
+    /// `quota` or `rate_limit`: the template field that refused the call.
+    pub fn name(&self) -> &'static str {
+        match self.limit {
+            Limit::Quota { .. } => "quota",
+            Limit::Rate(_) => "rate_limit",
+        }
+    }
+
+    /// `Retry-After`, and the `RateLimit-Policy` / `RateLimit` headers of the IETF httpapi
+    /// draft (draft-ietf-httpapi-ratelimit-headers): the policy, and nothing left until `t`.
+    pub fn headers(&self) -> [(&'static str, String); 3] {
+        let t = self.retry_after;
+        let (policy, name) = match &self.limit {
+            Limit::Quota { quota, .. } => (quota_policy(quota), "quota"),
+            Limit::Rate(r) => (format!("\"rate\";q={};w=1;burst={}", r.per_second, r.burst), "rate"),
+        };
+        [("retry-after", t.to_string()), ("ratelimit-policy", policy), ("ratelimit", format!("\"{name}\";r=0;t={t}"))]
+    }
+
+    /// What the caller reads in the problem's `detail`.
+    pub fn detail(&self) -> String {
+        match &self.limit {
+            Limit::Quota { quota, resets_at } => format!(
+                "this key has used its quota of {} calls per {}; it renews at {}",
+                quota.requests,
+                period_name(quota.per),
+                resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            Limit::Rate(r) => format!(
+                "this key is limited to {} calls per second (bursts of {}); retry in {} s",
+                r.per_second, r.burst, self.retry_after
+            ),
+        }
+    }
+
+    /// The problem+json body of the 429.
+    pub fn problem(&self) -> serde_json::Value {
+        let title = match self.limit {
+            Limit::Quota { .. } => "Quota exceeded",
+            Limit::Rate(_) => "Rate limit exceeded",
+        };
+        serde_json::json!({
+            "type": format!("https://keygate.dev/problems/{}", self.name().replace('_', "-")),
+            "title": title,
+            "status": 429,
+            "detail": self.detail(),
+            "limit": self.name(),
+            "retry_after": self.retry_after,
+        })
+    }
+
+    /// The authorizer context of a limited call on AWS (strings and numbers only, as API
+    /// Gateway requires), from which the gateway builds the 429.
+    pub fn context(&self) -> serde_json::Value {
+        #[derive(Serialize)]
+        struct Context<'a> {
+            limit: &'a str,
+            retry_after: u64,
+            ratelimit_policy: String,
+            ratelimit: String,
+            detail: String,
+        }
+        let [_, (_, policy), (_, ratelimit)] = self.headers();
+        serde_json::to_value(Context {
+            limit: self.name(),
+            retry_after: self.retry_after,
+            ratelimit_policy: policy,
+            ratelimit,
+            detail: self.detail(),
+        })
+        .unwrap_or_default()
+    }
+}
+
+fn period_name(per: QuotaPeriod) -> &'static str {
+    match per {
+        QuotaPeriod::Day => "UTC day",
+        QuotaPeriod::Month => "UTC month",
+    }
+}
+
+/// A key's rate limiter, and the limit it was built for (rebuilt when the template changes).
+struct Bucket {
+    rate: RateLimit,
+    limiter: DefaultDirectRateLimiter,
+}
+
+/// The limits' memory in one process.
+pub(super) struct Limits {
+    rates: Cache<KeyId, Arc<Bucket>>,
+    /// Keys whose quota is used up: the period and the quota it was used up for. Later calls
+    /// in that period are refused without a store write (a raised quota is seen again).
+    exhausted: Cache<KeyId, (String, i64)>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { rates: Cache::new(CACHE_CAPACITY), exhausted: Cache::new(CACHE_CAPACITY) }
+    }
+}
+
+impl Limits {
+    /// Takes one call from the key's rate limit, or says how long to wait.
+    pub(super) fn take_rate(&self, key: &KeyId, rate: RateLimit) -> Result<(), Limited> {
+        let bucket = match self.rates.get(key) {
+            Some(bucket) if bucket.rate == rate => bucket,
+            _ => {
+                let per_second = NonZeroU32::new(rate.per_second).unwrap_or(NonZeroU32::MIN);
+                let burst = NonZeroU32::new(rate.burst).unwrap_or(NonZeroU32::MIN);
+                let limiter = RateLimiter::direct(governor::Quota::per_second(per_second).allow_burst(burst));
+                let bucket = Arc::new(Bucket { rate, limiter });
+                self.rates.insert(key.clone(), bucket.clone());
+                bucket
+            }
+        };
+        bucket.limiter.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            Limited { limit: Limit::Rate(rate), retry_after: wait.as_millis().div_ceil(1000).max(1) as u64 }
+        })
+    }
+
+    fn is_exhausted(&self, key: &KeyId, window: &QuotaWindow, quota: &Quota) -> bool {
+        self.exhausted.get(key).is_some_and(|(label, requests)| label == window.label && requests == quota.requests)
+    }
+}
+
+/// The counter flag set once the holder was told of `percent` % in a period.
+fn notice_flag(percent: u8) -> &'static str {
+    if percent >= 100 { "notice_100" } else { "notice_80" }
+}
+
+impl Authorizer {
+    /// Counts one allowed call: +1 request and +price in the key's current hour bucket (the
+    /// shard spreads a busy key over several partitions) and, with a quota, +1 on the key's
+    /// counter for the period, only while it stays within the quota. One [`Store::count`]:
+    /// one store write per call without a quota, two with one.
+    pub(super) async fn meter(&self, key: &IssuedKey, grant: &Grant) -> Result<Option<QuotaUse>, Denial> {
+        let now = self.now();
+        let shards = self.usage_shards.max(1);
+        let shard = if shards == 1 { 0 } else { now.timestamp_subsec_nanos() % shards };
+        let bucket = Increment::new(
+            layout::usage_bucket(&key.id, shard, usage::hour_of(now)),
+            vec![(usage::REQUESTS, 1), (usage::COST, grant.price)],
+            usage::BucketBody::json(now),
+        );
+        let Some(quota) = grant.quota else {
+            self.store.count(vec![bucket]).await.map_err(|e| metering_failed(e, &key.id))?;
+            return Ok(None);
+        };
+        let window = quota.per.window(now);
+        let limited = || Limited {
+            limit: Limit::Quota { quota, resets_at: window.end },
+            retry_after: seconds_until(window.end, now),
+        };
+        if self.limits.is_exhausted(&key.id, &window, &quota) {
+            return Err(limited().into());
+        }
+        let counter = layout::quota_counter(&key.id, &window.label);
+        let take = Increment::new(counter.clone(), vec![(usage::REQUESTS, 1)], counter_body(&window))
+            .at_most(usage::REQUESTS, quota.requests);
+        match self.store.count(vec![take, bucket]).await {
+            Ok(counters) => {
+                let counters = counters.into_iter().next().unwrap_or_default();
+                self.tell_holder(key, &quota, &window, &counters).await;
+                Ok(Some(QuotaUse {
+                    quota,
+                    used: counters.get(usage::REQUESTS).copied().unwrap_or(0),
+                    resets_at: window.end,
+                }))
+            }
+            Err(StoreError::ConditionFailed { index: 0 }) => {
+                // Used up. Make sure the holder was told (a notice lost with a crashed instance
+                // is sent by the first refused call), then refuse from memory for the period.
+                match self.store.get(&counter).await {
+                    Ok(Some(Item { counters, .. })) => self.tell_holder(key, &quota, &window, &counters).await,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, key_id = %key.id, "quota counter unreadable"),
+                }
+                self.limits.exhausted.insert(key.id.clone(), (window.label.clone(), quota.requests));
+                Err(limited().into())
+            }
+            Err(e) => Err(metering_failed(e, &key.id)),
+        }
+    }
+
+    /// Queues the 80 % and 100 % notices the counters call for and that were not sent in this
+    /// period: the flag is set (only while 0) and the mail queued in one transaction, so the
+    /// notice goes out once. A failure here does not refuse the call; a later call retries.
+    async fn tell_holder(&self, key: &IssuedKey, quota: &Quota, window: &QuotaWindow, counters: &Counters) {
+        let used = counters.get(usage::REQUESTS).copied().unwrap_or(0);
+        for (percent, at) in quota.thresholds() {
+            let flag = notice_flag(percent);
+            if used < at || counters.get(flag).copied().unwrap_or(0) > 0 {
+                continue;
+            }
+            let counter = layout::quota_counter(&key.id, &window.label);
+            let mail = crate::mail::quota_used(&self.console_url, key, percent, quota, &window.label);
+            let id = format!("Q#{}#{}#{percent}", key.id, window.label);
+            let writes = vec![
+                Write::Increment(Increment::new(counter, vec![(flag, 1)], counter_body(window)).at_most(flag, 1)),
+                crate::service::queued_mail(&id, mail, self.now()),
+            ];
+            match self.store.transact(writes).await {
+                Ok(()) => tracing::info!(key_id = %key.id, percent, period = %window.label, "quota notice queued"),
+                Err(StoreError::ConditionFailed { .. }) => {} // another call queued it
+                Err(e) => tracing::warn!(error = %e, key_id = %key.id, percent, "quota notice not queued yet"),
+            }
+        }
+    }
+}
+
+fn counter_body(window: &QuotaWindow) -> String {
+    serde_json::json!({ "period": window.label, "resets_at": window.end }).to_string()
+}
+
+fn metering_failed(e: StoreError, key: &KeyId) -> Denial {
+    tracing::error!(error = %e, key_id = %key, "metering failed; denying");
+    Denial::StoreFailed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limit_allows_its_burst_then_says_when() {
+        let limits = Limits::default();
+        let key = KeyId::generate();
+        let rate = RateLimit { per_second: 2, burst: 3 };
+        assert!((0..3).all(|_| limits.take_rate(&key, rate).is_ok()));
+        let refused = limits.take_rate(&key, rate).unwrap_err();
+        assert_eq!(refused.retry_after, 1);
+        assert_eq!(refused.headers()[1].1, "\"rate\";q=2;w=1;burst=3");
+        // A changed limit starts a new bucket.
+        assert!(limits.take_rate(&key, RateLimit { per_second: 2, burst: 4 }).is_ok());
+    }
+
+    #[test]
+    fn a_used_up_quota_names_itself_and_its_renewal() {
+        use chrono::TimeZone;
+        let quota = Quota { requests: 50, per: QuotaPeriod::Day };
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 23, 0, 0).unwrap();
+        let window = quota.per.window(now);
+        let limited = Limited {
+            limit: Limit::Quota { quota, resets_at: window.end },
+            retry_after: seconds_until(window.end, now),
+        };
+        assert_eq!(limited.retry_after, 3600);
+        let [retry, policy, state] = limited.headers();
+        assert_eq!(retry, ("retry-after", "3600".into()));
+        assert_eq!(policy.1, "\"quota\";q=50;w=86400");
+        assert_eq!(state.1, "\"quota\";r=0;t=3600");
+        assert!(limited.detail().contains("50 calls per UTC day"), "{}", limited.detail());
+        assert_eq!(limited.problem()["limit"], "quota");
+        assert_eq!(limited.context()["retry_after"], 3600);
+    }
+}
