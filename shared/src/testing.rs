@@ -218,9 +218,8 @@ pub async fn call_response(
         context.authorizer = Some(authorizer);
     }
     let mut query_map: std::collections::HashMap<String, Vec<String>> = Default::default();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        query_map.entry(k.to_owned()).or_default().push(v.to_owned());
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        query_map.entry(k.into_owned()).or_default().push(v.into_owned());
     }
     let body = match body {
         Some(b) => lambda_http::Body::Text(b.to_string()),

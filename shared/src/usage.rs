@@ -112,7 +112,8 @@ impl Granularity {
         }
     }
 
-    fn start_of(self, t: DateTime<Utc>) -> DateTime<Utc> {
+    /// The start of the hour or day that holds `t`.
+    pub fn start_of(self, t: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             Self::Hour => hour_of(t),
             Self::Day => day_of(t),

@@ -244,3 +244,80 @@ pub async fn a_quota_holds_exactly_under_concurrency(t: keygate::testing::TestAp
     let next = authorizer.authorize(&http::Method::GET, &path, Some(&authorization)).await.unwrap();
     assert_eq!(next.quota_remaining, Some(49));
 }
+
+/// The billing export, followed page by page (two keys a page), in both formats and both
+/// granularities: each key's totals equal the issued-keys page's for the same period.
+pub async fn the_export_agrees_with_the_issued_keys_page(app: &App) {
+    use chrono::{Duration, SecondsFormat};
+    let first = pending_request(app).await;
+    let mut keys = vec![app.approve(&first.owner, &first.project, &first.request).await.unwrap().key.id];
+    for i in 0..4 {
+        let s = another_request(app, &first, i).await;
+        keys.push(app.approve(&s.owner, &s.project, &s.request).await.unwrap().key.id);
+    }
+    let now = app.now();
+    for (i, key) in keys.iter().enumerate() {
+        // Use every 7 hours over the last days; the oldest falls before the period.
+        for h in 0..(4 + 3 * i as i64) {
+            record_use(app, key, now - Duration::hours(7 * h), h + 1).await;
+        }
+    }
+    let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let (from, to) = (time(now - Duration::hours(60)), time(now + Duration::hours(1)));
+    let period = keygate::usage::Period::parse(Some(&from), Some(&to), now, 366).unwrap();
+    let page = app.list_issued_keys(&first.owner, &first.project, period, &Default::default()).await.unwrap();
+    let expected: std::collections::BTreeMap<String, (i64, i64)> =
+        page.items.iter().map(|r| (r.key_id.to_string(), (r.requests, r.cost))).collect();
+    assert!(expected.values().any(|(r, _)| *r > 0) && expected.len() == 5, "{expected:?}");
+    for (format, granularity) in [("csv", "hour"), ("jsonl", "day"), ("csv", "day"), ("jsonl", "hour")] {
+        let mut got: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+        let mut next = Some(format!(
+            "/v1/projects/{}/usage/export?from={from}&to={to}&granularity={granularity}&format={format}&limit=2",
+            first.project
+        ));
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            pages += 1;
+            let res = keygate::testing::call_response(app, "GET", &url, Some(&first.owner), None).await;
+            assert_eq!(res.status(), 200, "{url}");
+            let body = String::from_utf8(res.body().to_vec()).unwrap();
+            let mut lines = body.lines();
+            if format == "csv" {
+                assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+                assert_eq!(
+                    lines.next(),
+                    Some("key_id,user_id,user_email,template_id,template_name,start,requests,cost")
+                );
+            } else {
+                assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+            }
+            for line in lines {
+                let (key, start, requests, cost) = if format == "csv" {
+                    let cells: Vec<&str> = line.split(',').collect();
+                    (
+                        cells[0].to_owned(),
+                        cells[5].to_owned(),
+                        cells[6].parse::<i64>().unwrap(),
+                        cells[7].parse::<i64>().unwrap(),
+                    )
+                } else {
+                    let row: serde_json::Value = serde_json::from_str(line).unwrap();
+                    let text = |k: &str| row[k].as_str().unwrap().to_owned();
+                    (text("key_id"), text("start"), row["requests"].as_i64().unwrap(), row["cost"].as_i64().unwrap())
+                };
+                let step = if granularity == "day" { "T00:00:00Z" } else { ":00:00Z" };
+                assert!(start.ends_with(step), "{granularity} rows start on the {granularity}: {start}");
+                let sum = got.entry(key).or_default();
+                *sum = (sum.0 + requests, sum.1 + cost);
+            }
+            next = res.headers().get("link").map(|l| {
+                let l = l.to_str().unwrap();
+                l[l.find('<').unwrap() + 1..l.find('>').unwrap()].to_owned()
+            });
+        }
+        assert_eq!(pages, 3, "five keys, two a page");
+        let used: std::collections::BTreeMap<_, _> =
+            expected.iter().filter(|(_, v)| v.0 > 0).map(|(k, v)| (k.clone(), *v)).collect();
+        assert_eq!(got, used, "{format} by {granularity}: the export's totals are the page's");
+    }
+}

@@ -93,6 +93,7 @@ fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
         RejectRequest => (format!("/v1/projects/{p}/requests/{}/reject", w.request), Some(json!({"reason": "no"}))),
         ListIssuedKeys => (format!("/v1/projects/{p}/keys"), None),
         KeyUsage => (format!("/v1/projects/{p}/keys/{}/usage", w.key), None),
+        ExportUsage => (format!("/v1/projects/{p}/usage/export?granularity=day&format=jsonl"), None),
         RevokeKey => (format!("/v1/projects/{p}/keys/{}", w.key), None),
         MyKeys => ("/v1/me/keys".into(), None),
         MyKeyToken => (format!("/v1/me/keys/{}/token", w.key), None),
@@ -117,7 +118,8 @@ fn expected(op: Operation) -> [u16; 6] {
         GetProject | ListTemplates => [200, 200, 200, 404, 200, 404],
         // Managing it: the owner and managers; members are told no; others see nothing.
         PutRole | PutNode | PutMember => [200, 200, 403, 404, 403, 404],
-        ListRoles | ListNodes | ListMembers | ListRequests | ListIssuedKeys | ListAudit => {
+        // The billing export is the issued-keys page's figures: the same people.
+        ListRoles | ListNodes | ListMembers | ListRequests | ListIssuedKeys | ExportUsage | ListAudit => {
             [200, 200, 403, 404, 403, 404]
         }
         CreateTemplate => [201, 201, 403, 404, 403, 404],

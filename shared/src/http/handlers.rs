@@ -4,11 +4,11 @@
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use super::{caller, json, json_body, no_content, optional_json_body, path, path_name, query, query_flag};
+use super::{attachment, caller, json, json_body, no_content, optional_json_body, path, path_name, query, query_flag};
 use crate::error::{Error, Result};
 use crate::ids::{KeyId, NodeId, ProjectId, RequestId, RoleName, SecretName, TemplateId, UserId};
 use crate::request::RequestStatus;
-use crate::service::{App, PageRequest};
+use crate::service::{App, ExportFormat, MAX_EXPORT_KEYS, PageRequest};
 use crate::usage::{Granularity, MAX_PERIOD_DAYS, Period};
 
 type Answer = Result<Response<Body>>;
@@ -161,6 +161,33 @@ pub async fn key_usage(app: &App, req: Request) -> Answer {
     let granularity = Granularity::parse(query(&req, "granularity"))?;
     let period = period(&req, app, granularity.max_days())?;
     Ok(json(StatusCode::OK, &app.key_usage(&caller, &project(&req)?, &key(&req)?, period, granularity).await?))
+}
+
+/// The billing export: CSV or JSON Lines, one page of keys per answer; a `Link` header names
+/// the next page.
+pub async fn export_usage(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    let project = project(&req)?;
+    let granularity = Granularity::parse(query(&req, "granularity"))?;
+    let format = ExportFormat::parse(query(&req, "format"))?;
+    let period = period(&req, app, granularity.max_days())?;
+    let page = page(&req)?;
+    let export = app.export_usage(&caller, &project, period, granularity, format, &page).await?;
+    let day = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d").to_string();
+    let name = format!("usage-{project}-{}-{}.{}", day(period.from), day(period.to), format.extension());
+    let next = export.next_cursor.as_ref().map(|cursor| {
+        let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("from", &time(period.from))
+            .append_pair("to", &time(period.to))
+            .append_pair("granularity", query(&req, "granularity").unwrap_or("hour"))
+            .append_pair("format", format.extension())
+            .append_pair("limit", &page.limit.min(MAX_EXPORT_KEYS).to_string())
+            .append_pair("cursor", cursor)
+            .finish();
+        format!("/v1/projects/{project}/usage/export?{query}")
+    });
+    Ok(attachment(export.body, format.content_type(), &name, export.rows, next.as_deref()))
 }
 
 pub async fn revoke_key(app: &App, req: Request) -> Answer {

@@ -157,6 +157,29 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     response
 }
 
+/// A file to download: `rows` rows of `content_type` named `filename`, and the `Link` to the
+/// next part when there is one.
+pub fn attachment(
+    body: Vec<u8>,
+    content_type: &'static str,
+    filename: &str,
+    rows: usize,
+    next: Option<&str>,
+) -> Response<Body> {
+    let mut response = Response::new(Body::Binary(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-export-rows", HeaderValue::from(rows));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(v) = next.and_then(|next| HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")).ok()) {
+        headers.insert(header::LINK, v);
+    }
+    response
+}
+
 pub fn no_content() -> Response<Body> {
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::NO_CONTENT;

@@ -133,6 +133,46 @@ fn request_body(op: Operation) -> Option<Value> {
     })
 }
 
+/// The billing export answers a file, not JSON, and reads its period and format from the query.
+fn export_usage(op: &mut Value) {
+    let query = |name: &str, schema: Value, description: &str| json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description});
+    if let Some(params) = op["parameters"].as_array_mut() {
+        params.extend([
+            query(
+                "from",
+                json!({"type": "string"}),
+                "Start (RFC 3339 time or date, UTC); default: 30 days before `to`.",
+            ),
+            query("to", json!({"type": "string"}), "End, exclusive (RFC 3339 time or date, UTC); default: now."),
+            query(
+                "granularity",
+                json!({"enum": ["hour", "day"]}),
+                "One row per key per hour (periods up to 31 days) or day.",
+            ),
+            query("format", json!({"enum": ["csv", "jsonl"]}), "CSV with a header row, or JSON Lines."),
+            query(
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": crate::service::MAX_EXPORT_KEYS}),
+                "Keys per answer.",
+            ),
+            query(
+                "cursor",
+                json!({"type": "string"}),
+                "The next page of keys, from the `Link` header of the previous answer.",
+            ),
+        ]);
+    }
+    let file = json!({"type": "string"});
+    op["description"] = json!(
+        "Usage per key per hour or day (key, user, template, requests, cost) for billing; rows only where a key was used. Paged by keys: a `Link: <...>; rel=\"next\"` header names the next page."
+    );
+    op["responses"]["2XX"] = json!({
+        "description": "The rows of one page of keys",
+        "headers": {"Link": {"schema": {"type": "string"}}, "X-Export-Rows": {"schema": {"type": "integer"}}},
+        "content": {"text/csv": {"schema": file}, "application/x-ndjson": {"schema": file}},
+    });
+}
+
 pub fn document() -> Value {
     let mut paths: Map<String, Value> = Map::new();
     for route in ROUTES {
@@ -151,6 +191,9 @@ pub fn document() -> Value {
         if let Some(schema) = request_body(route.operation) {
             let required = route.operation != Operation::RejectRequest;
             op["requestBody"] = json!({"required": required, "content": {"application/json": {"schema": schema}}});
+        }
+        if route.operation == Operation::ExportUsage {
+            export_usage(&mut op);
         }
         if route.auth == Auth::User {
             op["security"] = json!([{"userToken": []}]);

@@ -32,6 +32,7 @@ pub enum Operation {
     RejectRequest,
     ListIssuedKeys,
     KeyUsage,
+    ExportUsage,
     RevokeKey,
     MyKeys,
     MyKeyToken,
@@ -90,6 +91,7 @@ routes! {
     POST "/v1/projects/{project}/requests/{request}/reject" => RejectRequest, "reject-request", User;
     GET "/v1/projects/{project}/keys" => ListIssuedKeys, "usage-stats", User;
     GET "/v1/projects/{project}/keys/{key}/usage" => KeyUsage, "key-usage", User;
+    GET "/v1/projects/{project}/usage/export" => ExportUsage, "export-usage", User;
     DELETE "/v1/projects/{project}/keys/{key}" => RevokeKey, "revoke-key", User;
     GET "/v1/me/keys" => MyKeys, "my-keys", User;
     GET "/v1/me/keys/{key}/token" => MyKeyToken, "my-key-token", User;
@@ -177,6 +179,7 @@ pub async fn handle(app: &App, operation: Operation, req: Request) -> Response<B
         RejectRequest => h::reject_request(app, req).await,
         ListIssuedKeys => h::list_issued_keys(app, req).await,
         KeyUsage => h::key_usage(app, req).await,
+        ExportUsage => h::export_usage(app, req).await,
         RevokeKey => h::revoke_key(app, req).await,
         MyKeys => h::my_keys(app, req).await,
         MyKeyToken => h::my_key_token(app, req).await,

@@ -1,6 +1,7 @@
 //! keygate's operations: each one checks who may do it, applies the domain rules and commits
 //! its changes, with an audit event and any mail, in one conditional transaction.
 
+mod export;
 mod keys;
 mod outbox;
 mod projects;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use export::{Export, ExportFormat, MAX_EXPORT_KEYS};
 pub use keys::{IssuedKeyRow, MyKey, Revocation, TokenAnswer};
 pub use outbox::{Notification, queued_mail};
 pub use requests::{Approval, Decision as RequestDecision};
