@@ -11,6 +11,7 @@ use http::Method;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use keygate::authorizer::{Authorizer, Caches};
 use keygate::permission::{api_path_segments, required_permission};
+use keygate::service::ExportFormat;
 use keygate::signing::{KeyRing, PublicJwk};
 use keygate::store::sqlite::SqliteStore;
 use keygate::testing::{ISSUER, TestApp};
@@ -28,6 +29,9 @@ struct Fixture {
     token: String,
     public_x: Vec<u8>,
     project: keygate::ids::ProjectId,
+    /// A key whose template has a quota and a rate limit (too high to refuse any call here).
+    limited_path: String,
+    limited_bearer: String,
 }
 
 fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
@@ -46,7 +50,15 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
         let at = token.len() - 10;
         let swap = if &token[at..=at] == "A" { "B" } else { "A" };
         let bad = format!("{}{swap}{}", &token[..at], &token[at + 1..]);
+        let l = story::pending_request(&t.app).await;
+        let most = serde_json::json!({"quota": {"requests": keygate::template::MAX_QUOTA, "per": "month"},
+            "rate_limit": {"per_second": keygate::template::MAX_RATE, "burst": keygate::template::MAX_BURST}});
+        story::limit_template(&t.app, &l, most).await;
+        let limited = t.app.approve(&l.owner, &l.project, &l.request).await.unwrap().key;
+        let limited_token = t.app.my_key_token(&l.holder, &limited.id).await.unwrap().token;
         Fixture {
+            limited_path: format!("/api/projects/{}/data_layers/last", l.project),
+            limited_bearer: format!("Bearer {}", limited_token.expose()),
             path: format!("/api/projects/{}/data_layers/last", s.project),
             denied_path: format!("/api/projects/{}/nodes/in/packages", s.project),
             bearer: format!("Bearer {token}"),
@@ -116,6 +128,12 @@ fn authorizer(c: &mut Criterion) {
     g.bench_function("decision + metering on SQLite, repeated token", |b| {
         b.to_async(&rt).iter(|| async { f.app.authorize(&Method::GET, &f.path, Some(&f.bearer)).await.unwrap() })
     });
+    g.bench_function("decision + rate limit + quota + metering on SQLite, repeated token", |b| {
+        b.to_async(&rt).iter(|| async {
+            let context = f.app.authorize(&Method::GET, &f.limited_path, Some(&f.limited_bearer)).await.unwrap();
+            assert!(context.quota_remaining.is_some());
+        })
+    });
     g.finish();
 
     c.bench_function("permission lookup", |b| {
@@ -151,6 +169,12 @@ fn issued_keys_page(c: &mut Criterion) {
     assert!(rows.items.iter().all(|r| r.requests == 3 * 30 * 24));
     c.bench_function("issued-keys page, 50 keys x 30 days hourly, SQLite", |b| {
         b.to_async(&rt).iter(|| async { app.list_issued_keys(&owner, &project, period, &page).await.unwrap() })
+    });
+    let export = || app.export_usage(&owner, &project, period, usage::Granularity::Hour, ExportFormat::Csv, &page);
+    let first = rt.block_on(export()).unwrap();
+    assert_eq!((first.rows, first.next_cursor.is_none()), (36_000, true), "every hour of every key, one page");
+    c.bench_function("billing export, 50 keys x 30 days hourly (36,000 rows), CSV, SQLite", |b| {
+        b.to_async(&rt).iter(|| async { export().await.unwrap() })
     });
 }
 

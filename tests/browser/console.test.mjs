@@ -137,6 +137,7 @@ test('the story of the seeds, screen by screen', async () => {
   const editor = ann.getByRole('form', { name: 'Edit template Forecast API' });
   await editor.waitFor();
   await editor.getByLabel('Price per request (minor units)').fill('7');
+  await editor.getByLabel('Quota: calls').fill('100');
   for (const [i, [name, kind, value]] of [['project', 'project'], ['input', 'node', 'in'], ['output', 'node', 'out']].entries()) {
     await editor.getByRole('button', { name: '+ Field' }).click();
     await editor.getByLabel('Field name').nth(i).fill(i === 0 ? '1project' : name);
@@ -157,6 +158,8 @@ test('the story of the seeds, screen by screen', async () => {
   await annTile.getByText(p).waitFor();
   assert.match(await annTile.innerText(), /package_view/);
   assert.match(await annTile.innerText(), /Price per request\s*7/);
+  assert.match(await annTile.innerText(), /Quota\s*100 calls per day \(UTC\)/);
+  assert.match(await annTile.innerText(), /Rate limit\s*none/);
 
   // 409: the same name again is refused, in words.
   await newTemplate(ann, 'forecast api', 'reader');
@@ -255,6 +258,7 @@ test('the story of the seeds, screen by screen', async () => {
   await bob.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My keys' }).click();
   const myKey = bob.getByRole('article', { name: 'Forecast API' });
   await myKey.getByText(/3 requests, cost 21/).waitFor();
+  await myKey.getByText(/3 of 100 today \(UTC\)/).waitFor();
   assert.ok(!(await bob.content()).includes(token), 'the token is not in the page before Reveal');
   await screen(bob, '15-my-keys');
   await myKey.getByRole('button', { name: 'Reveal token of Forecast API' }).click();
@@ -271,6 +275,7 @@ test('the story of the seeds, screen by screen', async () => {
   assert.notEqual(cells[4], '—', 'last used is shown');
   assert.equal(cells[5], '3');
   assert.equal(cells[6], '21');
+  assert.equal(cells[7], '3 of 100 today (UTC)', 'used / quota in the current period');
   await row.getByRole('button', { name: 'Usage chart of Forecast API for bob@example.com' }).click();
   const chart = ann.getByRole('img', { name: /requests per day/ });
   await chart.waitFor();

@@ -321,3 +321,27 @@ pub async fn the_export_agrees_with_the_issued_keys_page(app: &App) {
         assert_eq!(got, used, "{format} by {granularity}: the export's totals are the page's");
     }
 }
+
+/// The store writes of one allowed call, counted at the store interface: one counter write
+/// (the hour bucket) for a key without limits; two (the quota counter, then the bucket) for a
+/// key with a quota and a rate limit; never a transaction, and no read once the instance is warm.
+pub async fn store_writes_per_allowed_call(store: std::sync::Arc<dyn keygate::store::Store>) {
+    let counting = std::sync::Arc::new(keygate::testing::CountingStore::new(store));
+    let t = keygate::testing::TestApp::on(counting.clone());
+    let (free, capped) = (pending_request(&t.app).await, pending_request(&t.app).await);
+    let limits = serde_json::json!({"quota": {"requests": 1000, "per": "month"}, "rate_limit": {"per_second": 100, "burst": 100}});
+    limit_template(&t.app, &capped, limits).await;
+    for (story, writes) in [(free, 1), (capped, 2)] {
+        let key = t.app.approve(&story.owner, &story.project, &story.request).await.unwrap().key;
+        let bearer = format!("Bearer {}", t.app.my_key_token(&story.holder, &key.id).await.unwrap().token.expose());
+        let path = format!("/api/projects/{}/data_layers/last", story.project);
+        t.authorizer.authorize(&http::Method::GET, &path, Some(&bearer)).await.unwrap();
+        let before = counting.calls();
+        for _ in 0..10 {
+            t.authorizer.authorize(&http::Method::GET, &path, Some(&bearer)).await.unwrap();
+        }
+        let spent = counting.calls() - before;
+        assert_eq!(spent.counter_writes, 10 * writes, "{spent:?}");
+        assert_eq!((spent.transactions, spent.queries, spent.gets), (0, 0, 0), "warm: {spent:?}");
+    }
+}

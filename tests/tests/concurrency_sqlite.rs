@@ -35,3 +35,9 @@ async fn the_billing_export_agrees_with_the_issued_keys_page() {
     let dir = Scratch::new("export");
     story::the_export_agrees_with_the_issued_keys_page(&app(&dir)).await;
 }
+
+#[tokio::test]
+async fn an_allowed_call_writes_once_without_limits_and_twice_with_a_quota() {
+    let dir = Scratch::new("writes");
+    story::store_writes_per_allowed_call(Arc::new(SqliteStore::open(&dir.0.join("keygate.db")).unwrap())).await;
+}

@@ -120,6 +120,28 @@ async fn the_compiled_authorizer_allows_meters_and_denies() {
     let period = keygate::usage::Period::parse(None, None, app.now() + chrono::Duration::hours(1), 366).unwrap();
     let rows = app.list_issued_keys(&s.owner, &s.project, period, &Default::default()).await.unwrap();
     assert_eq!((rows.items[0].requests, rows.items[0].cost), (1, story::PRICE), "only the allowed call is metered");
+    assert_eq!(allowed["context"]["quota_remaining"], "unlimited", "{allowed}");
+
+    // A key with a quota of one call a day: the second call is refused (fail closed: an HTTP API
+    // answers 403; the context names the limit for the logs and a gateway that maps it), and
+    // the holder's notices wait in the outbox for the mail-retry function.
+    let q = story::pending_request(&app).await;
+    story::limit_template(&app, &q, serde_json::json!({"quota": {"requests": 1, "per": "day"}})).await;
+    let limited = app.approve(&q.owner, &q.project, &q.request).await.unwrap().key;
+    let limited_bearer = format!("Bearer {}", app.my_key_token(&q.holder, &limited.id).await.unwrap().token.expose());
+    let qp = q.project.to_string();
+    let qpath = format!("/api/projects/{qp}/data_layers/last");
+    let first = runtime.invoke(authorizer_event("GET", &qpath, &qp, Some(&limited_bearer))).await.unwrap();
+    assert_eq!((&first["isAuthorized"], &first["context"]["quota_remaining"]), (&json!(true), &json!(0)), "{first}");
+    let over = runtime.invoke(authorizer_event("GET", &qpath, &qp, Some(&limited_bearer))).await.unwrap();
+    assert_eq!(over["isAuthorized"], false, "{over}");
+    assert_eq!(over["context"]["limit"], "quota", "{over}");
+    assert!(over["context"]["retry_after"].as_u64().is_some_and(|s| (1..=86_400).contains(&s)), "{over}");
+    assert!(over["context"]["ratelimit_policy"].as_str().unwrap().starts_with("\"quota\";q=1;"), "{over}");
+    let outbox =
+        app.store.query(&keygate::store::Query::prefix(keygate::store::layout::OUTBOX_PK, "Q#")).await.unwrap();
+    let notices: Vec<_> = outbox.items.iter().filter(|i| i.key.sk.contains(limited.id.as_str())).collect();
+    assert_eq!(notices.len(), 2, "the 80 % and 100 % notices, once each: {notices:?}");
     let logs = function.logs();
     assert!(logs.contains("call denied"), "the function's JSON logs were captured: {logs}");
     let signature = token.expose().rsplit('.').next().unwrap();

@@ -57,3 +57,9 @@ async fn the_billing_export_agrees_with_the_issued_keys_page_on_dynamodb() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_allowed_call_writes_once_without_limits_and_twice_with_a_quota_on_dynamodb() {
+    let Some(endpoint) = require_aws!() else { return };
+    story::store_writes_per_allowed_call(Arc::new(aws::store(&endpoint, "writes").await)).await;
+}

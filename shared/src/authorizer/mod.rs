@@ -157,8 +157,9 @@ pub struct CallContext {
     pub project_id: ProjectId,
     pub template_id: TemplateId,
     pub data_layer_id: DataLayerId,
-    /// Calls left in the key's quota period, when its template has a quota.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Calls left in the key's quota period, when its template has a quota; passed on as
+    /// `unlimited` otherwise, so that the platform always finds the header.
+    #[serde(serialize_with = "remaining_or_unlimited")]
     pub quota_remaining: Option<i64>,
     /// The quota this call was counted against (for the caller's `RateLimit` headers).
     #[serde(skip)]
@@ -175,10 +176,19 @@ impl CallContext {
             ("x-keygate-template-id", self.template_id.to_string()),
             ("x-keygate-data-layer-id", self.data_layer_id.to_string()),
         ];
-        if let Some(remaining) = self.quota_remaining {
-            headers.push(("x-keygate-quota-remaining", remaining.to_string()));
-        }
+        let remaining = self.quota_remaining.map_or_else(|| UNLIMITED.to_owned(), |n| n.to_string());
+        headers.push(("x-keygate-quota-remaining", remaining));
         headers
+    }
+}
+
+/// `x-keygate-quota-remaining` of a key without a quota.
+pub const UNLIMITED: &str = "unlimited";
+
+fn remaining_or_unlimited<S: serde::Serializer>(remaining: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match remaining {
+        Some(n) => s.serialize_i64(*n),
+        None => s.serialize_str(UNLIMITED),
     }
 }
 

@@ -118,7 +118,7 @@ impl App {
                     requests: quota.requests,
                     per: quota.per,
                     period: window.label[1..].to_owned(),
-                    used: used.min(quota.requests),
+                    used,
                     resets_at: window.end,
                 })
             })
