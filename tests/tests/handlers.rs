@@ -219,6 +219,17 @@ async fn bad_input_is_422_naming_the_field() {
             call(&t.app, "GET", &format!("/v1/projects/{p}/keys?{query}"), Some(&story.owner), None).await;
         assert_eq!((status, field(&problem)), (422, want), "{query}: {problem}");
     }
+    for (query, want) in [
+        ("format=xml", "format"),
+        ("granularity=week", "granularity"),
+        ("granularity=hour&from=2026-01-01&to=2026-03-01", "to"),
+        ("limit=51", "limit"),
+        ("cursor=%%%", "cursor"),
+    ] {
+        let path = format!("/v1/projects/{p}/usage/export?{query}");
+        let (status, problem) = call(&t.app, "GET", &path, Some(&story.owner), None).await;
+        assert_eq!((status, field(&problem)), (422, want), "{query}: {problem}");
+    }
 }
 
 #[tokio::test]

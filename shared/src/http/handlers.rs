@@ -171,7 +171,7 @@ pub async fn export_usage(app: &App, req: Request) -> Answer {
     let granularity = Granularity::parse(query(&req, "granularity"))?;
     let format = ExportFormat::parse(query(&req, "format"))?;
     let period = period(&req, app, granularity.max_days())?;
-    let page = page(&req)?;
+    let page = PageRequest::parse_up_to(query(&req, "limit"), query(&req, "cursor"), MAX_EXPORT_KEYS)?;
     let export = app.export_usage(&caller, &project, period, granularity, format, &page).await?;
     let day = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d").to_string();
     let name = format!("usage-{project}-{}-{}.{}", day(period.from), day(period.to), format.extension());
@@ -182,7 +182,7 @@ pub async fn export_usage(app: &App, req: Request) -> Answer {
             .append_pair("to", &time(period.to))
             .append_pair("granularity", query(&req, "granularity").unwrap_or("hour"))
             .append_pair("format", format.extension())
-            .append_pair("limit", &page.limit.min(MAX_EXPORT_KEYS).to_string())
+            .append_pair("limit", &page.limit.to_string())
             .append_pair("cursor", cursor)
             .finish();
         format!("/v1/projects/{project}/usage/export?{query}")

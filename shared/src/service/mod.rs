@@ -99,12 +99,18 @@ pub const MAX_PAGE: usize = 100;
 
 impl PageRequest {
     pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self> {
+        Self::parse_up_to(limit, cursor, MAX_PAGE)
+    }
+
+    /// `?limit=&cursor=` of a route whose pages hold at most `max` items (and `max` by default
+    /// when that is fewer than [`DEFAULT_PAGE`]).
+    pub fn parse_up_to(limit: Option<&str>, cursor: Option<&str>, max: usize) -> Result<Self> {
         let limit = match limit {
-            None => DEFAULT_PAGE,
+            None => DEFAULT_PAGE.min(max),
             Some(s) => match s.parse::<usize>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+                Ok(n) if (1..=max).contains(&n) => n,
                 _ => {
-                    return Err(Error::invalid("limit", format!("must be an integer from 1 to {MAX_PAGE}")));
+                    return Err(Error::invalid("limit", format!("must be an integer from 1 to {max}")));
                 }
             },
         };
