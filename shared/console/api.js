@@ -56,6 +56,25 @@ export async function api(method, path, body, headers = {}) {
   return answer;
 }
 
+/** A billing export as one CSV text: every page of keys, followed through its
+ * `Link: <…>; rel="next"` header, with the header row once. */
+export async function exportCsv(/** @type {string} */ path) {
+  let text = '';
+  for (let next = path; next;) {
+    /** @type {Record<string, string>} */
+    const h = { Accept: 'text/csv' };
+    const t = token();
+    if (t) h.Authorization = `Bearer ${t}`;
+    const r = await fetch(next, { headers: h }).catch(() => null);
+    if (!r) throw new ApiError(0, { detail: 'keygate cannot be reached; check that it is running and try again' });
+    if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null));
+    const body = await r.text();
+    text += text ? body.slice(body.indexOf('\n') + 1) : body;
+    next = /<([^>]+)>;\s*rel="next"/.exec(r.headers.get('Link') ?? '')?.[1];
+  }
+  return text;
+}
+
 /** Answers asked for ahead of the screen part that needs them (see `prefetch`). */
 const early = new Map();
 

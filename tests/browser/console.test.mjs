@@ -276,6 +276,13 @@ test('the story of the seeds, screen by screen', async () => {
   assert.equal(cells[5], '3');
   assert.equal(cells[6], '21');
   assert.equal(cells[7], '3 of 100 today (UTC)', 'used / quota in the current period');
+  // The billing export of the period, as the owner downloads it.
+  const [download] = await Promise.all([ann.waitForEvent('download'), ann.getByRole('button', { name: 'Download CSV' }).click()]);
+  const csv = readFileSync(await download.path(), 'utf8');
+  const lines = csv.trim().split('\n');
+  assert.equal(lines[0], 'key_id,user_id,user_email,template_id,template_name,start,requests,cost');
+  assert.equal(lines.length, 2, csv);
+  assert.match(lines[1], /,bob,bob@example\.com,[^,]+,Forecast API,\d{4}-\d\d-\d\dT00:00:00Z,3,21$/);
   await row.getByRole('button', { name: 'Usage chart of Forecast API for bob@example.com' }).click();
   const chart = ann.getByRole('img', { name: /requests per day/ });
   await chart.waitFor();

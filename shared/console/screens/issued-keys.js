@@ -5,7 +5,7 @@
 
 import { useState } from '../vendor/preact-hooks.js';
 import { html, Confirm, ListState, Pager, PeriodPicker, Problem, count, defaultPeriod, money, periodQuery, quotaUse, when, day, useAction, useLoad, usePages } from '../components.js';
-import { api, get, seg } from '../api.js';
+import { api, exportCsv, get, seg } from '../api.js';
 import { UsageChart } from '../chart.js';
 
 export function IssuedKeys({ project }) {
@@ -19,6 +19,16 @@ export function IssuedKeys({ project }) {
   const [revoking, setRevoking] = useState(/** @type {any} */ (null));
   const [charted, setCharted] = useState(/** @type {any} */ (null));
   const [notice, setNotice] = useState('');
+  const download = useAction();
+  /** The billing export of the period, by UTC day, as a CSV file. */
+  const saveCsv = () => download.run(async () => {
+    const csv = await exportCsv(`${base}/usage/export?${periodQuery(period)}&granularity=day&format=csv`);
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([csv], { type: 'text/csv' }));
+    a.download = `usage-${project.id}-${period.from}-${period.to}.csv`;
+    a.click();
+    URL.revokeObjectURL(a.href);
+  });
   const rows = load.data?.items ?? [];
   const totals = rows.reduce((a, r) => ({ requests: a.requests + r.requests, cost: a.cost + r.cost }), { requests: 0, cost: 0 });
   return html`<div>
@@ -26,7 +36,10 @@ export function IssuedKeys({ project }) {
       <h2>Issued keys</h2>
       <${PeriodPicker} period=${period} onChange=${(p) => { pages.reset(); setPeriod(p); }} />
       <button type="button" onClick=${load.reload}>Refresh</button>
+      <button type="button" onClick=${saveCsv} disabled=${download.busy}
+        title="Requests and cost per key per UTC day in the period, for billing">Download CSV</button>
     </div>
+    <${Problem} error=${download.error} />
     ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
     <${ListState} load=${load} empty="No keys have been issued in this project." />
     ${rows.length ? html`<table class="issued">
