@@ -8,7 +8,6 @@ use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use keygate::App;
 use keygate::authorizer::Authorizer;
 use keygate::config::{Config, KeyUse, build_app, build_authorizer};
-use keygate::http::routes::{self, Operation};
 use lambda_http::{Error, LambdaEvent, service_fn};
 
 /// Structured JSON logs (CloudWatch adds the time); `RUST_LOG` sets the filter.
@@ -30,13 +29,19 @@ async fn app(key_use: KeyUse) -> Result<Arc<App>, Error> {
     Ok(Arc::new(app))
 }
 
-/// Serves one operation of the route table behind API Gateway.
-pub async fn serve(operation: Operation) -> Result<(), Error> {
+/// Serves one operation of the route table behind API Gateway: `handler` is its
+/// `routes::one::<handler>`, named at compile time, so that the function links that handler
+/// alone and not the route table's dispatch over every operation.
+pub async fn serve<F, Fut>(handler: F) -> Result<(), Error>
+where
+    F: Fn(Arc<App>, lambda_http::Request) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = lambda_http::Response<lambda_http::Body>> + Send + 'static,
+{
     init_tracing();
     let app = app(KeyUse::Sign).await?;
     lambda_http::run(service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(routes::handle(&app, operation, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(handler(app, req).await) }
     }))
     .await
 }

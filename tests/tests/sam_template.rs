@@ -90,6 +90,17 @@ fn every_function_has_a_binary_and_every_binary_a_function() {
     assert_eq!(in_template, binaries);
 }
 
+/// Each operation's binary serves that operation's handler, named at compile time.
+#[test]
+fn every_operation_binary_serves_its_own_handler() {
+    for route in keygate::http::routes::ROUTES {
+        let path = root().join(format!("functions/src/bin/{}.rs", route.function));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let call = format!("serve(keygate::http::routes::one::{})", route.handler);
+        assert!(text.contains(&call), "{} must call {call}", path.display());
+    }
+}
+
 #[test]
 fn the_platform_api_is_behind_the_uncached_lambda_authorizer() {
     let t = template();

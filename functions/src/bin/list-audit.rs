@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    keygate_functions::serve(keygate::http::routes::Operation::ListAudit).await
+    keygate_functions::serve(keygate::http::routes::one::list_audit).await
 }

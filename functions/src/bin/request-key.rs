@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    keygate_functions::serve(keygate::http::routes::Operation::RequestKey).await
+    keygate_functions::serve(keygate::http::routes::one::request_key).await
 }

@@ -233,6 +233,11 @@ pub async fn list_audit(app: &App, req: Request) -> Answer {
     Ok(json(StatusCode::OK, &app.list_audit(&caller(&req)?, &project(&req)?, &page(&req)?).await?))
 }
 
+/// The JWKS route's handler, shaped like every other.
+pub async fn jwks_route(app: &App, _req: Request) -> Answer {
+    Ok(jwks(app))
+}
+
 pub fn jwks(app: &App) -> Response<Body> {
     let mut response = json(StatusCode::OK, &app.keys.jwks());
     response.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("public, max-age=300"));

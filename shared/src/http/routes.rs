@@ -58,49 +58,84 @@ pub struct Route {
     pub method: Method,
     pub path: &'static str,
     pub operation: Operation,
+    /// The handler (in `handlers`, and served alone by `one::<handler>`).
+    pub handler: &'static str,
     /// The Lambda function (binary) that serves the route.
     pub function: &'static str,
     pub auth: Auth,
 }
 
 macro_rules! routes {
-    ($($method:ident $path:literal => $op:ident, $function:literal, $auth:ident;)*) => {
+    ($($method:ident $path:literal => $op:ident($handler:ident), $function:literal, $auth:ident;)*) => {
         pub static ROUTES: &[Route] = &[
-            $(Route { method: Method::$method, path: $path, operation: Operation::$op, function: $function, auth: Auth::$auth },)*
+            $(Route {
+                method: Method::$method,
+                path: $path,
+                operation: Operation::$op,
+                handler: stringify!($handler),
+                function: $function,
+                auth: Auth::$auth,
+            },)*
         ];
+
+        /// Runs `operation` on a request, turning any error into problem+json: every
+        /// operation in one process (the local gateway, tests).
+        pub async fn handle(app: &App, operation: Operation, req: Request) -> Response<Body> {
+            let result = match operation {
+                $(Operation::$op => h::$handler(app, req).await,)*
+            };
+            result.unwrap_or_else(|e| super::problem(&e))
+        }
+
+        /// Each operation alone, named at compile time: a Lambda function serves one of these,
+        /// so that it links its own handler and not the others (`routes::one::<handler>`).
+        pub mod one {
+            use std::sync::Arc;
+
+            use lambda_http::{Body, Request, Response};
+
+            use crate::service::App;
+
+            $(
+                #[doc = concat!("`", stringify!($method), " ", $path, "`, as the function `", $function, "` serves it.")]
+                pub async fn $handler(app: Arc<App>, req: Request) -> Response<Body> {
+                    super::h::$handler(&app, req).await.unwrap_or_else(|e| super::super::problem(&e))
+                }
+            )*
+        }
     };
 }
 
 routes! {
-    POST "/v1/projects" => RegisterProject, "register-project", User;
-    GET "/v1/projects/{project}" => GetProject, "get-project", User;
-    PUT "/v1/projects/{project}/roles/{role}" => PutRole, "put-role", User;
-    GET "/v1/projects/{project}/roles" => ListRoles, "list-roles", User;
-    PUT "/v1/projects/{project}/nodes/{node}" => PutNode, "put-node", User;
-    GET "/v1/projects/{project}/nodes" => ListNodes, "list-nodes", User;
-    PUT "/v1/projects/{project}/members/{user}" => PutMember, "put-member", User;
-    GET "/v1/projects/{project}/members" => ListMembers, "list-members", User;
-    GET "/v1/me/projects" => MyProjects, "my-projects", User;
-    POST "/v1/projects/{project}/templates" => CreateTemplate, "create-template", User;
-    GET "/v1/projects/{project}/templates" => ListTemplates, "list-templates", User;
-    PATCH "/v1/projects/{project}/templates/{template}" => EditTemplate, "edit-template", User;
-    DELETE "/v1/projects/{project}/templates/{template}" => DeleteTemplate, "delete-template", User;
-    POST "/v1/projects/{project}/templates/{template}/requests" => RequestKey, "request-key", User;
-    GET "/v1/projects/{project}/requests" => ListRequests, "list-requests", User;
-    POST "/v1/projects/{project}/requests/{request}/approve" => ApproveRequest, "approve-request", User;
-    POST "/v1/projects/{project}/requests/{request}/reject" => RejectRequest, "reject-request", User;
-    GET "/v1/projects/{project}/keys" => ListIssuedKeys, "usage-stats", User;
-    GET "/v1/projects/{project}/keys/{key}/usage" => KeyUsage, "key-usage", User;
-    GET "/v1/projects/{project}/usage/export" => ExportUsage, "export-usage", User;
-    DELETE "/v1/projects/{project}/keys/{key}" => RevokeKey, "revoke-key", User;
-    GET "/v1/me/keys" => MyKeys, "my-keys", User;
-    GET "/v1/me/keys/{key}/token" => MyKeyToken, "my-key-token", User;
-    POST "/v1/projects/{project}/secrets/import" => ImportKey, "import-key", User;
-    GET "/v1/projects/{project}/secrets" => ListSecrets, "list-secrets", User;
-    PUT "/v1/projects/{project}/secrets/{name}" => PutSecret, "put-secret", User;
-    DELETE "/v1/projects/{project}/secrets/{name}" => DeleteSecret, "delete-secret", User;
-    GET "/v1/projects/{project}/audit" => ListAudit, "list-audit", User;
-    GET "/.well-known/jwks.json" => Jwks, "jwks", None;
+    POST "/v1/projects" => RegisterProject(register_project), "register-project", User;
+    GET "/v1/projects/{project}" => GetProject(get_project), "get-project", User;
+    PUT "/v1/projects/{project}/roles/{role}" => PutRole(put_role), "put-role", User;
+    GET "/v1/projects/{project}/roles" => ListRoles(list_roles), "list-roles", User;
+    PUT "/v1/projects/{project}/nodes/{node}" => PutNode(put_node), "put-node", User;
+    GET "/v1/projects/{project}/nodes" => ListNodes(list_nodes), "list-nodes", User;
+    PUT "/v1/projects/{project}/members/{user}" => PutMember(put_member), "put-member", User;
+    GET "/v1/projects/{project}/members" => ListMembers(list_members), "list-members", User;
+    GET "/v1/me/projects" => MyProjects(my_projects), "my-projects", User;
+    POST "/v1/projects/{project}/templates" => CreateTemplate(create_template), "create-template", User;
+    GET "/v1/projects/{project}/templates" => ListTemplates(list_templates), "list-templates", User;
+    PATCH "/v1/projects/{project}/templates/{template}" => EditTemplate(edit_template), "edit-template", User;
+    DELETE "/v1/projects/{project}/templates/{template}" => DeleteTemplate(delete_template), "delete-template", User;
+    POST "/v1/projects/{project}/templates/{template}/requests" => RequestKey(request_key), "request-key", User;
+    GET "/v1/projects/{project}/requests" => ListRequests(list_requests), "list-requests", User;
+    POST "/v1/projects/{project}/requests/{request}/approve" => ApproveRequest(approve_request), "approve-request", User;
+    POST "/v1/projects/{project}/requests/{request}/reject" => RejectRequest(reject_request), "reject-request", User;
+    GET "/v1/projects/{project}/keys" => ListIssuedKeys(list_issued_keys), "usage-stats", User;
+    GET "/v1/projects/{project}/keys/{key}/usage" => KeyUsage(key_usage), "key-usage", User;
+    GET "/v1/projects/{project}/usage/export" => ExportUsage(export_usage), "export-usage", User;
+    DELETE "/v1/projects/{project}/keys/{key}" => RevokeKey(revoke_key), "revoke-key", User;
+    GET "/v1/me/keys" => MyKeys(my_keys), "my-keys", User;
+    GET "/v1/me/keys/{key}/token" => MyKeyToken(my_key_token), "my-key-token", User;
+    POST "/v1/projects/{project}/secrets/import" => ImportKey(import_key), "import-key", User;
+    GET "/v1/projects/{project}/secrets" => ListSecrets(list_secrets), "list-secrets", User;
+    PUT "/v1/projects/{project}/secrets/{name}" => PutSecret(put_secret), "put-secret", User;
+    DELETE "/v1/projects/{project}/secrets/{name}" => DeleteSecret(delete_secret), "delete-secret", User;
+    GET "/v1/projects/{project}/audit" => ListAudit(list_audit), "list-audit", User;
+    GET "/.well-known/jwks.json" => Jwks(jwks_route), "jwks", None;
 }
 
 /// The path of the platform API that the authorizer guards.
@@ -154,43 +189,6 @@ fn match_path(pattern: &str, segments: &[String]) -> Option<HashMap<String, Stri
         }
     }
     Some(params)
-}
-
-/// Runs `operation` on a request, turning any error into problem+json.
-pub async fn handle(app: &App, operation: Operation, req: Request) -> Response<Body> {
-    use Operation::*;
-    let result = match operation {
-        RegisterProject => h::register_project(app, req).await,
-        GetProject => h::get_project(app, req).await,
-        PutRole => h::put_role(app, req).await,
-        ListRoles => h::list_roles(app, req).await,
-        PutNode => h::put_node(app, req).await,
-        ListNodes => h::list_nodes(app, req).await,
-        PutMember => h::put_member(app, req).await,
-        ListMembers => h::list_members(app, req).await,
-        MyProjects => h::my_projects(app, req).await,
-        CreateTemplate => h::create_template(app, req).await,
-        ListTemplates => h::list_templates(app, req).await,
-        EditTemplate => h::edit_template(app, req).await,
-        DeleteTemplate => h::delete_template(app, req).await,
-        RequestKey => h::request_key(app, req).await,
-        ListRequests => h::list_requests(app, req).await,
-        ApproveRequest => h::approve_request(app, req).await,
-        RejectRequest => h::reject_request(app, req).await,
-        ListIssuedKeys => h::list_issued_keys(app, req).await,
-        KeyUsage => h::key_usage(app, req).await,
-        ExportUsage => h::export_usage(app, req).await,
-        RevokeKey => h::revoke_key(app, req).await,
-        MyKeys => h::my_keys(app, req).await,
-        MyKeyToken => h::my_key_token(app, req).await,
-        ImportKey => h::import_key(app, req).await,
-        ListSecrets => h::list_secrets(app, req).await,
-        PutSecret => h::put_secret(app, req).await,
-        DeleteSecret => h::delete_secret(app, req).await,
-        ListAudit => h::list_audit(app, req).await,
-        Jwks => Ok(h::jwks(app)),
-    };
-    result.unwrap_or_else(|e| super::problem(&e))
 }
 
 #[cfg(test)]
