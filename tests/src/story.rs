@@ -110,6 +110,17 @@ pub async fn another_request(app: &App, first: &Story, i: usize) -> Story {
     }
 }
 
+/// The story's project with `n` keys of its template issued, to Bob and `n - 1` other members.
+pub async fn issued_keys(app: &App, n: usize) -> (Story, Vec<keygate::ids::KeyId>) {
+    let first = pending_request(app).await;
+    let mut keys = vec![app.approve(&first.owner, &first.project, &first.request).await.unwrap().key.id];
+    for i in 0..n - 1 {
+        let s = another_request(app, &first, i).await;
+        keys.push(app.approve(&first.owner, &first.project, &s.request).await.unwrap().key.id);
+    }
+    (first, keys)
+}
+
 /// Writes a usage bucket as the authorizer would: `requests` calls at [`PRICE`], last at `at`.
 pub async fn record_use(app: &App, key: &keygate::ids::KeyId, at: chrono::DateTime<chrono::Utc>, requests: i64) {
     use keygate::store::{Increment, Write, layout};
@@ -129,12 +140,7 @@ pub async fn issued_keys_page_costs_one_query_per_key(store: std::sync::Arc<dyn 
     let counting = std::sync::Arc::new(CountingStore::new(store));
     let t = TestApp::on(counting.clone());
     let app = &t.app;
-    let first = pending_request(app).await;
-    let mut keys = vec![app.approve(&first.owner, &first.project, &first.request).await.unwrap().key.id];
-    for i in 0..5 {
-        let s = another_request(app, &first, i).await;
-        keys.push(app.approve(&first.owner, &first.project, &s.request).await.unwrap().key.id);
-    }
+    let (first, keys) = issued_keys(app, 6).await;
     let now = app.now();
     // Keys 0-3: used in the period (key 0 also 50 days ago); key 4: last used 40 days ago; key 5: never.
     for (i, key) in keys.iter().enumerate().take(4) {
@@ -249,12 +255,7 @@ pub async fn a_quota_holds_exactly_under_concurrency(t: keygate::testing::TestAp
 /// granularities: each key's totals equal the issued-keys page's for the same period.
 pub async fn the_export_agrees_with_the_issued_keys_page(app: &App) {
     use chrono::{Duration, SecondsFormat};
-    let first = pending_request(app).await;
-    let mut keys = vec![app.approve(&first.owner, &first.project, &first.request).await.unwrap().key.id];
-    for i in 0..4 {
-        let s = another_request(app, &first, i).await;
-        keys.push(app.approve(&s.owner, &s.project, &s.request).await.unwrap().key.id);
-    }
+    let (first, keys) = issued_keys(app, 5).await;
     let now = app.now();
     for (i, key) in keys.iter().enumerate() {
         // Use every 7 hours over the last days; the oldest falls before the period.
