@@ -266,31 +266,40 @@ pub struct Clients {
 
 impl Clients {
     pub async fn new(config: &Config) -> Self {
-        let t = config.aws_timeouts;
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(t.connect)
-            .operation_attempt_timeout(t.attempt)
-            .operation_timeout(t.operation)
-            .build();
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(https_client(config.tls_roots))
-            .timeout_config(timeouts)
-            .load()
-            .await;
-        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk);
-        if let Some(endpoint) = &config.dynamodb_endpoint {
-            dynamodb = dynamodb.endpoint_url(endpoint);
-        }
-        let mut ses = aws_sdk_sesv2::config::Builder::from(&sdk);
-        if let Some(endpoint) = &config.ses_endpoint {
-            ses = ses.endpoint_url(endpoint);
-        }
-        Self {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
-            ses: aws_sdk_sesv2::Client::from_conf(ses.build()),
-            sdk,
-        }
+        let sdk = sdk_config(config).await;
+        Self { dynamodb: dynamodb_client(config, &sdk), ses: ses_client(config, &sdk), sdk }
     }
+}
+
+/// The shared SDK configuration: credentials, region, timeouts and the HTTPS client.
+async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
+    let t = config.aws_timeouts;
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(t.connect)
+        .operation_attempt_timeout(t.attempt)
+        .operation_timeout(t.operation)
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client(config.tls_roots))
+        .timeout_config(timeouts)
+        .load()
+        .await
+}
+
+fn dynamodb_client(config: &Config, sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
+    if let Some(endpoint) = &config.dynamodb_endpoint {
+        dynamodb = dynamodb.endpoint_url(endpoint);
+    }
+    aws_sdk_dynamodb::Client::from_conf(dynamodb.build())
+}
+
+fn ses_client(config: &Config, sdk: &aws_config::SdkConfig) -> aws_sdk_sesv2::Client {
+    let mut ses = aws_sdk_sesv2::config::Builder::from(sdk);
+    if let Some(endpoint) = &config.ses_endpoint {
+        ses = ses.endpoint_url(endpoint);
+    }
+    aws_sdk_sesv2::Client::from_conf(ses.build())
 }
 
 /// The SDK's own HTTPS client (rustls on aws-lc-rs), trusting `roots`.
@@ -375,15 +384,19 @@ pub async fn build_app(config: &Config) -> Result<App, ConfigError> {
     ))
 }
 
-/// The authorizer on DynamoDB, as its Lambda function runs it: no mailer (its quota notices
-/// go through the outbox).
+/// The authorizer on DynamoDB, as its Lambda function runs it, with only what it uses: the
+/// DynamoDB client and the public key. No SES client, no mailer (its quota notices go through
+/// the outbox) and no SSM client (it never holds the private key).
 pub async fn build_authorizer(config: &Config) -> Result<crate::authorizer::Authorizer, ConfigError> {
     let started = std::time::Instant::now();
-    let clients = Clients::new(config).await;
-    let keys = key_ring(config, signing_pem(config, &clients).await?.as_deref())?;
+    if !matches!(config.signing_key, SigningKeySource::Public(_)) {
+        return Err(ConfigError::Missing(SIGNING_PUBLIC_KEY));
+    }
+    let sdk = sdk_config(config).await;
+    let keys = key_ring(config, None)?;
     tracing::info!(start_us = started.elapsed().as_micros() as u64, "authorizer built");
     Ok(crate::authorizer::Authorizer::new(
-        Arc::new(DynamoStore::new(clients.dynamodb, config.table.clone())),
+        Arc::new(DynamoStore::new(dynamodb_client(config, &sdk), config.table.clone())),
         Arc::new(keys),
         Arc::new(SystemClock),
         config.usage_shards,
