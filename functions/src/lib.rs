@@ -1,47 +1,57 @@
 //! keygate's Lambda functions. Each binary in `src/bin/` is one function, named after its
-//! operation; its `main` only calls one of the runners here, which set up JSON logs, build the
-//! application once from the environment, and serve events until the runtime stops.
+//! operation; its `main` only calls one of the runners here, which set up JSON logs, build
+//! from the environment what that function needs (and nothing else), and serve events until
+//! the runtime stops.
 
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use keygate::App;
 use keygate::authorizer::Authorizer;
-use keygate::config::{Config, KeyUse, build_app, build_authorizer};
+use keygate::config::{Config, KeyUse, Needs, build_app, build_authorizer};
+use keygate::http::routes::Served;
 use lambda_http::{Error, LambdaEvent, service_fn};
 
-/// Structured JSON logs (CloudWatch adds the time); `RUST_LOG` sets the filter.
+/// Structured JSON logs (CloudWatch adds the time). `RUST_LOG` sets the level, for all or per
+/// module (`info`, `warn,keygate=debug`); an unreadable value is reported and `info` used.
 fn init_tracing() {
-    tracing_subscriber::fmt()
+    let filter = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let (targets, unreadable) = match filter.as_deref().map(str::parse::<tracing_subscriber::filter::Targets>) {
+        None => (tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO), None),
+        Some(Ok(targets)) => (targets, None),
+        Some(Err(e)) => (tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO), Some(e)),
+    };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let format = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_current_span(false)
         .with_ansi(false)
         .without_time()
-        .with_target(false)
-        .init();
+        .with_target(false);
+    tracing_subscriber::registry().with(format).with(targets).init();
+    if let Some(e) = unreadable {
+        tracing::warn!(error = %e, "RUST_LOG is not a list of levels; logging at info");
+    }
 }
 
-/// Builds the application, or stops with the name of the bad setting.
-async fn app(key_use: KeyUse) -> Result<Arc<App>, Error> {
-    let config = Config::from_env(key_use).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let app = build_app(&config).await.inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+/// Builds the application with what `needs` names, or stops with the name of the bad setting.
+async fn app(needs: Needs) -> Result<Arc<App>, Error> {
+    let config = Config::from_env(needs.key_use()).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let app = build_app(&config, needs).await.inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     Ok(Arc::new(app))
 }
 
-/// Serves one operation of the route table behind API Gateway: `handler` is its
-/// `routes::one::<handler>`, named at compile time, so that the function links that handler
-/// alone and not the route table's dispatch over every operation.
-pub async fn serve<F, Fut>(handler: F) -> Result<(), Error>
-where
-    F: Fn(Arc<App>, lambda_http::Request) -> Fut + Copy + Send + 'static,
-    Fut: std::future::Future<Output = lambda_http::Response<lambda_http::Body>> + Send + 'static,
-{
+/// Serves one operation of the route table behind API Gateway: `O` is its
+/// `routes::one::<Operation>`, named at compile time, so that the function links that handler
+/// alone and not the route table's dispatch over every operation, and builds only what the
+/// table says the operation needs.
+pub async fn serve<O: Served>() -> Result<(), Error> {
     init_tracing();
-    let app = app(KeyUse::Sign).await?;
+    let app = app(O::NEEDS).await?;
     lambda_http::run(service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(handler(app, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(O::handle(app, req).await) }
     }))
     .await
 }
@@ -51,7 +61,7 @@ pub async fn serve_authorizer() -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env(KeyUse::Verify).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let authorizer: Arc<Authorizer> =
-        Arc::new(build_authorizer(&config).await.inspect_err(|e| tracing::error!(error = %e, "cannot start"))?);
+        Arc::new(build_authorizer(&config).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?);
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
         let authorizer = authorizer.clone();
         async move { Ok::<_, std::convert::Infallible>(authorizer.authorize_event(&event.payload).await) }
@@ -59,10 +69,11 @@ pub async fn serve_authorizer() -> Result<(), Error> {
     .await
 }
 
-/// The scheduled retry of mail that could not be sent when its operation ran.
+/// The scheduled retry of mail that could not be sent when its operation ran (or was left in
+/// the outbox by a function that sends none: the authorizer's quota notices).
 pub async fn serve_mail_retry() -> Result<(), Error> {
     init_tracing();
-    let app = app(KeyUse::Sign).await?;
+    let app = app(Needs::MAIL).await?;
     lambda_http::lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
         let app = app.clone();
         async move {

@@ -270,6 +270,7 @@ fn aws_config(cli: &Cli) -> keygate::config::Config {
         usage_shards: cli.usage_shards,
         tls_roots: cli.tls_roots,
         aws_timeouts: AwsTimeouts::with_attempt(Duration::from_millis(cli.aws_attempt_timeout_ms)),
+        region: None,
     }
 }
 

@@ -66,6 +66,10 @@ pub struct Config {
     pub usage_shards: u32,
     pub tls_roots: TlsRoots,
     pub aws_timeouts: AwsTimeouts,
+    /// The AWS region, as Lambda gives it to every function (`AWS_REGION`): a Lambda function's
+    /// clients take it, and their credentials, from the environment alone. `None`: the SDK's
+    /// default chains decide ([`Clients::new`]: keygate-local on a developer's machine, tests).
+    pub region: Option<String>,
 }
 
 /// How long an AWS call may take before it is given up: a connection that hangs ends in a
@@ -144,6 +148,9 @@ pub const RETIRED_PUBLIC_KEYS: &str = "KEYGATE_RETIRED_PUBLIC_KEYS";
 pub const USAGE_SHARDS: &str = "KEYGATE_USAGE_SHARDS";
 pub const TLS_ROOTS: &str = "KEYGATE_TLS_ROOTS";
 pub const AWS_ATTEMPT_TIMEOUT_MS: &str = "KEYGATE_AWS_ATTEMPT_TIMEOUT_MS";
+/// Set by Lambda for every function; the credentials come from `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, which Lambda sets too.
+pub const AWS_REGION: &str = "AWS_REGION";
 
 fn url(name: &'static str, value: String) -> Result<String, ConfigError> {
     if value.starts_with("http://") || value.starts_with("https://") {
@@ -253,37 +260,113 @@ impl Config {
             usage_shards,
             tls_roots,
             aws_timeouts,
+            region: Some(required(AWS_REGION)?),
         })
     }
 }
 
-/// The AWS clients of one process, built once from one shared SDK configuration.
+/// The AWS clients of a process on a developer's machine (keygate-local, tests), on the SDK's
+/// default chains for region and credentials (environment, profile files, SSO, instance
+/// metadata). A Lambda function builds its parts with [`LambdaParts`] instead.
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub ses: aws_sdk_sesv2::Client,
-    pub sdk: aws_config::SdkConfig,
 }
 
 impl Clients {
     pub async fn new(config: &Config) -> Self {
-        let sdk = sdk_config(config).await;
-        Self { dynamodb: dynamodb_client(config, &sdk), ses: ses_client(config, &sdk), sdk }
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(https_client(config.tls_roots))
+            .timeout_config(timeouts(config.aws_timeouts))
+            .load()
+            .await;
+        Self { dynamodb: dynamodb_client(config, &sdk), ses: ses_client(config, &sdk) }
     }
 }
 
-/// The shared SDK configuration: credentials, region, timeouts and the HTTPS client.
-async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
-    let t = config.aws_timeouts;
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+fn timeouts(t: AwsTimeouts) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(t.connect)
         .operation_attempt_timeout(t.attempt)
         .operation_timeout(t.operation)
-        .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https_client(config.tls_roots))
-        .timeout_config(timeouts)
-        .load()
-        .await
+        .build()
+}
+
+/// The parts a Lambda function is built from, each made only when the function asks for it:
+/// the authorizer asks for the store and the public key alone, an operation for the store, and
+/// for the mailer and the private key only if it sends mail or signs keys ([`Needs`]).
+///
+/// Region and credentials come from the environment, as Lambda sets it for every function
+/// (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), not from
+/// `aws_config::defaults()`: its chains (profile files, SSO, web identity through STS,
+/// container and instance metadata) are never used in Lambda, yet cost every cold start their
+/// set-up and every package their code (BENCHMARKS.md, "Package sizes").
+pub struct LambdaParts<'a> {
+    config: &'a Config,
+    sdk: aws_config::SdkConfig,
+}
+
+impl<'a> LambdaParts<'a> {
+    pub fn new(config: &'a Config) -> Result<Self, ConfigError> {
+        let region = config.region.clone().ok_or(ConfigError::Missing(AWS_REGION))?;
+        let credentials = aws_config::environment::EnvironmentVariableCredentialsProvider::new();
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(credentials))
+            .http_client(https_client(config.tls_roots))
+            .timeout_config(timeouts(config.aws_timeouts))
+            .build();
+        Ok(Self { config, sdk })
+    }
+
+    /// The DynamoDB store.
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::new(dynamodb_client(self.config, &self.sdk), self.config.table.clone())
+    }
+
+    /// The SES mailer.
+    pub fn mailer(&self) -> SesMailer {
+        SesMailer::new(ses_client(self.config, &self.sdk), self.config.mail_from.clone())
+    }
+
+    /// The key ring that signs: the private key, from the environment or from SSM.
+    pub async fn signing_keys(&self) -> Result<KeyRing, ConfigError> {
+        let pem = match &self.config.signing_key {
+            SigningKeySource::Public(_) => return Err(ConfigError::Missing(SIGNING_KEY_PARAMETER)),
+            SigningKeySource::Pem(pem) => pem.clone(),
+            SigningKeySource::SsmParameter(name) => ssm_parameter(&self.sdk, name).await?,
+        };
+        key_ring(self.config, Some(&pem))
+    }
+
+    /// The key ring that only verifies: the public key, from the environment.
+    pub fn verifying_keys(&self) -> Result<KeyRing, ConfigError> {
+        let current = self.config.signing_public_key.as_ref().ok_or(ConfigError::Missing(SIGNING_PUBLIC_KEY))?;
+        KeyRing::verify_only(&self.config.issuer, current, &self.config.retired_public_keys)
+            .map_err(|e| ConfigError::Invalid { name: SIGNING_PUBLIC_KEY, why: e.to_string() })
+    }
+}
+
+/// What an operation's function needs beside the store and the public key; the route table
+/// says it for each operation, and the function builds nothing else.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// It sends mail (SES) once its change is committed.
+    pub mail: bool,
+    /// It signs keys' tokens, so it holds the private key (read from SSM at start).
+    pub signing_key: bool,
+}
+
+impl Needs {
+    pub const NOTHING: Self = Self { mail: false, signing_key: false };
+    pub const MAIL: Self = Self { mail: true, signing_key: false };
+    pub const SIGNING_KEY: Self = Self { mail: false, signing_key: true };
+
+    /// The key material the function's configuration must name.
+    pub fn key_use(self) -> KeyUse {
+        if self.signing_key { KeyUse::Sign } else { KeyUse::Verify }
+    }
 }
 
 fn dynamodb_client(config: &Config, sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
@@ -318,26 +401,15 @@ fn https_client(roots: TlsRoots) -> aws_sdk_dynamodb::config::SharedHttpClient {
         .build_https()
 }
 
-/// The signing key's PEM, from the environment or SSM; `None` for a verify-only function.
-async fn signing_pem(config: &Config, clients: &Clients) -> Result<Option<String>, ConfigError> {
-    match &config.signing_key {
-        SigningKeySource::Public(_) => Ok(None),
-        SigningKeySource::Pem(pem) => Ok(Some(pem.clone())),
-        SigningKeySource::SsmParameter(name) => {
-            let ssm = aws_sdk_ssm::Client::new(&clients.sdk);
-            let out = ssm.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
-                ConfigError::Invalid {
-                    name: SIGNING_KEY_PARAMETER,
-                    why: format!("cannot read parameter '{name}': {}", aws_sdk_ssm::error::DisplayErrorContext(e)),
-                }
-            })?;
-            let value = out.parameter().and_then(|p| p.value()).map(str::to_owned);
-            value.map(Some).ok_or(ConfigError::Invalid {
-                name: SIGNING_KEY_PARAMETER,
-                why: format!("parameter '{name}' has no value"),
-            })
-        }
-    }
+/// A SecureString parameter's value (the signing key's PEM), read once at start.
+async fn ssm_parameter(sdk: &aws_config::SdkConfig, name: &str) -> Result<String, ConfigError> {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let out = ssm.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| ConfigError::Invalid {
+        name: SIGNING_KEY_PARAMETER,
+        why: format!("cannot read parameter '{name}': {}", aws_sdk_ssm::error::DisplayErrorContext(e)),
+    })?;
+    let value = out.parameter().and_then(|p| p.value()).map(str::to_owned);
+    value.ok_or(ConfigError::Invalid { name: SIGNING_KEY_PARAMETER, why: format!("parameter '{name}' has no value") })
 }
 
 /// The key ring `config` describes: verify-only from the public key, or from the private key
@@ -366,18 +438,24 @@ pub fn key_ring(config: &Config, pem: Option<&str>) -> Result<KeyRing, ConfigErr
     }
 }
 
-/// The application on DynamoDB and SES, as every Lambda function runs it.
+/// An operation's application on DynamoDB, as its Lambda function runs it, with what `needs`
+/// names and nothing more: a function that sends no mail gets no SES client (should it queue
+/// mail after all, the mail stays in the outbox and the mail-retry function sends it), and one
+/// that signs nothing gets the public key, not the private one, and makes no SSM call.
 /// Logs how long each part of start-up took (`sdk_us`, `key_us`): cold starts are read from it.
-pub async fn build_app(config: &Config) -> Result<App, ConfigError> {
+pub async fn build_app(config: &Config, needs: Needs) -> Result<App, ConfigError> {
     let started = std::time::Instant::now();
-    let clients = Clients::new(config).await;
+    let parts = LambdaParts::new(config)?;
+    let store = Arc::new(parts.store());
+    let mailer: Arc<dyn crate::mail::Mailer> =
+        if needs.mail { Arc::new(parts.mailer()) } else { Arc::new(crate::mail::OutboxOnly) };
     let sdk = started.elapsed();
-    let keys = key_ring(config, signing_pem(config, &clients).await?.as_deref())?;
+    let keys = if needs.signing_key { parts.signing_keys().await? } else { parts.verifying_keys()? };
     let key = started.elapsed() - sdk;
     tracing::info!(sdk_us = sdk.as_micros() as u64, key_us = key.as_micros() as u64, "application built");
     Ok(App::new(
-        Arc::new(DynamoStore::new(clients.dynamodb, config.table.clone())),
-        Arc::new(SesMailer::new(clients.ses, config.mail_from.clone())),
+        store,
+        mailer,
         Arc::new(keys),
         Arc::new(SystemClock),
         Settings { console_url: config.console_url.clone(), usage_shards: config.usage_shards },
@@ -385,18 +463,16 @@ pub async fn build_app(config: &Config) -> Result<App, ConfigError> {
 }
 
 /// The authorizer on DynamoDB, as its Lambda function runs it, with only what it uses: the
-/// DynamoDB client and the public key. No SES client, no mailer (its quota notices go through
+/// DynamoDB store and the public key. No SES client, no mailer (its quota notices go through
 /// the outbox) and no SSM client (it never holds the private key).
-pub async fn build_authorizer(config: &Config) -> Result<crate::authorizer::Authorizer, ConfigError> {
+pub fn build_authorizer(config: &Config) -> Result<crate::authorizer::Authorizer, ConfigError> {
     let started = std::time::Instant::now();
-    if !matches!(config.signing_key, SigningKeySource::Public(_)) {
-        return Err(ConfigError::Missing(SIGNING_PUBLIC_KEY));
-    }
-    let sdk = sdk_config(config).await;
-    let keys = key_ring(config, None)?;
+    let parts = LambdaParts::new(config)?;
+    let keys = parts.verifying_keys()?;
+    let store = parts.store();
     tracing::info!(start_us = started.elapsed().as_micros() as u64, "authorizer built");
     Ok(crate::authorizer::Authorizer::new(
-        Arc::new(DynamoStore::new(dynamodb_client(config, &sdk), config.table.clone())),
+        Arc::new(store),
         Arc::new(keys),
         Arc::new(SystemClock),
         config.usage_shards,
@@ -451,6 +527,7 @@ mod tests {
         (CONSOLE_URL, "https://console.example.com"),
         (ISSUER, "https://keys.example.com"),
         (SIGNING_KEY_PARAMETER, "/keygate/signing-key"),
+        (AWS_REGION, "eu-west-1"),
     ];
 
     #[test]
@@ -479,9 +556,13 @@ mod tests {
 
     #[test]
     fn each_missing_or_bad_setting_is_named() {
-        for (drop, name) in
-            [(TABLE, TABLE), (MAIL_FROM, MAIL_FROM), (ISSUER, ISSUER), (SIGNING_KEY_PARAMETER, SIGNING_KEY_PARAMETER)]
-        {
+        for (drop, name) in [
+            (TABLE, TABLE),
+            (MAIL_FROM, MAIL_FROM),
+            (ISSUER, ISSUER),
+            (SIGNING_KEY_PARAMETER, SIGNING_KEY_PARAMETER),
+            (AWS_REGION, AWS_REGION),
+        ] {
             let pairs: Vec<_> = GOOD.iter().copied().filter(|(k, _)| *k != drop).collect();
             let err = Config::from_lookup(KeyUse::Sign, lookup(&pairs)).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

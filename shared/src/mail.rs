@@ -27,6 +27,26 @@ pub struct MailError(pub String);
 #[async_trait]
 pub trait Mailer: Send + Sync {
     async fn send(&self, mail: &Mail) -> Result<(), MailError>;
+
+    /// Whether this mailer sends at all; mail handed to one that does not stays in the outbox.
+    fn sends(&self) -> bool {
+        true
+    }
+}
+
+/// The mailer of a function that sends no mail: whatever it is handed stays in the outbox,
+/// where the mail-retry function finds and sends it.
+pub struct OutboxOnly;
+
+#[async_trait]
+impl Mailer for OutboxOnly {
+    async fn send(&self, _: &Mail) -> Result<(), MailError> {
+        Err(MailError("this function sends no mail; the mail-retry function will".into()))
+    }
+
+    fn sends(&self) -> bool {
+        false
+    }
 }
 
 /// Writes each mail as an RFC 5322 `.eml` file (text and HTML alternatives) in a directory.

@@ -54,6 +54,7 @@ pub fn config(endpoint: &str, table: &str) -> Config {
         usage_shards: 1,
         tls_roots: Default::default(),
         aws_timeouts: keygate::config::AwsTimeouts::with_attempt(EMULATOR_ATTEMPT_TIMEOUT),
+        region: None,
     }
 }
 

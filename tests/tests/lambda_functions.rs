@@ -214,7 +214,9 @@ async fn compiled_management_functions_serve_api_gateway_events() {
     assert!(refused["headers"]["content-type"].as_str().unwrap().starts_with("application/problem+json"));
     drop(create);
 
-    let _approve = runtime.spawn(&function_binary("approve-request"), &env(&endpoint, &table, &pem));
+    // Approving signs nothing (the key's token is made when its holder asks for it): the
+    // function is given the public key alone, and reads no private key.
+    let approve = runtime.spawn(&function_binary("approve-request"), &authorizer_env(&endpoint, &table, &pem));
     let answer = runtime
         .invoke(api_event(
             "POST",
@@ -233,6 +235,24 @@ async fn compiled_management_functions_serve_api_gateway_events() {
         mail.iter()
             .any(|m| m.starts_with("To: bob@example.com\r\n") && m.contains(approval["key"]["id"].as_str().unwrap()))
     );
+
+    drop(approve);
+
+    // The holder's token comes from the function that signs, with the private key.
+    let _token = runtime.spawn(&function_binary("my-key-token"), &env(&endpoint, &table, &pem));
+    let key_id = approval["key"]["id"].as_str().unwrap();
+    let answer = runtime
+        .invoke(api_event("GET", "/v1/me/keys/{key}/token", json!({"key": key_id}), "bob", None))
+        .await
+        .expect("an answer");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let token: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    let claims = KeyRing::new(ISSUER, &pem, &[]).unwrap().verify(
+        token["token"].as_str().unwrap(),
+        &s.project,
+        chrono::Utc::now(),
+    );
+    assert!(claims.is_ok_and(|c| c.jti == key_id), "the token is signed with the deployed key");
 }
 
 #[tokio::test]
@@ -262,7 +282,7 @@ async fn a_function_whose_signing_key_is_not_the_deployed_one_stops() {
             *value = aws::signing_public_key(&KeyRing::generate_pem());
         }
     }
-    let out = std::process::Command::new(function_binary("approve-request"))
+    let out = std::process::Command::new(function_binary("my-key-token"))
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", &runtime.address)
         .envs(env)

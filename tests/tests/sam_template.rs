@@ -82,12 +82,25 @@ fn every_route_has_one_function_with_one_event_and_nothing_else_exists() {
 fn every_function_has_a_binary_and_every_binary_a_function() {
     let t = template();
     let in_template: BTreeSet<String> = functions(&t).into_values().map(|f| f.binary).collect();
-    let binaries: BTreeSet<String> = std::fs::read_dir(root().join("functions/src/bin"))
+    let mut binaries: BTreeSet<String> = std::fs::read_dir(root().join("functions/src/bin"))
         .expect("functions/src/bin")
         .filter_map(Result::ok)
         .filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();
+    // The authorizer is a package of its own, for build settings of its own.
+    assert!(root().join("functions/authorizer/src/main.rs").exists());
+    binaries.insert("authorizer".into());
     assert_eq!(in_template, binaries);
+    // Each is built from its package's directory, where its build settings are.
+    let code_uri = |name: &str| {
+        let own = &t["Resources"][name]["Properties"]["CodeUri"];
+        text(if own.is_null() { &t["Globals"]["Function"]["CodeUri"] } else { own }).to_owned()
+    };
+    for (name, function) in functions(&t) {
+        let want = if function.binary == "authorizer" { "../functions/authorizer" } else { "../functions" };
+        assert_eq!(code_uri(&name), want, "{name}");
+        assert!(root().join(want.trim_start_matches("../")).join(".cargo/config.toml").exists(), "{want}");
+    }
 }
 
 /// Each operation's binary serves that operation's handler, named at compile time.
@@ -96,7 +109,7 @@ fn every_operation_binary_serves_its_own_handler() {
     for route in keygate::http::routes::ROUTES {
         let path = root().join(format!("functions/src/bin/{}.rs", route.function));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let call = format!("serve(keygate::http::routes::one::{})", route.handler);
+        let call = format!("serve::<keygate::http::routes::one::{:?}>()", route.operation);
         assert!(text.contains(&call), "{} must call {call}", path.display());
     }
 }
@@ -126,17 +139,27 @@ fn the_platform_api_is_behind_the_uncached_lambda_authorizer() {
 }
 
 #[test]
-fn read_only_functions_get_read_only_table_access_and_only_mail_senders_may_send() {
+fn read_only_functions_get_read_only_table_access_and_only_what_their_operation_needs() {
     let t = template();
     let resources = t["Resources"].as_mapping().unwrap();
     for (name, r) in resources.iter().filter(|(_, r)| text(&r["Type"]) == "AWS::Serverless::Function") {
         let function = text(&r["Metadata"]["BuildProperties"]["Binary"]);
         let policies = serde_norway::to_string(&r["Properties"]["Policies"]).unwrap();
-        let reads_only = ROUTES.iter().any(|route| route.function == function && route.method == http::Method::GET);
-        if reads_only {
+        let route = ROUTES.iter().find(|route| route.function == function);
+        if route.is_some_and(|route| route.method == http::Method::GET) {
             assert!(!policies.contains("DynamoDBCrudPolicy"), "{} only reads", text(name));
         }
-        let sends = ["request-key", "approve-request", "reject-request", "revoke-key", "delete-template", "mail-retry"];
-        assert_eq!(policies.contains("ses:SendEmail"), sends.contains(&function), "{} and SES", text(name));
+        // What the route table says the operation needs, and the mail-retry function sends.
+        let needs = match (route, function) {
+            (Some(route), _) => route.needs,
+            (None, "mail-retry") => keygate::config::Needs::MAIL,
+            (None, _) => keygate::config::Needs::NOTHING,
+        };
+        assert_eq!(policies.contains("ses:SendEmail"), needs.mail, "{} and SES", text(name));
+        assert_eq!(policies.contains("ssm:GetParameter"), needs.signing_key, "{} and the signing key", text(name));
     }
+    let senders: Vec<&str> = ROUTES.iter().filter(|r| r.needs.mail).map(|r| r.function).collect();
+    assert_eq!(senders, ["delete-template", "request-key", "approve-request", "reject-request", "revoke-key"]);
+    let signers: Vec<&str> = ROUTES.iter().filter(|r| r.needs.signing_key).map(|r| r.function).collect();
+    assert_eq!(signers, ["my-key-token", "import-key"]);
 }

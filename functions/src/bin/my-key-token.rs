@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    keygate_functions::serve(keygate::http::routes::one::my_key_token).await
+    keygate_functions::serve::<keygate::http::routes::one::MyKeyToken>().await
 }

@@ -8,6 +8,7 @@ use http::Method;
 use lambda_http::{Body, Request, Response};
 
 use super::handlers as h;
+pub use crate::config::Needs;
 use crate::service::App;
 
 /// One operation of the API; each is its own Lambda function on AWS.
@@ -63,10 +64,20 @@ pub struct Route {
     /// The Lambda function (binary) that serves the route.
     pub function: &'static str,
     pub auth: Auth,
+    /// What that function is built with beside the store and the public key.
+    pub needs: Needs,
+}
+
+/// An operation as its own Lambda function serves it (`routes::one::<Operation>`): its handler,
+/// named at compile time so that the function links that handler alone, and what the function
+/// needs built at start.
+pub trait Served {
+    const NEEDS: Needs;
+    fn handle(app: std::sync::Arc<App>, req: Request) -> impl Future<Output = Response<Body>> + Send;
 }
 
 macro_rules! routes {
-    ($($method:ident $path:literal => $op:ident($handler:ident), $function:literal, $auth:ident;)*) => {
+    ($($method:ident $path:literal => $op:ident($handler:ident), $function:literal, $auth:ident, $needs:ident;)*) => {
         pub static ROUTES: &[Route] = &[
             $(Route {
                 method: Method::$method,
@@ -75,6 +86,7 @@ macro_rules! routes {
                 handler: stringify!($handler),
                 function: $function,
                 auth: Auth::$auth,
+                needs: Needs::$needs,
             },)*
         ];
 
@@ -88,18 +100,25 @@ macro_rules! routes {
         }
 
         /// Each operation alone, named at compile time: a Lambda function serves one of these,
-        /// so that it links its own handler and not the others (`routes::one::<handler>`).
+        /// so that it links its own handler and not the others (`routes::one::<Operation>`).
         pub mod one {
             use std::sync::Arc;
 
             use lambda_http::{Body, Request, Response};
 
+            use super::{Needs, Served};
             use crate::service::App;
 
             $(
                 #[doc = concat!("`", stringify!($method), " ", $path, "`, as the function `", $function, "` serves it.")]
-                pub async fn $handler(app: Arc<App>, req: Request) -> Response<Body> {
-                    super::h::$handler(&app, req).await.unwrap_or_else(|e| super::super::problem(&e))
+                pub struct $op;
+
+                impl Served for $op {
+                    const NEEDS: Needs = Needs::$needs;
+
+                    async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
+                        super::h::$handler(&app, req).await.unwrap_or_else(|e| super::super::problem(&e))
+                    }
                 }
             )*
         }
@@ -107,35 +126,35 @@ macro_rules! routes {
 }
 
 routes! {
-    POST "/v1/projects" => RegisterProject(register_project), "register-project", User;
-    GET "/v1/projects/{project}" => GetProject(get_project), "get-project", User;
-    PUT "/v1/projects/{project}/roles/{role}" => PutRole(put_role), "put-role", User;
-    GET "/v1/projects/{project}/roles" => ListRoles(list_roles), "list-roles", User;
-    PUT "/v1/projects/{project}/nodes/{node}" => PutNode(put_node), "put-node", User;
-    GET "/v1/projects/{project}/nodes" => ListNodes(list_nodes), "list-nodes", User;
-    PUT "/v1/projects/{project}/members/{user}" => PutMember(put_member), "put-member", User;
-    GET "/v1/projects/{project}/members" => ListMembers(list_members), "list-members", User;
-    GET "/v1/me/projects" => MyProjects(my_projects), "my-projects", User;
-    POST "/v1/projects/{project}/templates" => CreateTemplate(create_template), "create-template", User;
-    GET "/v1/projects/{project}/templates" => ListTemplates(list_templates), "list-templates", User;
-    PATCH "/v1/projects/{project}/templates/{template}" => EditTemplate(edit_template), "edit-template", User;
-    DELETE "/v1/projects/{project}/templates/{template}" => DeleteTemplate(delete_template), "delete-template", User;
-    POST "/v1/projects/{project}/templates/{template}/requests" => RequestKey(request_key), "request-key", User;
-    GET "/v1/projects/{project}/requests" => ListRequests(list_requests), "list-requests", User;
-    POST "/v1/projects/{project}/requests/{request}/approve" => ApproveRequest(approve_request), "approve-request", User;
-    POST "/v1/projects/{project}/requests/{request}/reject" => RejectRequest(reject_request), "reject-request", User;
-    GET "/v1/projects/{project}/keys" => ListIssuedKeys(list_issued_keys), "usage-stats", User;
-    GET "/v1/projects/{project}/keys/{key}/usage" => KeyUsage(key_usage), "key-usage", User;
-    GET "/v1/projects/{project}/usage/export" => ExportUsage(export_usage), "export-usage", User;
-    DELETE "/v1/projects/{project}/keys/{key}" => RevokeKey(revoke_key), "revoke-key", User;
-    GET "/v1/me/keys" => MyKeys(my_keys), "my-keys", User;
-    GET "/v1/me/keys/{key}/token" => MyKeyToken(my_key_token), "my-key-token", User;
-    POST "/v1/projects/{project}/secrets/import" => ImportKey(import_key), "import-key", User;
-    GET "/v1/projects/{project}/secrets" => ListSecrets(list_secrets), "list-secrets", User;
-    PUT "/v1/projects/{project}/secrets/{name}" => PutSecret(put_secret), "put-secret", User;
-    DELETE "/v1/projects/{project}/secrets/{name}" => DeleteSecret(delete_secret), "delete-secret", User;
-    GET "/v1/projects/{project}/audit" => ListAudit(list_audit), "list-audit", User;
-    GET "/.well-known/jwks.json" => Jwks(jwks_route), "jwks", None;
+    POST "/v1/projects" => RegisterProject(register_project), "register-project", User, NOTHING;
+    GET "/v1/projects/{project}" => GetProject(get_project), "get-project", User, NOTHING;
+    PUT "/v1/projects/{project}/roles/{role}" => PutRole(put_role), "put-role", User, NOTHING;
+    GET "/v1/projects/{project}/roles" => ListRoles(list_roles), "list-roles", User, NOTHING;
+    PUT "/v1/projects/{project}/nodes/{node}" => PutNode(put_node), "put-node", User, NOTHING;
+    GET "/v1/projects/{project}/nodes" => ListNodes(list_nodes), "list-nodes", User, NOTHING;
+    PUT "/v1/projects/{project}/members/{user}" => PutMember(put_member), "put-member", User, NOTHING;
+    GET "/v1/projects/{project}/members" => ListMembers(list_members), "list-members", User, NOTHING;
+    GET "/v1/me/projects" => MyProjects(my_projects), "my-projects", User, NOTHING;
+    POST "/v1/projects/{project}/templates" => CreateTemplate(create_template), "create-template", User, NOTHING;
+    GET "/v1/projects/{project}/templates" => ListTemplates(list_templates), "list-templates", User, NOTHING;
+    PATCH "/v1/projects/{project}/templates/{template}" => EditTemplate(edit_template), "edit-template", User, NOTHING;
+    DELETE "/v1/projects/{project}/templates/{template}" => DeleteTemplate(delete_template), "delete-template", User, MAIL;
+    POST "/v1/projects/{project}/templates/{template}/requests" => RequestKey(request_key), "request-key", User, MAIL;
+    GET "/v1/projects/{project}/requests" => ListRequests(list_requests), "list-requests", User, NOTHING;
+    POST "/v1/projects/{project}/requests/{request}/approve" => ApproveRequest(approve_request), "approve-request", User, MAIL;
+    POST "/v1/projects/{project}/requests/{request}/reject" => RejectRequest(reject_request), "reject-request", User, MAIL;
+    GET "/v1/projects/{project}/keys" => ListIssuedKeys(list_issued_keys), "usage-stats", User, NOTHING;
+    GET "/v1/projects/{project}/keys/{key}/usage" => KeyUsage(key_usage), "key-usage", User, NOTHING;
+    GET "/v1/projects/{project}/usage/export" => ExportUsage(export_usage), "export-usage", User, NOTHING;
+    DELETE "/v1/projects/{project}/keys/{key}" => RevokeKey(revoke_key), "revoke-key", User, MAIL;
+    GET "/v1/me/keys" => MyKeys(my_keys), "my-keys", User, NOTHING;
+    GET "/v1/me/keys/{key}/token" => MyKeyToken(my_key_token), "my-key-token", User, SIGNING_KEY;
+    POST "/v1/projects/{project}/secrets/import" => ImportKey(import_key), "import-key", User, SIGNING_KEY;
+    GET "/v1/projects/{project}/secrets" => ListSecrets(list_secrets), "list-secrets", User, NOTHING;
+    PUT "/v1/projects/{project}/secrets/{name}" => PutSecret(put_secret), "put-secret", User, NOTHING;
+    DELETE "/v1/projects/{project}/secrets/{name}" => DeleteSecret(delete_secret), "delete-secret", User, NOTHING;
+    GET "/v1/projects/{project}/audit" => ListAudit(list_audit), "list-audit", User, NOTHING;
+    GET "/.well-known/jwks.json" => Jwks(jwks_route), "jwks", None, NOTHING;
 }
 
 /// The path of the platform API that the authorizer guards.

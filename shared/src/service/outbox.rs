@@ -53,6 +53,10 @@ const GRACE: chrono::Duration = chrono::Duration::seconds(30);
 
 impl App {
     pub(crate) async fn deliver(&self, key: &ItemKey, mail: &Mail) -> Notification {
+        if !self.mailer.sends() {
+            tracing::info!(outbox = %key.sk, "mail left in the outbox for the mail-retry function");
+            return Notification::Pending;
+        }
         for attempt in 0..2 {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
