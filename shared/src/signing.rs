@@ -137,6 +137,11 @@ impl KeyRing {
         Ok(ring)
     }
 
+    /// The same ring without the private key: what a function that signs nothing holds.
+    pub fn without_private_key(&self) -> Self {
+        Self { issuer: self.issuer.clone(), encoding: None, verifiers: self.verifiers.clone(), jwks: self.jwks.clone() }
+    }
+
     /// A ring that verifies keys signed by `current` (the public half of the signing key) or by
     /// a `retired` key, and signs nothing: what the authorizer needs, without the private key.
     pub fn verify_only(issuer: &str, current: &PublicJwk, retired: &[PublicJwk]) -> Result<Self, KeyRingError> {

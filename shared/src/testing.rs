@@ -232,7 +232,23 @@ pub async fn call_response(
         .with_path_parameters(params)
         .with_query_string_parameters(query_map)
         .with_request_context(RequestContext::ApiGatewayV2(context));
-    crate::http::routes::handle(app, route.operation, req).await
+    // As the operation's Lambda function would run it: with only what its row says it needs.
+    crate::http::routes::handle(&as_deployed(app, route.needs), route.operation, req).await
+}
+
+/// The application as an operation's Lambda function holds it, with only what the route table
+/// says the operation needs: without `mail`, a mailer that leaves mail in the outbox; without
+/// `signing_key`, the key ring's public half. A row that claims too little fails the tests
+/// that call through [`call`] (an operation that signs answers 500; mail is not sent).
+pub fn as_deployed(app: &App, needs: crate::config::Needs) -> App {
+    App {
+        store: app.store.clone(),
+        mailer: if needs.mail { app.mailer.clone() } else { Arc::new(crate::mail::OutboxOnly) },
+        keys: if needs.signing_key { app.keys.clone() } else { Arc::new(app.keys.without_private_key()) },
+        clock: app.clock.clone(),
+        settings: app.settings.clone(),
+        key_events: app.key_events.clone(),
+    }
 }
 
 impl TestApp {

@@ -245,3 +245,39 @@ async fn stale_template_edits_are_refused() {
         call(&t.app, "PATCH", &path, Some(&story.owner), Some(json!({"price_per_request": 10, "version": 1}))).await;
     assert_eq!(status, 409, "an edit made on version 1 after version 2 exists");
 }
+
+/// Every operation that mails says so in the route table: called as its Lambda function runs
+/// it (with a mailer only if its row asks for one), each step's mail goes out at once and
+/// nothing is left in the outbox for the retry.
+#[tokio::test]
+async fn each_mail_goes_out_from_the_function_whose_row_asks_for_a_mailer() {
+    use keygate::store::{Query, layout};
+    let t = TestApp::new();
+    let story = pending_request(&t.app).await;
+    let (p, tpl) = (story.project.as_str(), story.template.as_str());
+    let outbox =
+        || async { t.app.store.query(&Query::prefix(layout::OUTBOX_PK, "").limit(10)).await.unwrap().items.len() };
+    let mut mailed = t.mailer.sent().len();
+    let mut step = async |method: &str, path: String, caller: &keygate::identity::Caller, body: Option<Value>| {
+        let (status, answer) = call(&t.app, method, &path, Some(caller), body).await;
+        assert!(status < 300, "{method} {path}: {status} {answer}");
+        assert_eq!(outbox().await, 0, "{method} {path} left mail in the outbox");
+        let sent = t.mailer.sent().len();
+        assert!(sent > mailed, "{method} {path} sent no mail");
+        mailed = sent;
+        answer
+    };
+    let approved =
+        step("POST", format!("/v1/projects/{p}/requests/{}/approve", story.request), &story.owner, None).await;
+    let key = approved["key"]["id"].as_str().unwrap().to_owned();
+    step("DELETE", format!("/v1/projects/{p}/keys/{key}"), &story.owner, None).await;
+    let requested = step("POST", format!("/v1/projects/{p}/templates/{tpl}/requests"), &story.holder, None).await;
+    let request = requested["request"]["id"].as_str().unwrap().to_owned();
+    step("POST", format!("/v1/projects/{p}/requests/{request}/reject"), &story.owner, Some(json!({"reason": "no"})))
+        .await;
+    let requested = step("POST", format!("/v1/projects/{p}/templates/{tpl}/requests"), &story.holder, None).await;
+    let request = requested["request"]["id"].as_str().unwrap().to_owned();
+    step("POST", format!("/v1/projects/{p}/requests/{request}/approve"), &story.owner, None).await;
+    // Deleting the template revokes the key, and its holder is told.
+    step("DELETE", format!("/v1/projects/{p}/templates/{tpl}?revoke_keys=true"), &story.owner, None).await;
+}
