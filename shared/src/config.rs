@@ -9,6 +9,7 @@ use crate::clock::SystemClock;
 use crate::mail::SesMailer;
 use crate::service::{App, Settings};
 use crate::signing::{KeyRing, PublicJwk};
+use crate::store::Deferred;
 use crate::store::dynamodb::DynamoStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -301,13 +302,13 @@ fn timeouts(t: AwsTimeouts) -> aws_config::timeout::TimeoutConfig {
 /// `aws_config::defaults()`: its chains (profile files, SSO, web identity through STS,
 /// container and instance metadata) are never used in Lambda, yet cost every cold start their
 /// set-up and every package their code (BENCHMARKS.md, "Package sizes").
-pub struct LambdaParts<'a> {
-    config: &'a Config,
+pub struct LambdaParts {
+    config: Config,
     sdk: aws_config::SdkConfig,
 }
 
-impl<'a> LambdaParts<'a> {
-    pub fn new(config: &'a Config) -> Result<Self, ConfigError> {
+impl LambdaParts {
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
         let region = config.region.clone().ok_or(ConfigError::Missing(AWS_REGION))?;
         let credentials = aws_config::environment::EnvironmentVariableCredentialsProvider::new();
         let sdk = aws_config::SdkConfig::builder()
@@ -317,17 +318,17 @@ impl<'a> LambdaParts<'a> {
             .http_client(https_client(config.tls_roots))
             .timeout_config(timeouts(config.aws_timeouts))
             .build();
-        Ok(Self { config, sdk })
+        Ok(Self { config: config.clone(), sdk })
     }
 
     /// The DynamoDB store.
     pub fn store(&self) -> DynamoStore {
-        DynamoStore::new(dynamodb_client(self.config, &self.sdk), self.config.table.clone())
+        DynamoStore::new(dynamodb_client(&self.config, &self.sdk), self.config.table.clone())
     }
 
     /// The SES mailer.
     pub fn mailer(&self) -> SesMailer {
-        SesMailer::new(ses_client(self.config, &self.sdk), self.config.mail_from.clone())
+        SesMailer::new(ses_client(&self.config, &self.sdk), self.config.mail_from.clone())
     }
 
     /// The key ring that signs: the private key, from the environment or from SSM.
@@ -337,7 +338,7 @@ impl<'a> LambdaParts<'a> {
             SigningKeySource::Pem(pem) => pem.clone(),
             SigningKeySource::SsmParameter(name) => ssm_parameter(&self.sdk, name).await?,
         };
-        key_ring(self.config, Some(&pem))
+        key_ring(&self.config, Some(&pem))
     }
 
     /// The key ring that only verifies: the public key, from the environment.
@@ -465,11 +466,15 @@ pub async fn build_app(config: &Config, needs: Needs) -> Result<App, ConfigError
 /// The authorizer on DynamoDB, as its Lambda function runs it, with only what it uses: the
 /// DynamoDB store and the public key. No SES client, no mailer (its quota notices go through
 /// the outbox) and no SSM client (it never holds the private key).
+///
+/// The store's clients (~0.3 ms of a cold start) are built in the background: the function
+/// asks for its first event at once, verifies the key meanwhile, and only a call that reaches
+/// the store waits for the rest ([`Deferred`]). Must run inside a Tokio runtime.
 pub fn build_authorizer(config: &Config) -> Result<crate::authorizer::Authorizer, ConfigError> {
     let started = std::time::Instant::now();
     let parts = LambdaParts::new(config)?;
     let keys = parts.verifying_keys()?;
-    let store = parts.store();
+    let store = Deferred::start(move || parts.store());
     tracing::info!(start_us = started.elapsed().as_micros() as u64, "authorizer built");
     Ok(crate::authorizer::Authorizer::new(
         Arc::new(store),

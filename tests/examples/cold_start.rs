@@ -3,7 +3,8 @@
 //! (BENCHMARKS.md, "Cold start"):
 //!
 //! - the deny path (a token with a forged signature: no store call), for the authorizer, a bare
-//!   `lambda_runtime` loop built with the same profile (`tests/yardsticks/bare-lambda`) and a
+//!   `lambda_runtime` loop built with the same profile (`tests/yardsticks/bare-lambda`, on
+//!   `#[tokio::main]`'s runtime, and again on the authorizer's single-threaded one) and a
 //!   typical Node.js authorizer, jose + AWS SDK v3 (`tests/yardsticks/node-authorizer`);
 //! - the allow path against the DynamoDB emulator, when `KEYGATE_TEST_AWS_ENDPOINT` names one:
 //!   its first answer includes the SDK set-up and the first store calls.
@@ -116,7 +117,9 @@ async fn deny_path(authorizer: &Path, bare: &Path, node: Option<&Path>, n: usize
     // Never called on this path: the signature fails first.
     let env = environment("http://127.0.0.1:9", "unused", &pem);
     let event = authorizer_event("p1", &forged_token(&pem));
-    let (mut ours, mut floor, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut floor, mut floor_single, mut theirs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut single_env = env.clone();
+    single_env.push(("BARE_LAMBDA_RUNTIME", "current_thread".to_owned()));
     let (mut ours_init, mut floor_init, mut ours_built) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
         let (answered, polled, logs) = start(authorizer, &env, &event, false).await;
@@ -126,6 +129,7 @@ async fn deny_path(authorizer: &Path, bare: &Path, node: Option<&Path>, n: usize
         let (answered, polled, _) = start(bare, &env, &event, false).await;
         floor.push(answered);
         floor_init.push(polled);
+        floor_single.push(start(bare, &single_env, &event, false).await.0);
         if let Some(node) = node {
             theirs.push(start(node, &env, &event, false).await.0);
         }
@@ -138,6 +142,8 @@ async fn deny_path(authorizer: &Path, bare: &Path, node: Option<&Path>, n: usize
     stats("bare lambda_runtime loop", floor_init);
     stats("of which building the authorizer (start_us)", ours_built);
     println!("  authorizer / bare loop (medians): {:.2}", ours.as_secs_f64() / floor.as_secs_f64());
+    let single = stats("bare loop, current-thread runtime", floor_single);
+    println!("  authorizer / that loop (medians): {:.2}", ours.as_secs_f64() / single.as_secs_f64());
     if !theirs.is_empty() {
         let theirs = stats("Node.js authorizer (jose + SDK v3)", theirs);
         println!("  Node.js / authorizer (medians): {:.1}", theirs.as_secs_f64() / ours.as_secs_f64());

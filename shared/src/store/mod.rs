@@ -293,6 +293,50 @@ pub trait Store: Send + Sync {
     async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError>;
 }
 
+/// A store whose construction finishes in the background: a Lambda function starts polling for
+/// its first event at once, and the first call that needs the store waits for the rest (the
+/// authorizer: a denial never does).
+pub struct Deferred<S> {
+    store: std::sync::Arc<tokio::sync::OnceCell<S>>,
+    build: std::sync::Arc<dyn Fn() -> S + Send + Sync>,
+}
+
+impl<S: Store + 'static> Deferred<S> {
+    /// Starts building the store with `build` on the runtime; must be called inside one.
+    pub fn start(build: impl Fn() -> S + Send + Sync + 'static) -> Self {
+        let this = Self { store: std::sync::Arc::new(tokio::sync::OnceCell::new()), build: std::sync::Arc::new(build) };
+        let (store, build) = (this.store.clone(), this.build.clone());
+        tokio::spawn(async move {
+            store.get_or_init(|| async { build() }).await;
+        });
+        this
+    }
+
+    /// The store, once built (by the background task, or here if it has not started yet).
+    async fn get_store(&self) -> &S {
+        self.store.get_or_init(|| async { (self.build)() }).await
+    }
+}
+
+#[async_trait]
+impl<S: Store + 'static> Store for Deferred<S> {
+    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        self.get_store().await.get(key).await
+    }
+    async fn get_many(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.get_store().await.get_many(keys).await
+    }
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        self.get_store().await.query(query).await
+    }
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.get_store().await.transact(writes).await
+    }
+    async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError> {
+        self.get_store().await.count(increments).await
+    }
+}
+
 /// Reads every page of a query (for small partitions: roles, fields, a key's usage range).
 pub async fn query_all(store: &dyn Store, mut query: Query) -> Result<Vec<Item>, StoreError> {
     let mut items = Vec::new();
@@ -323,6 +367,29 @@ mod tests {
         let c = Cursor { key: ItemKey::new("P#other", "TPL#2"), index_key: None };
         let q = Query::prefix("P#mine", "TPL#").after(Some(c));
         assert!(matches!(q.check_cursor(), Err(StoreError::BadCursor)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deferred_store_is_built_once_and_answers_every_caller() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let builds = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = builds.clone();
+        let store = std::sync::Arc::new(Deferred::start(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            sqlite::SqliteStore::in_memory().expect("SQLite opens in memory")
+        }));
+        let key = ItemKey::new("a", "b");
+        let item =
+            Item { key: key.clone(), index_key: None, version: 1, body: "{}".into(), counters: Default::default() };
+        store.transact(vec![Write::Put { item, cond: Cond::NotExists }]).await.unwrap();
+        let readers = (0..8).map(|_| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move { store.get(&key).await.unwrap().map(|i| i.version) })
+        });
+        for reader in readers {
+            assert_eq!(reader.await.unwrap(), Some(1), "every caller sees the one store");
+        }
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
     }
 
     #[test]
