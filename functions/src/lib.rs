@@ -15,12 +15,11 @@ use lambda_http::{Error, LambdaEvent, service_fn};
 /// Structured JSON logs (CloudWatch adds the time). `RUST_LOG` sets the level, for all or per
 /// module (`info`, `warn,keygate=debug`); an unreadable value is reported and `info` used.
 fn init_tracing() {
+    use tracing_subscriber::filter::Targets;
     let filter = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
-    let (targets, unreadable) = match filter.as_deref().map(str::parse::<tracing_subscriber::filter::Targets>) {
-        None => (tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO), None),
-        Some(Ok(targets)) => (targets, None),
-        Some(Err(e)) => (tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO), Some(e)),
-    };
+    let parsed = filter.as_deref().map(str::parse::<Targets>);
+    let unreadable = parsed.as_ref().and_then(|p| p.as_ref().err()).map(ToString::to_string);
+    let targets = parsed.and_then(Result::ok).unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let format = tracing_subscriber::fmt::layer()

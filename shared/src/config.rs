@@ -344,8 +344,7 @@ impl LambdaParts {
     /// The key ring that only verifies: the public key, from the environment.
     pub fn verifying_keys(&self) -> Result<KeyRing, ConfigError> {
         let current = self.config.signing_public_key.as_ref().ok_or(ConfigError::Missing(SIGNING_PUBLIC_KEY))?;
-        KeyRing::verify_only(&self.config.issuer, current, &self.config.retired_public_keys)
-            .map_err(|e| ConfigError::Invalid { name: SIGNING_PUBLIC_KEY, why: e.to_string() })
+        verify_only(&self.config, current)
     }
 }
 
@@ -413,14 +412,17 @@ async fn ssm_parameter(sdk: &aws_config::SdkConfig, name: &str) -> Result<String
     value.ok_or(ConfigError::Invalid { name: SIGNING_KEY_PARAMETER, why: format!("parameter '{name}' has no value") })
 }
 
+/// A ring that verifies with `current` and the retired keys, and signs nothing.
+fn verify_only(config: &Config, current: &PublicJwk) -> Result<KeyRing, ConfigError> {
+    KeyRing::verify_only(&config.issuer, current, &config.retired_public_keys)
+        .map_err(|e| ConfigError::Invalid { name: SIGNING_PUBLIC_KEY, why: e.to_string() })
+}
+
 /// The key ring `config` describes: verify-only from the public key, or from the private key
 /// `pem`, which must then match the deployed public key if one is set.
 pub fn key_ring(config: &Config, pem: Option<&str>) -> Result<KeyRing, ConfigError> {
     let (pem, current) = match (&config.signing_key, pem) {
-        (SigningKeySource::Public(current), _) => {
-            return KeyRing::verify_only(&config.issuer, current, &config.retired_public_keys)
-                .map_err(|e| ConfigError::Invalid { name: SIGNING_PUBLIC_KEY, why: e.to_string() });
-        }
+        (SigningKeySource::Public(current), _) => return verify_only(config, current),
         (_, Some(pem)) => (pem, &config.signing_public_key),
         (_, None) => return Err(ConfigError::Missing(SIGNING_KEY)),
     };
