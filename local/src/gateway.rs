@@ -33,6 +33,43 @@ pub struct Gateway {
     pub sign_in: keygate::console::SignIn,
     pub upstream: Option<Upstream>,
     pub openapi: String,
+    /// The `Host` values this gateway answers (SECURITY.md, "The Host rule").
+    pub hosts: AllowedHosts,
+    /// With an identity provider: its JWKS, read again when a token names an unknown key.
+    pub provider_keys: Option<Arc<crate::oidc::ProviderKeys>>,
+}
+
+/// The names keygate-local answers to: the address it listens on (`127.0.0.1:PORT`,
+/// `localhost:PORT`, `[::1]:PORT`) and any the operator adds (`--allowed-host`, with or
+/// without the port). Any other `Host` is refused: a web page whose name an attacker points at
+/// 127.0.0.1 (DNS rebinding) must not become same-origin with the open local sign-in.
+#[derive(Debug, Clone)]
+pub struct AllowedHosts {
+    port: u16,
+    added: Vec<String>,
+}
+
+const LOOPBACK_NAMES: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
+
+impl AllowedHosts {
+    pub fn new(port: u16, added: &[String]) -> Self {
+        let added = added.iter().map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()).collect();
+        Self { port, added }
+    }
+
+    /// Whether a request's `Host` is ours: a name of ours with our port (or without it on port
+    /// 80), or an added name exactly as given (say, with the port of a proxy in front).
+    pub fn admits(&self, host: Option<&str>) -> bool {
+        let Some(host) = host.map(str::to_ascii_lowercase) else { return false };
+        let ours = |name: &str| host == format!("{name}:{}", self.port) || (self.port == 80 && host == name);
+        LOOPBACK_NAMES.iter().any(|n| ours(n)) || self.added.iter().any(|n| ours(n) || host == *n)
+    }
+
+    /// The names admitted, for the refusal's message.
+    pub fn listed(&self) -> String {
+        let names = LOOPBACK_NAMES.iter().map(|n| n.to_string()).chain(self.added.iter().cloned());
+        names.map(|n| format!("{n}:{}", self.port)).collect::<Vec<_>>().join(", ")
+    }
 }
 
 pub struct Upstream {
@@ -54,6 +91,13 @@ async fn route(gw: &Gateway, req: axum::extract::Request) -> Response {
     let Ok(body) = axum::body::to_bytes(body, MAX_GATEWAY_BODY).await else {
         return problem(&Error::PayloadTooLarge { limit: MAX_GATEWAY_BODY });
     };
+    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !gw.hosts.admits(host) {
+        return problem(&Error::MisdirectedRequest(format!(
+            "this keygate-local answers to {} only (Host header); add a name with --allowed-host",
+            gw.hosts.listed()
+        )));
+    }
     let path = parts.uri.path();
     if path == "/openapi.json" && parts.method == Method::GET {
         return ([(header::CONTENT_TYPE, "application/json")], gw.openapi.clone()).into_response();
@@ -84,6 +128,9 @@ fn sign_in(gw: &Gateway, parts: &http::request::Parts, body: &[u8]) -> Response 
         let mut r = problem(&Error::MethodNotAllowed(format!("{LOCAL_SIGN_IN} allows POST")));
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
+    }
+    if let Err(e) = keygate::http::require_json(&parts.headers) {
+        return problem(&e);
     }
     let user: keygate::user_token::LocalUser = match serde_json::from_slice(body) {
         Ok(user) => user,
@@ -136,13 +183,19 @@ fn query_map(query: Option<&str>) -> HashMap<String, Vec<String>> {
     map
 }
 
-/// The user token's claims, checked as API Gateway's JWT authorizer would.
-fn user_claims(gw: &Gateway, headers: &HeaderMap) -> Result<HashMap<String, String>, Error> {
+/// The user token's claims, checked as API Gateway's JWT authorizer would (which also reads the
+/// provider's keys again when a token names one it does not know).
+async fn user_claims(gw: &Gateway, headers: &HeaderMap) -> Result<HashMap<String, String>, Error> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(keygate::authorizer::bearer)
         .ok_or_else(|| Error::Unauthenticated("send a user token: Authorization: Bearer <token>".into()))?;
+    if let Some(keys) = &gw.provider_keys
+        && gw.users.names_an_unknown_provider_key(token)
+    {
+        keys.on_unknown_key(&gw.users).await;
+    }
     gw.users.verify(token)
 }
 
@@ -167,7 +220,7 @@ async fn v1(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Response 
     context.http.method = parts.method.clone();
     context.http.path = Some(parts.uri.path().to_owned());
     if route.auth == Auth::User {
-        match user_claims(gw, &parts.headers) {
+        match user_claims(gw, &parts.headers).await {
             Ok(claims) => {
                 let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
                 jwt.claims = claims;
@@ -194,14 +247,16 @@ async fn v1(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Response 
     to_axum(routes::handle(&gw.app, route.operation, req).await)
 }
 
-/// Headers not passed upstream: hop-by-hop ones, the API key, and any `x-keygate-*` a client
-/// sent (only the authorizer's context may carry that name).
+/// Headers not passed upstream: hop-by-hop ones, the API key and proxy credentials, and any
+/// header a client sent that a server could read as one of the authorizer's `x-keygate-*`
+/// context headers (`x_keygate_user_id` too: WSGI and CGI read `_` as `-`).
 fn forwardable(name: &header::HeaderName) -> bool {
     let n = name.as_str();
-    !(n.starts_with("x-keygate-")
+    !(keygate::platform::is_context_header(name)
         || matches!(
             n,
             "authorization"
+                | "proxy-authorization"
                 | "host"
                 | "connection"
                 | "keep-alive"
@@ -215,10 +270,17 @@ fn forwardable(name: &header::HeaderName) -> bool {
 }
 
 async fn platform(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Response {
-    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let context = match gw.authorizer.authorize(&parts.method, parts.uri.path(), authorization).await {
+    let call = keygate::authorizer::PlatformCall {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+    };
+    let context = match gw.authorizer.authorize_call(&call).await {
         Ok(context) => context,
         Err(Denial::Limited(limited)) => return too_many(&limited),
+        // Never forwarded: the platform could serve it as another path or method.
+        Err(Denial::BadCall(why)) => return problem(&Error::BadRequest(format!("{why}; this call was not forwarded"))),
         Err(denial) => {
             let (status, message) = match denial.status() {
                 401 => (StatusCode::UNAUTHORIZED, "Unauthorized"),
@@ -301,8 +363,28 @@ mod tests {
     #[test]
     fn clients_cannot_forge_context_headers_or_leak_keys_upstream() {
         assert!(!forwardable(&header::HeaderName::from_static("x-keygate-user-id")));
+        assert!(!forwardable(&header::HeaderName::from_static("x_keygate_user_id")));
+        assert!(!forwardable(&header::HeaderName::from_static("x-keygate_data_layer-id")));
         assert!(!forwardable(&header::AUTHORIZATION));
+        assert!(!forwardable(&header::PROXY_AUTHORIZATION));
         assert!(forwardable(&header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn only_our_own_names_are_answered() {
+        let hosts = AllowedHosts::new(4100, &["Keygate.Test".into(), "kg.example:8443".into()]);
+        for ok in
+            ["127.0.0.1:4100", "LOCALHOST:4100", "[::1]:4100", "keygate.test:4100", "keygate.test", "kg.example:8443"]
+        {
+            assert!(hosts.admits(Some(ok)), "{ok}");
+        }
+        for bad in
+            ["rebind.attacker.example:4100", "127.0.0.1:4101", "localhost", "127.0.0.1", "", "127.0.0.1:4100.evil"]
+        {
+            assert!(!hosts.admits(Some(bad)), "{bad}");
+        }
+        assert!(!hosts.admits(None));
+        assert!(AllowedHosts::new(80, &[]).admits(Some("localhost")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod data_dir;
 mod gateway;
+mod oidc;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -75,12 +76,18 @@ struct Cli {
     aws_attempt_timeout_ms: u64,
     /// Sign people in with this OpenID Connect provider instead of the local form: the console
     /// runs the authorization code flow with PKCE, and user tokens are the provider's ID tokens,
-    /// checked with its JWKS (read once at start).
+    /// checked with its JWKS (read again as its Cache-Control says, hourly by default, and on
+    /// an unknown key id at most once a minute).
     #[arg(long, global = true, env = "KEYGATE_OIDC_ISSUER", requires = "oidc_client_id")]
     oidc_issuer: Option<String>,
     /// The console's client id at the provider (the ID tokens' audience).
     #[arg(long, global = true, env = "KEYGATE_OIDC_CLIENT_ID", requires = "oidc_issuer")]
     oidc_client_id: Option<String>,
+    /// Another name this gateway answers to (the `Host` of a request), besides 127.0.0.1,
+    /// localhost and [::1] on its port; repeat it for several. Any other `Host` is refused, so
+    /// a web page cannot reach the open local sign-in through DNS rebinding.
+    #[arg(long = "allowed-host", global = true, env = "KEYGATE_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -149,9 +156,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         return Ok(());
     }
     let dir = DataDir::open(&cli.data_dir)?;
-    let (users, sign_in) = match (&cli.oidc_issuer, &cli.oidc_client_id) {
-        (Some(issuer), Some(client_id)) => provider(issuer, client_id).await?,
-        _ => (UserTokens::new(&dir.user_token_secret()?), SignIn::Local),
+    let (users, sign_in, provider_keys) = match (&cli.oidc_issuer, &cli.oidc_client_id) {
+        (Some(issuer), Some(client_id)) => {
+            let (users, sign_in, keys) = provider(issuer, client_id).await?;
+            (users, sign_in, Some(keys))
+        }
+        _ => (UserTokens::new(&dir.user_token_secret()?), SignIn::Local, None),
     };
     if let Some(Command::Token { sub, email, name, hours }) = &cli.command {
         if !users.mints() {
@@ -194,6 +204,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         Settings { console_url: cli.console_url.clone(), usage_shards: cli.usage_shards },
     );
     let authorizer = keygate::authorizer::Authorizer::beside(&mut app);
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, cli.port)))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (choose another with --port)", cli.port))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let gateway = Arc::new(Gateway {
         app,
         authorizer,
@@ -201,11 +215,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         sign_in,
         upstream,
         openapi: serde_json::to_string_pretty(&keygate::http::openapi::document()).unwrap_or_default(),
+        hosts: gateway::AllowedHosts::new(addr.port(), &cli.allowed_hosts),
+        provider_keys: provider_keys.as_ref().map(|(keys, _)| keys.clone()),
     });
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, cli.port)))
-        .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (choose another with --port)", cli.port))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Some((keys, first_refresh)) = provider_keys {
+        keys.keep_current(gateway.clone(), first_refresh);
+    }
     retry_mail_in_background(gateway.clone());
     print_welcome(&cli, &dir, addr);
     let router = axum::Router::new().fallback(gateway::serve).with_state(gateway);
@@ -218,8 +233,12 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// Reads an OpenID Connect provider's discovery document and JWKS, so that the gateway checks
-/// its ID tokens and the console signs people in there.
-async fn provider(issuer: &str, client_id: &str) -> Result<(UserTokens, SignIn), String> {
+/// its ID tokens and the console signs people in there; the keys are then kept current
+/// (`oidc.rs`), the first time after the returned wait.
+async fn provider(
+    issuer: &str,
+    client_id: &str,
+) -> Result<(UserTokens, SignIn, (Arc<oidc::ProviderKeys>, Duration)), String> {
     let issuer = issuer.trim_end_matches('/');
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -243,7 +262,8 @@ async fn provider(issuer: &str, client_id: &str) -> Result<(UserTokens, SignIn),
         return Err(format!("--oidc-issuer: the provider calls itself {}, not {issuer}", discovery["issuer"]));
     }
     let jwks_uri = discovery["jwks_uri"].as_str().ok_or("--oidc-issuer: the discovery document has no jwks_uri")?;
-    let jwks = get(jwks_uri.to_owned()).await.map_err(|e| format!("--oidc-issuer: {e}"))?;
+    let keys = Arc::new(oidc::ProviderKeys::new(client.clone(), jwks_uri.to_owned()));
+    let (jwks, first_refresh) = keys.read().await.map_err(|e| format!("--oidc-issuer: {e}"))?;
     let users =
         UserTokens::from_provider(issuer, &[client_id.to_owned()], &jwks).map_err(|e| format!("--oidc-issuer: {e}"))?;
     tracing::info!(issuer, client_id, "user tokens are the identity provider's ID tokens");
@@ -252,7 +272,7 @@ async fn provider(issuer: &str, client_id: &str) -> Result<(UserTokens, SignIn),
         client_id: client_id.to_owned(),
         scope: "openid email profile".into(),
     };
-    Ok((users, sign_in))
+    Ok((users, sign_in, (keys, first_refresh)))
 }
 
 /// The config the AWS clients are built from (the same code path as the Lambda functions).

@@ -36,6 +36,9 @@ pub enum Error {
     PreconditionFailed(String),
     #[error("{0}")]
     BadRequest(String),
+    /// The request was sent to a name this server does not answer for (`Host`).
+    #[error("{0}")]
+    MisdirectedRequest(String),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -83,6 +86,7 @@ impl Error {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -101,6 +105,7 @@ impl Error {
             Self::Conflict { .. } => ("conflict", "Conflict"),
             Self::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             Self::BadRequest(_) => ("bad-request", "Bad request"),
+            Self::MisdirectedRequest(_) => ("misdirected-request", "Misdirected request"),
             Self::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             Self::Validation(_) => ("validation", "Invalid input"),

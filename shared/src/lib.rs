@@ -16,6 +16,7 @@ pub mod ids;
 pub mod key;
 pub mod mail;
 pub mod permission;
+pub mod platform;
 pub mod project;
 pub mod request;
 pub mod secret;

@@ -247,7 +247,7 @@ impl ApiKeyHeader {
 }
 
 /// A base64url (unpadded) JSON part of a compact JWS.
-fn decode_part<T: DeserializeOwned>(part: &str) -> Option<T> {
+pub(crate) fn decode_part<T: DeserializeOwned>(part: &str) -> Option<T> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
 }
 

@@ -10,7 +10,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::Method;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use keygate::authorizer::{Authorizer, Caches};
-use keygate::permission::{api_path_segments, required_permission};
+use keygate::permission::required_permission;
+use keygate::platform::api_path;
 use keygate::service::ExportFormat;
 use keygate::signing::{KeyRing, PublicJwk};
 use keygate::store::sqlite::SqliteStore;
@@ -136,10 +137,21 @@ fn authorizer(c: &mut Criterion) {
     });
     g.finish();
 
+    // The path read as the platform serves it, then the table: a canonical path, and one whose
+    // segments need decoding and Unicode folding.
     c.bench_function("permission lookup", |b| {
         b.iter(|| {
-            let segments = api_path_segments(black_box("nodes/out/packages/42/files")).unwrap();
-            required_permission(&Method::GET, &segments)
+            let path =
+                api_path(black_box("/api/projects/01JDQ2ZK3M4N5P6Q7R8S9T0V1W/nodes/out/packages/42/files")).unwrap();
+            required_permission(&Method::GET, &path.segments)
+        })
+    });
+    c.bench_function("permission lookup, non-ASCII segments", |b| {
+        b.iter(|| {
+            let path =
+                api_path(black_box("/api/projects/01JDQ2ZK3M4N5P6Q7R8S9T0V1W/nodes/out/pac%E2%84%AAages/%D0%B0"))
+                    .unwrap();
+            required_permission(&Method::GET, &path.segments)
         })
     });
 }

@@ -261,4 +261,6 @@ pub mod conformance;
 pub mod lifecycle;
 pub mod proxy;
 pub mod runtime;
+pub mod spellings;
 pub mod story;
+pub mod upstream;

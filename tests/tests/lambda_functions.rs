@@ -148,6 +148,86 @@ async fn the_compiled_authorizer_allows_meters_and_denies() {
     assert!(!logs.contains(signature), "the key reached the function's logs");
 }
 
+/// The spellings of `tests/src/spellings.rs` through the compiled authorizer, on `rawPath` as
+/// API Gateway hands it: each decided like its canonical form, or denied with the reason named
+/// in the context; and the headers and query that keygate-local drops or refuses, refused here
+/// (an HTTP API cannot drop them on the way to the platform).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_compiled_authorizer_decides_on_the_canonical_path_and_refuses_what_cannot_be_dropped() {
+    use keygate_tests::spellings::{SPELLINGS, canonical_method, keys};
+    let Some(endpoint) = require_aws!() else { return };
+    let store = aws::store(&endpoint, "spellings-lambda").await;
+    let table = store.table().to_owned();
+    let pem = KeyRing::generate_pem();
+    let app = TestApp::with_key(Arc::new(store), &pem).app;
+    let k = keys(&app).await;
+    let p = k.story.project.to_string();
+    let runtime = RuntimeApi::start().await;
+    let _function = runtime.spawn(&function_binary("authorizer"), &authorizer_env(&endpoint, &table, &pem));
+    let mut allowed = 0;
+    for token in [&k.viewer, &k.packager] {
+        let bearer = format!("Bearer {token}");
+        for (spelling, canonical) in SPELLINGS {
+            for m in ["GET", "post", "DELETE"] {
+                let path = format!("/api/projects/{p}/{spelling}");
+                let got = runtime.invoke(authorizer_event(m, &path, &p, Some(&bearer))).await.expect("an answer");
+                match canonical {
+                    None => {
+                        assert_eq!(got["isAuthorized"], false, "{m} {spelling}: {got}");
+                        assert!(got["context"]["refused"].is_string(), "{m} {spelling}: the reason is named: {got}");
+                        assert!(got["context"]["detail"].as_str().is_some_and(|d| d.contains("path")), "{got}");
+                    }
+                    Some(c) => {
+                        let canonical_path = format!("/api/projects/{p}/{c}");
+                        let event = authorizer_event(canonical_method(m).as_str(), &canonical_path, &p, Some(&bearer));
+                        let want = runtime.invoke(event).await.expect("an answer");
+                        assert_eq!(got["isAuthorized"], want["isAuthorized"], "{m} {spelling} is decided unlike {c}");
+                        allowed += 2 * usize::from(got["isAuthorized"] == true);
+                    }
+                }
+            }
+        }
+    }
+    assert!(allowed > 0);
+
+    let bearer = format!("Bearer {}", k.packager);
+    let path = format!("/api/projects/{p}/data_layers/last");
+    let with = |headers: Value, query: &str| {
+        let mut e = authorizer_event("GET", &path, &p, Some(&bearer));
+        for (name, value) in headers.as_object().unwrap() {
+            e["headers"][name] = value.clone();
+        }
+        e["rawQueryString"] = json!(query);
+        e
+    };
+    let cases = [
+        (json!({"x-keygate-user-id": "mallory"}), "", None),
+        (json!({"x_keygate_user_id": "mallory"}), "", Some("context_header")),
+        (json!({"x-keygate-anything": "1"}), "", Some("context_header")),
+        (json!({"proxy-authorization": "Basic c2VjcmV0"}), "", Some("proxy_authorization")),
+        (json!({"x-http-method-override": "DELETE"}), "", Some("method_override")),
+        (json!({"x_method_override": "DELETE"}), "", Some("method_override")),
+        (json!({}), "a=1&_method=DELETE", Some("method_override")),
+    ];
+    for (headers, query, refused) in cases {
+        let answer = runtime.invoke(with(headers.clone(), query)).await.expect("an answer");
+        match refused {
+            None => {
+                assert_eq!(answer["isAuthorized"], true, "{headers}: {answer}");
+                allowed += 1;
+            }
+            Some(code) => {
+                assert_eq!(answer["isAuthorized"], false, "{headers} {query}: {answer}");
+                assert_eq!(answer["context"]["refused"], code, "{answer}");
+            }
+        }
+    }
+    let period = keygate::usage::Period::parse(None, None, app.now() + chrono::Duration::hours(1), 366).unwrap();
+    let rows = app.list_issued_keys(&k.story.owner, &k.story.project, period, &Default::default()).await.unwrap();
+    let metered: i64 = rows.items.iter().map(|r| r.requests).sum();
+    assert_eq!(metered, allowed as i64, "refused calls are never metered");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_authorizer_fails_closed_when_its_store_is_missing() {
     let Some(endpoint) = require_aws!() else { return };

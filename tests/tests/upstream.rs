@@ -2,44 +2,14 @@
 //! and body, plus the authorizer's context as `x-keygate-*` headers; the API key and any
 //! client-sent `x-keygate-*` header are not passed on; the upstream's answer comes back.
 
-use std::sync::Arc;
-
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, Uri};
 use keygate_tests::LocalGateway;
+use keygate_tests::upstream::RecordingUpstream;
 use serde_json::json;
-use tokio::sync::Mutex;
-
-#[derive(Default, Clone)]
-struct Seen {
-    method: String,
-    uri: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn allowed_calls_reach_the_upstream_with_the_context() {
-    let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
-    let record = seen.clone();
-    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-        let record = record.clone();
-        async move {
-            let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
-            record.lock().await.push(Seen {
-                method: method.to_string(),
-                uri: uri.to_string(),
-                headers,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            });
-            (axum::http::StatusCode::CREATED, [("x-upstream", "yes")], "{\"id\": \"pkg-1\"}")
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-    let gw = LocalGateway::start(&["--upstream", &upstream]);
+    let upstream = RecordingUpstream::start().await;
+    let gw = LocalGateway::start(&["--upstream", &upstream.url]);
     let (ann, bob) = (gw.token("ann"), gw.token("bob"));
     let role = ("writer", ["project_view", "package_create"].as_slice());
     let (p, t) = gw.project_with_template(&ann, "Up", role, json!({"name": "W", "role": "writer"})).await;
@@ -61,14 +31,13 @@ async fn allowed_calls_reach_the_upstream_with_the_context() {
     assert_eq!(res.headers()["x-upstream"], "yes");
     assert_eq!(res.text().await.unwrap(), "{\"id\": \"pkg-1\"}");
 
-    let calls = seen.lock().await.clone();
+    let calls = upstream.seen().await;
     assert_eq!(calls.len(), 1);
     let call = &calls[0];
     assert_eq!(call.method, "POST");
     assert_eq!(call.uri, format!("/api/projects/{p}/nodes/in/packages?label=x&n=1"));
     assert_eq!(call.body, r#"{"fields":{"size":3}}"#);
-    let header =
-        |name: &str| call.headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    let header = |name: &str| call.header(name);
     assert_eq!(header("x-keygate-key-id"), [key_id.as_str()]);
     assert_eq!(header("x-keygate-user-id"), ["bob"], "a client cannot forge the context");
     assert_eq!(header("x-keygate-project-id"), [p.as_str()]);
@@ -85,7 +54,6 @@ async fn allowed_calls_reach_the_upstream_with_the_context() {
         .await
         .unwrap();
     assert_eq!(denied.status(), 401);
-    assert_eq!(seen.lock().await.len(), 1, "the denied call did not reach the upstream");
+    assert_eq!(upstream.seen().await.len(), 1, "the denied call did not reach the upstream");
     gw.assert_no_secrets_logged(&[token, &ann, &bob]);
-    server.abort();
 }

@@ -22,7 +22,8 @@ pub use limits::{Limit, Limited, QuotaUse};
 use crate::clock::Clock;
 use crate::ids::{DataLayerId, KeyId, ProjectId, TemplateId, UserId};
 use crate::key::IssuedKey;
-use crate::permission::{Permission, Permissions, api_path_segments, required_permission};
+use crate::permission::{Permission, Permissions, required_permission};
+use crate::platform::{self, CallProblem};
 use crate::project::Role;
 use crate::service::{App, KeyEvents};
 use crate::signing::{KeyClaims, KeyRing, Refusal};
@@ -198,7 +199,9 @@ fn remaining_or_unlimited<S: serde::Serializer>(remaining: &Option<i64>, s: S) -
 pub enum Denial {
     NoKey,
     BadKey(Refusal),
-    BadPath,
+    /// The call cannot be decided as the platform would serve it (refused before the key is
+    /// looked at; never forwarded).
+    BadCall(CallProblem),
     UnknownKey,
     KeyNotUsable,
     MissingPermission(Permission),
@@ -207,10 +210,12 @@ pub enum Denial {
 }
 
 impl Denial {
-    /// 401 when there is no readable key at all, 429 when a limit refuses the call, 403 when
-    /// the key is not good for this call.
+    /// 400 when the call is not spelled the way the platform would serve it, 401 when there is
+    /// no readable key at all, 429 when a limit refuses the call, 403 when the key is not good
+    /// for this call.
     pub fn status(&self) -> u16 {
         match self {
+            Self::BadCall(_) => 400,
             Self::NoKey | Self::BadKey(Refusal::Malformed) => 401,
             Self::Limited(_) => 429,
             _ => 403,
@@ -225,6 +230,16 @@ impl From<Limited> for Denial {
 }
 
 pub type Verdict = Result<CallContext, Denial>;
+
+/// One call of the platform API as it arrived: `path` as sent (still percent-encoded), the
+/// raw query, and every header.
+#[derive(Clone, Copy, Debug)]
+pub struct PlatformCall<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a http::HeaderMap,
+}
 
 /// The bearer token of an `Authorization` header value.
 pub fn bearer(value: &str) -> Option<&str> {
@@ -246,10 +261,33 @@ impl Authorizer {
         &self,
         event: &ApiGatewayV2CustomAuthorizerV2Request,
     ) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
-        let authorization = event.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let method = &event.request_context.http.method;
-        let path = event.raw_path.as_deref().or(event.request_context.http.path.as_deref()).unwrap_or_default();
-        simple_response(self.authorize(method, path, authorization).await)
+        let call = PlatformCall {
+            method: &event.request_context.http.method,
+            // As sent, still percent-encoded: what the platform is handed (SECURITY.md).
+            path: event.raw_path.as_deref().or(event.request_context.http.path.as_deref()).unwrap_or_default(),
+            query: event.raw_query_string.as_deref(),
+            headers: &event.headers,
+        };
+        // Headers that keygate-local drops cannot be dropped on the way to the platform here.
+        let verdict = match platform::undroppable_headers(&event.headers) {
+            Ok(()) => self.authorize_call(&call).await,
+            Err(problem) => self.refused(&call, problem),
+        };
+        simple_response(verdict)
+    }
+
+    /// Decides a whole platform API call: its headers and query, then [`Authorizer::authorize`].
+    pub async fn authorize_call(&self, call: &PlatformCall<'_>) -> Verdict {
+        if let Err(problem) = platform::method_override(call.headers, call.query) {
+            return self.refused(call, problem);
+        }
+        let authorization = call.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        self.authorize(call.method, call.path, authorization).await
+    }
+
+    fn refused(&self, call: &PlatformCall<'_>, problem: CallProblem) -> Verdict {
+        tracing::info!(problem = problem.code(), method = %call.method, "call refused before the key was read");
+        Err(Denial::BadCall(problem))
     }
 
     /// Decides one call of the platform API: `path` is the whole request path
@@ -288,9 +326,8 @@ impl Authorizer {
     }
 
     async fn admit(&self, method: &Method, path: &str, authorization: Option<&str>) -> Result<Admitted, Denial> {
+        let platform::ApiPath { project, segments } = platform::api_path(path).map_err(Denial::BadCall)?;
         let token = authorization.and_then(bearer).ok_or(Denial::NoKey)?;
-        let (project, rest) = split_api_path(path).ok_or(Denial::BadPath)?;
-        let segments = api_path_segments(rest).ok_or(Denial::BadPath)?;
         let now = self.now();
         let claims = self.verified(token, &project, now)?;
         let key_id = KeyId::parse(&claims.jti).ok_or(Denial::UnknownKey)?;
@@ -396,14 +433,6 @@ fn decode_item<T: serde::de::DeserializeOwned>(item: &crate::store::Item) -> Res
     })
 }
 
-/// `/api/projects/{project}/{rest}` → (project, rest); a stage prefix before `/api` is allowed.
-fn split_api_path(path: &str) -> Option<(ProjectId, &str)> {
-    let at = path.find("/api/projects/")?;
-    let after = &path[at + "/api/projects/".len()..];
-    let (project, rest) = after.split_once('/').unwrap_or((after, ""));
-    Some((ProjectId::parse(project)?, rest))
-}
-
 /// The answer to API Gateway. A limited call is denied with a context naming the limit (see
 /// `Limited::context`): an HTTP API answers every denial 403, and the stack's gateway shape
 /// that turns it into the 429 is described in SECURITY.md.
@@ -417,6 +446,10 @@ pub fn simple_response(verdict: Verdict) -> ApiGatewayV2CustomAuthorizerSimpleRe
         Err(Denial::Limited(limited)) => {
             response.is_authorized = false;
             response.context = limited.context();
+        }
+        Err(Denial::BadCall(problem)) => {
+            response.is_authorized = false;
+            response.context = serde_json::json!({ "refused": problem.code(), "detail": problem.to_string() });
         }
         Err(_) => {
             response.is_authorized = false;
@@ -440,18 +473,8 @@ mod tests {
     }
 
     #[test]
-    fn api_paths_split_into_project_and_rest() {
-        let p = ProjectId::generate();
-        let path = format!("/api/projects/{p}/data_layers/last");
-        let (project, rest) = split_api_path(&path).unwrap();
-        assert_eq!((project, rest), (p.clone(), "data_layers/last"));
-        assert_eq!(split_api_path(&format!("/prod/api/projects/{p}")).unwrap().1, "");
-        assert!(split_api_path("/api/projects/not-an-id/x").is_none());
-        assert!(split_api_path("/v1/projects").is_none());
-    }
-
-    #[test]
     fn missing_or_unreadable_keys_are_401_the_rest_403() {
+        assert_eq!(Denial::BadCall(CallProblem::DotSegment).status(), 400);
         assert_eq!(Denial::NoKey.status(), 401);
         assert_eq!(Denial::BadKey(Refusal::Malformed).status(), 401);
         assert_eq!(Denial::BadKey(Refusal::UnknownKey).status(), 403);

@@ -84,13 +84,10 @@ fn body_bytes(req: &Request) -> &[u8] {
     }
 }
 
-/// Parses a JSON body into `T`, naming the field that is wrong when it is.
-pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T> {
-    let bytes = body_bytes(req);
-    if bytes.len() > MAX_BODY {
-        return Err(Error::PayloadTooLarge { limit: MAX_BODY });
-    }
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+/// Refuses a body that is not declared JSON (`application/json` or `application/*+json`): a
+/// browser sends other types cross-site without asking, JSON only after a CORS preflight.
+pub fn require_json(headers: &http::HeaderMap) -> Result<()> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if mime != "application/json" && !(mime.starts_with("application/") && mime.ends_with("+json")) {
         return Err(Error::UnsupportedMediaType(format!(
@@ -98,6 +95,16 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T> {
             if mime.is_empty() { "nothing" } else { &mime }
         )));
     }
+    Ok(())
+}
+
+/// Parses a JSON body into `T`, naming the field that is wrong when it is.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T> {
+    let bytes = body_bytes(req);
+    if bytes.len() > MAX_BODY {
+        return Err(Error::PayloadTooLarge { limit: MAX_BODY });
+    }
+    require_json(req.headers())?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::BadRequest("the request body is empty; a JSON object is expected".into()));
     }

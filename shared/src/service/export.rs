@@ -79,10 +79,28 @@ pub struct Export {
     pub next_cursor: Option<String>,
 }
 
-/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR) is written with a
-/// leading `'`: owners name templates and users give their addresses, and billing opens the file.
+/// A CSV cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR: OWASP's list)
+/// is written with a leading `'`: owners name templates, users choose their ids and addresses,
+/// and billing opens the file. Every text cell of the CSV goes through here; JSON Lines, which
+/// no spreadsheet runs, keeps the values as they are.
 fn inert(text: &str) -> std::borrow::Cow<'_, str> {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}").into() } else { text.into() }
+}
+
+impl ExportRow<'_> {
+    /// The row as CSV cells, in [`HEADER`]'s order, every text cell made inert.
+    fn csv_record(&self) -> [std::borrow::Cow<'_, str>; 8] {
+        [
+            inert(self.key_id),
+            inert(self.user_id),
+            inert(self.user_email),
+            inert(self.template_id),
+            inert(self.template_name),
+            inert(&self.start),
+            self.requests.to_string().into(),
+            self.cost.to_string().into(),
+        ]
+    }
 }
 
 impl App {
@@ -112,9 +130,9 @@ impl App {
                 out.row(&ExportRow {
                     key_id: key.id.as_str(),
                     user_id: key.user_id.as_str(),
-                    user_email: &inert(&key.user_email),
+                    user_email: &key.user_email,
                     template_id: key.template_id.as_str(),
-                    template_name: &inert(&key.template_name),
+                    template_name: &key.template_name,
                     start: start.to_rfc3339_opts(SecondsFormat::Secs, true),
                     requests,
                     cost,
@@ -146,7 +164,7 @@ impl Writer {
     fn row(&mut self, row: &ExportRow<'_>) -> Result<()> {
         self.rows += 1;
         match &mut self.csv {
-            Some(w) => w.serialize(row).map_err(Error::internal),
+            Some(w) => w.write_record(row.csv_record().iter().map(|c| c.as_bytes())).map_err(Error::internal),
             None => {
                 serde_json::to_writer(&mut self.jsonl, row).map_err(Error::internal)?;
                 self.jsonl.push(b'\n');
@@ -194,5 +212,34 @@ mod tests {
         let line: serde_json::Value = serde_json::from_slice(&w.finish().unwrap()).unwrap();
         assert_eq!(line["requests"], 3);
         assert!(ExportFormat::parse(Some("xml")).is_err());
+    }
+
+    #[test]
+    fn every_text_cell_of_the_csv_is_inert_whatever_its_column() {
+        for start in ["=1+2", "@SUM(1+1)", "+3+4", "-5+6", "\t=1", "\r=1"] {
+            let row = ExportRow {
+                key_id: start,
+                user_id: start,
+                user_email: start,
+                template_id: start,
+                template_name: start,
+                start: start.into(),
+                requests: 1,
+                cost: 2,
+            };
+            let mut w = Writer::new(ExportFormat::Csv);
+            w.row(&row).unwrap();
+            let body = w.finish().unwrap();
+            let mut reader = csv::Reader::from_reader(body.as_slice());
+            let record = reader.records().next().unwrap().unwrap();
+            for (i, cell) in record.iter().take(6).enumerate() {
+                assert_eq!(cell, format!("'{start}"), "column {} of {start:?}", HEADER[i]);
+            }
+            assert_eq!((&record[6], &record[7]), ("1", "2"), "numbers stay numbers");
+            let mut w = Writer::new(ExportFormat::Jsonl);
+            w.row(&row).unwrap();
+            let line: serde_json::Value = serde_json::from_slice(&w.finish().unwrap()).unwrap();
+            assert_eq!(line["user_id"], start, "JSON Lines keeps the value");
+        }
     }
 }
