@@ -220,15 +220,53 @@ pub fn is_email(s: &str) -> bool {
         })
 }
 
+/// The rules of every name people read (projects, nodes, templates), so that two names that
+/// look alike are not taken for two things:
+/// - no control or format characters (Unicode Cc and Cf: zero-width spaces, the right-to-left
+///   override, byte-order marks);
+/// - no word that mixes scripts, such as a Cyrillic `А` among Latin letters (UTS #39
+///   single-script, per word: `Прогноз API` is two words of one script each).
+///
+/// Names are stored NFC-normalised and trimmed ([`normalize_name`]) and compared for uniqueness
+/// by [`name_key`].
 pub(crate) fn check_name(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
-    let chars = value.chars().count();
-    if value.trim().is_empty() {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    use unicode_security::MixedScript;
+    let value = normalize_name(value);
+    let invisible = |c: &char| c.is_control() || c.general_category() == GeneralCategory::Format;
+    let mixed = value.split(|c: char| !c.is_alphanumeric()).find(|word| !word.is_single_script());
+    if value.is_empty() {
         errors.push(FieldError::new(field, "must not be empty"));
-    } else if chars > max {
+    } else if value.chars().count() > max {
         errors.push(FieldError::new(field, format!("must be at most {max} characters")));
-    } else if value.chars().any(char::is_control) {
-        errors.push(FieldError::new(field, "must not contain control characters"));
+    } else if let Some(c) = value.chars().find(invisible) {
+        errors.push(FieldError::new(
+            field,
+            format!("must not contain control or invisible format characters (U+{:04X})", u32::from(c)),
+        ));
+    } else if let Some(word) = mixed {
+        errors.push(FieldError::new(
+            field,
+            format!(
+                "the word '{word}' mixes letters of different scripts (such as Latin and Cyrillic), which look alike"
+            ),
+        ));
     }
+}
+
+/// A name as stored: trimmed, in Unicode normal form C (one spelling per accented letter).
+pub fn normalize_name(value: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    value.trim().nfc().collect()
+}
+
+/// What two names are compared by for uniqueness: compatibility-normalised (NFKC: a no-break
+/// space is a space, `ｆ` is `f`), case-folded, and with every run of white space as one space.
+/// For an ASCII name with single spaces this is its lower case.
+pub fn name_key(value: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = value.nfkc().flat_map(char::to_uppercase).flat_map(char::to_lowercase).collect();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 pub(crate) fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str) {
@@ -296,6 +334,31 @@ mod tests {
         check_name(&mut e, "name", &"x".repeat(11), 10);
         check_name(&mut e, "name", "a\u{7}b", 10);
         check_name(&mut e, "name", "Wetter API", 10);
+        check_name(&mut e, "name", " Прогноз API ", 20);
+        check_name(&mut e, "name", "天気予報 API", 20);
         assert_eq!(e.len(), 3);
+    }
+
+    #[test]
+    fn names_that_look_alike_are_refused_or_compared_alike() {
+        for (bad, why) in [
+            ("Forecast \u{410}PI", "mixes"),    // Cyrillic А
+            ("Forecast\u{200B} API", "U+200B"), // zero-width space
+            ("\u{202E}IPA tsaceroF", "U+202E"), // right-to-left override
+            ("Forecast\u{FEFF}API", "U+FEFF"),  // byte-order mark
+            ("Forecast \u{391}PI", "mixes"),    // Greek Α
+        ] {
+            let mut e = Vec::new();
+            check_name(&mut e, "name", bad, 64);
+            assert!(e.first().is_some_and(|e| e.message.contains(why)), "{bad:?}: {e:?}");
+        }
+        let key = name_key("Forecast API");
+        for same in ["forecast api", "Forecast\u{A0}API", "Forecast  API", " FORECAST API", "Ｆｏｒｅｃａｓｔ API"]
+        {
+            assert_eq!(name_key(&normalize_name(same)), key, "{same:?}");
+        }
+        assert_eq!(name_key("Straße"), name_key("STRASSE"));
+        assert_eq!(normalize_name(" Cafe\u{301} "), "Caf\u{e9}", "stored in NFC, trimmed");
+        assert_ne!(name_key("Forecast API"), name_key("Forecast APIs"));
     }
 }

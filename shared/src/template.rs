@@ -303,7 +303,7 @@ impl TemplateInput {
         finish(errors)?;
         let role = role.ok_or_else(|| Error::invalid("role", "is required"))?;
         Ok(ValidTemplate {
-            name: self.name.trim().to_owned(),
+            name: crate::project::normalize_name(&self.name),
             description: self.description,
             role,
             price_per_request: self.price_per_request,

@@ -259,6 +259,7 @@ pub mod attacks;
 pub mod aws;
 pub mod conformance;
 pub mod lifecycle;
+pub mod names;
 pub mod proxy;
 pub mod runtime;
 pub mod spellings;

@@ -20,7 +20,7 @@ impl App {
         let now = self.now();
         let project = Project {
             id: ProjectId::generate(),
-            name: input.name.trim().to_owned(),
+            name: crate::project::normalize_name(&input.name),
             description: input.description,
             owner_id: caller.id.clone(),
             owner_email: caller.email.clone(),
@@ -118,7 +118,7 @@ impl App {
     pub async fn put_node(&self, caller: &Caller, id: &ProjectId, node: NodeId, input: NodeInput) -> Result<Node> {
         self.access(caller, id).await?.require(Permission::ProjectManage)?;
         input.validate()?;
-        let node = Node { id: node, name: input.name, updated_at: self.now() };
+        let node = Node { id: node, name: crate::project::normalize_name(&input.name), updated_at: self.now() };
         let key = layout::node(id, &node.id);
         let version = self.store.get(&key).await?.map_or(0, |i| i.version);
         let cond = if version == 0 { Cond::NotExists } else { Cond::Version(version) };

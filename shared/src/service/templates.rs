@@ -137,7 +137,7 @@ impl App {
         let next = v.into_template(tid.clone(), id.clone(), current.created_at, now, current.version + 1);
         let mut tx = Tx::default();
         tx.put(layout::template(id, tid), next.version, &next, Cond::Version(current.version));
-        let renamed = next.name.to_lowercase() != current.name.to_lowercase();
+        let renamed = layout::template_name(id, &next.name) != layout::template_name(id, &current.name);
         if renamed {
             tx.delete(layout::template_name(id, &current.name), Cond::Exists).put(
                 layout::template_name(id, &next.name),
@@ -237,7 +237,9 @@ impl App {
 
 fn name_taken(name: &str) -> Error {
     Error::Conflict {
-        detail: format!("the project already has a template named '{name}'"),
+        detail: format!(
+            "the project already has a template named like '{name}' (names are compared ignoring case, spacing and letter forms)"
+        ),
         names: vec![name.to_owned()],
     }
 }

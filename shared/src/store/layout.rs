@@ -36,9 +36,11 @@ pub fn template(p: &ProjectId, t: &TemplateId) -> ItemKey {
     ItemKey::new(project_pk(p), format!("{TEMPLATES}{t}"))
 }
 
-/// Holds a template name (case-folded) so that names are unique in a project.
+/// Holds a template name so that names are unique in a project, as people read them: by
+/// [`crate::project::name_key`] (compatibility forms, case and runs of spaces folded; for an
+/// ASCII name with single spaces, its lower case, as before).
 pub fn template_name(p: &ProjectId, name: &str) -> ItemKey {
-    ItemKey::new(project_pk(p), format!("TPLNAME#{}", name.to_lowercase()))
+    ItemKey::new(project_pk(p), format!("TPLNAME#{}", crate::project::name_key(name)))
 }
 
 pub const REQUESTS: &str = "REQ#";
