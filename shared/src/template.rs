@@ -87,6 +87,44 @@ impl QuotaPeriod {
     }
 }
 
+/// The counter a key's calls of one quota period are counted on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaCounter {
+    /// The counter's sort key: the period's label, and the moment the quota took its present
+    /// form when that was within the period.
+    pub label: String,
+    /// Whether the counter starts from the key's usage metered earlier in the period (from the
+    /// start of the period), rather than from 0.
+    pub starts_from_usage: bool,
+}
+
+impl QuotaWindow {
+    /// The counter of this period for a quota in its present form since `since` (a template's
+    /// `quota_since`). A period that began after `since` was counted from its start, on the
+    /// plain label; one that `since` falls into gets a counter of its own, seeded from usage.
+    pub fn counter(&self, since: Option<DateTime<Utc>>) -> QuotaCounter {
+        match since {
+            Some(since) if since > self.start => {
+                QuotaCounter { label: format!("{}@{}", self.label, since.timestamp_millis()), starts_from_usage: true }
+            }
+            _ => QuotaCounter { label: self.label.clone(), starts_from_usage: false },
+        }
+    }
+}
+
+impl KeyTemplate {
+    /// `quota_since` of this template edited into one with `next` as its quota at `now`: kept
+    /// while the quota keeps its period (a changed number of calls counts on), `now` when a
+    /// quota is set or its period changes, none without a quota.
+    pub fn quota_since_after_edit(&self, next: Option<Quota>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match (self.quota, next) {
+            (_, None) => None,
+            (Some(current), Some(next)) if current.per == next.per => self.quota_since,
+            (_, Some(_)) => Some(now),
+        }
+    }
+}
+
 impl Quota {
     /// The used counts at which the holder is told: 80 % (at least one call) and 100 %.
     pub fn thresholds(self) -> [(u8, i64); 2] {
@@ -115,6 +153,11 @@ pub struct KeyTemplate {
     pub quota: Option<Quota>,
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// When the quota was set again or its period changed by an edit (none: since the template
+    /// was created, or no quota). Calls of the current period made before then, under no quota
+    /// or another period, still count against it: its counter starts from the usage metered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_since: Option<DateTime<Utc>>,
     pub fields: Vec<InfoField>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -253,6 +296,7 @@ impl ValidTemplate {
             validity_days: self.validity_days,
             quota: self.quota,
             rate_limit: self.rate_limit,
+            quota_since: None,
             fields: self.fields,
             created_at,
             updated_at,
@@ -549,6 +593,7 @@ mod tests {
             validity_days: valid.validity_days,
             quota: valid.quota,
             rate_limit: valid.rate_limit,
+            quota_since: None,
             fields: valid.fields,
             created_at: Utc::now(),
             updated_at: Utc::now(),

@@ -251,6 +251,61 @@ pub async fn a_quota_holds_exactly_under_concurrency(t: keygate::testing::TestAp
     assert_eq!(next.quota_remaining, Some(49));
 }
 
+/// A quota switched off and on again, or moved from days to months, counts what the key used
+/// earlier in the period (README: "a quota changed mid-period counts what was already used"):
+/// 3 calls under 30 a day, the quota off for 20 calls, 30 a day again: 7 more, not 27; then
+/// 40 a month: 10 more (the month's calls are the day's); and 45 a month counts on (5 more).
+pub async fn a_quota_set_again_counts_what_was_used(t: keygate::testing::TestApp) {
+    use chrono::TimeZone;
+    use keygate::authorizer::Denial;
+    let keygate::testing::TestApp { app, authorizer, clock, .. } = t;
+    let day = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
+    clock.set(day);
+    let story = pending_request(&app).await;
+    let daily = serde_json::json!({"quota": {"requests": 30, "per": "day"}});
+    limit_template(&app, &story, daily.clone()).await;
+    let key = app.approve(&story.owner, &story.project, &story.request).await.unwrap().key;
+    let token = app.my_key_token(&story.holder, &key.id).await.unwrap().token;
+    let path = format!("/api/projects/{}/data_layers/last", story.project);
+    let authorization = format!("Bearer {}", token.expose());
+    let mut minute = 0;
+    let mut calls = |n: usize| {
+        let (authorizer, path, authorization, clock) = (&authorizer, &path, &authorization, &clock);
+        minute += 1;
+        let at = day + chrono::Duration::minutes(minute);
+        async move {
+            clock.set(at);
+            let mut allowed = 0;
+            for _ in 0..n {
+                match authorizer.authorize(&http::Method::GET, path, Some(authorization)).await {
+                    Ok(_) => allowed += 1,
+                    Err(Denial::Limited(_)) => {}
+                    Err(other) => panic!("only the quota may refuse: {other:?}"),
+                }
+            }
+            allowed
+        }
+    };
+    assert_eq!(calls(3).await, 3);
+    limit_template(&app, &story, serde_json::json!({"quota": null})).await;
+    assert_eq!(calls(20).await, 20, "no quota");
+    limit_template(&app, &story, daily).await;
+    assert_eq!(calls(30).await, 7, "the day's 23 calls count against the quota set again");
+    limit_template(&app, &story, serde_json::json!({"quota": {"requests": 40, "per": "month"}})).await;
+    assert_eq!(calls(30).await, 10, "the month so far is the day's 30 calls");
+    limit_template(&app, &story, serde_json::json!({"quota": {"requests": 45, "per": "month"}})).await;
+    assert_eq!(calls(30).await, 5, "a changed number of calls counts on");
+    let today = keygate::usage::Period::parse(Some("2026-12-02"), Some("2026-12-03"), day, 366).unwrap();
+    let rows = app.list_issued_keys(&story.owner, &story.project, today, &Default::default()).await.unwrap();
+    assert_eq!(rows.items[0].requests, 45, "every allowed call metered once");
+    let status = rows.items[0].quota.clone().expect("the quota on the page");
+    assert_eq!((status.used, status.requests), (45, 45), "the page shows the counter decided on");
+    // The next month starts from nothing, on the plain counter.
+    clock.set(chrono::Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 1).unwrap());
+    let next = authorizer.authorize(&http::Method::GET, &path, Some(&authorization)).await.unwrap();
+    assert_eq!(next.quota_remaining, Some(44));
+}
+
 /// The billing export, followed page by page (two keys a page), in both formats and both
 /// granularities: each key's totals equal the issued-keys page's for the same period.
 pub async fn the_export_agrees_with_the_issued_keys_page(app: &App) {

@@ -31,6 +31,13 @@ async fn a_quota_of_fifty_allows_exactly_fifty_of_two_hundred_parallel_calls() {
 }
 
 #[tokio::test]
+async fn a_quota_set_again_counts_what_was_used() {
+    let dir = Scratch::new("quota-again");
+    let store = SqliteStore::open(&dir.0.join("keygate.db")).unwrap();
+    story::a_quota_set_again_counts_what_was_used(TestApp::on(Arc::new(store))).await;
+}
+
+#[tokio::test]
 async fn the_billing_export_agrees_with_the_issued_keys_page() {
     let dir = Scratch::new("export");
     story::the_export_agrees_with_the_issued_keys_page(&app(&dir)).await;

@@ -48,6 +48,14 @@ async fn a_quota_of_fifty_allows_exactly_fifty_of_two_hundred_parallel_calls_on_
     story::a_quota_holds_exactly_under_concurrency(TestApp::on(Arc::new(aws::store(&endpoint, "quota").await))).await;
 }
 
+#[tokio::test]
+async fn a_quota_set_again_counts_what_was_used_on_dynamodb() {
+    let Some(endpoint) = require_aws!() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let t = TestApp::on(Arc::new(aws::store(&endpoint, "quota-again").await));
+    story::a_quota_set_again_counts_what_was_used(t).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_billing_export_agrees_with_the_issued_keys_page_on_dynamodb() {
     let Some(endpoint) = require_aws!() else { return };

@@ -9,6 +9,11 @@
 //!   allowed call is counted once; a refused call writes nothing.
 //! - At 80 % and 100 % of a quota the holder is told once per period: a flag on the counter
 //!   (set only while it is 0) and the mail in the outbox, in one transaction.
+//! - A quota set again, or given another period, within a period (`quota_since`) is decided on
+//!   a counter of its own that starts from the key's usage metered so far in the period (the
+//!   hour buckets), created once (`NotExists`) before its first call: switching a quota off
+//!   and on, or from days to months, forgets nothing. Only such keys pay for it: one read of
+//!   the counter per instance and period, and the buckets' read and the creation once.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -22,8 +27,8 @@ use serde::Serialize;
 use super::{Authorizer, CACHE_CAPACITY, Denial, Grant};
 use crate::ids::KeyId;
 use crate::key::IssuedKey;
-use crate::store::{Counters, Increment, Item, StoreError, Write, layout};
-use crate::template::{Quota, QuotaPeriod, QuotaWindow, RateLimit};
+use crate::store::{Cond, Counters, Increment, Item, Query, SkRange, StoreError, Write, layout, query_all};
+use crate::template::{Quota, QuotaCounter, QuotaPeriod, QuotaWindow, RateLimit};
 use crate::usage;
 
 /// Which limit refused a call.
@@ -171,11 +176,17 @@ pub(super) struct Limits {
     /// Keys whose quota is used up: the period and the quota it was used up for. Later calls
     /// in that period are refused without a store write (a raised quota is seen again).
     exhausted: Cache<KeyId, (String, i64)>,
+    /// Counters that start from usage and are known to exist (key, counter label).
+    seeded: Cache<(KeyId, String), ()>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { rates: Cache::new(CACHE_CAPACITY), exhausted: Cache::new(CACHE_CAPACITY) }
+        Self {
+            rates: Cache::new(CACHE_CAPACITY),
+            exhausted: Cache::new(CACHE_CAPACITY),
+            seeded: Cache::new(CACHE_CAPACITY),
+        }
     }
 }
 
@@ -199,8 +210,8 @@ impl Limits {
         })
     }
 
-    fn is_exhausted(&self, key: &KeyId, window: &QuotaWindow, quota: &Quota) -> bool {
-        self.exhausted.get(key).is_some_and(|(label, requests)| label == window.label && requests == quota.requests)
+    fn is_exhausted(&self, key: &KeyId, counter: &QuotaCounter, quota: &Quota) -> bool {
+        self.exhausted.get(key).is_some_and(|(label, requests)| label == counter.label && requests == quota.requests)
     }
 }
 
@@ -228,20 +239,24 @@ impl Authorizer {
             return Ok(None);
         };
         let window = quota.per.window(now);
+        let period = window.counter(grant.quota_since);
         let limited = || Limited {
             limit: Limit::Quota { quota, resets_at: window.end },
             retry_after: seconds_until(window.end, now),
         };
-        if self.limits.is_exhausted(&key.id, &window, &quota) {
+        if self.limits.is_exhausted(&key.id, &period, &quota) {
             return Err(limited().into());
         }
-        let counter = layout::quota_counter(&key.id, &window.label);
+        let counter = layout::quota_counter(&key.id, &period.label);
+        if period.starts_from_usage {
+            self.seed(&key.id, &window, &period, &counter).await.map_err(|e| metering_failed(e, &key.id))?;
+        }
         let take = Increment::new(counter.clone(), vec![(usage::REQUESTS, 1)], counter_body(&window))
             .at_most(usage::REQUESTS, quota.requests);
         match self.store.count(vec![take, bucket]).await {
             Ok(counters) => {
                 let counters = counters.into_iter().next().unwrap_or_default();
-                self.tell_holder(key, &quota, &window, &counters).await;
+                self.tell_holder(key, &quota, &window, &period, &counters).await;
                 Ok(Some(QuotaUse {
                     quota,
                     used: counters.get(usage::REQUESTS).copied().unwrap_or(0),
@@ -252,11 +267,11 @@ impl Authorizer {
                 // Used up. Make sure the holder was told (a notice lost with a crashed instance
                 // is sent by the first refused call), then refuse from memory for the period.
                 match self.store.get(&counter).await {
-                    Ok(Some(Item { counters, .. })) => self.tell_holder(key, &quota, &window, &counters).await,
+                    Ok(Some(Item { counters, .. })) => self.tell_holder(key, &quota, &window, &period, &counters).await,
                     Ok(None) => {}
                     Err(e) => tracing::warn!(error = %e, key_id = %key.id, "quota counter unreadable"),
                 }
-                self.limits.exhausted.insert(key.id.clone(), (window.label.clone(), quota.requests));
+                self.limits.exhausted.insert(key.id.clone(), (period.label.clone(), quota.requests));
                 Err(limited().into())
             }
             Err(e) => Err(metering_failed(e, &key.id)),
@@ -266,16 +281,23 @@ impl Authorizer {
     /// Queues the 80 % and 100 % notices the counters call for and that were not sent in this
     /// period: the flag is set (only while 0) and the mail queued in one transaction, so the
     /// notice goes out once. A failure here does not refuse the call; a later call retries.
-    async fn tell_holder(&self, key: &IssuedKey, quota: &Quota, window: &QuotaWindow, counters: &Counters) {
+    async fn tell_holder(
+        &self,
+        key: &IssuedKey,
+        quota: &Quota,
+        window: &QuotaWindow,
+        period: &QuotaCounter,
+        counters: &Counters,
+    ) {
         let used = counters.get(usage::REQUESTS).copied().unwrap_or(0);
         for (percent, at) in quota.thresholds() {
             let flag = notice_flag(percent);
             if used < at || counters.get(flag).copied().unwrap_or(0) > 0 {
                 continue;
             }
-            let counter = layout::quota_counter(&key.id, &window.label);
+            let counter = layout::quota_counter(&key.id, &period.label);
             let mail = crate::mail::quota_used(&self.console_url, key, percent, quota, &window.label);
-            let id = format!("Q#{}#{}#{percent}", key.id, window.label);
+            let id = format!("Q#{}#{}#{percent}", key.id, period.label);
             let writes = vec![
                 Write::Increment(Increment::new(counter, vec![(flag, 1)], counter_body(window)).at_most(flag, 1)),
                 crate::service::queued_mail(&id, mail, self.now()),
@@ -286,6 +308,57 @@ impl Authorizer {
                 Err(e) => tracing::warn!(error = %e, key_id = %key.id, percent, "quota notice not queued yet"),
             }
         }
+    }
+}
+
+impl Authorizer {
+    /// Makes sure the counter `period` of a quota set within the period exists, created from
+    /// the key's usage metered since the period began. Every instance does this before its
+    /// first call on such a counter; the first creation wins (`NotExists`), and no call takes
+    /// from the counter before it exists, so every call is counted once: before the creation in
+    /// the buckets read, after it on the counter.
+    async fn seed(
+        &self,
+        key: &KeyId,
+        window: &QuotaWindow,
+        period: &QuotaCounter,
+        counter: &crate::store::ItemKey,
+    ) -> Result<(), StoreError> {
+        let cache_key = (key.clone(), period.label.clone());
+        if self.limits.seeded.get(&cache_key).is_some() {
+            return Ok(());
+        }
+        if self.store.get(counter).await?.is_none() {
+            let used = self.used_since(key, window.start).await?;
+            let item = Item {
+                key: counter.clone(),
+                index_key: None,
+                version: 0,
+                body: counter_body(window),
+                counters: [(usage::REQUESTS.to_owned(), used)].into(),
+            };
+            match self.store.transact(vec![Write::Put { item, cond: Cond::NotExists }]).await {
+                Ok(()) => {
+                    tracing::info!(key_id = %key, counter = %period.label, used, "quota counter started from usage")
+                }
+                Err(StoreError::ConditionFailed { .. }) => {} // another call created it
+                Err(e) => return Err(e),
+            }
+        }
+        self.limits.seeded.insert(cache_key, ());
+        Ok(())
+    }
+
+    /// The calls metered for `key` from the hour of `from` on, over every shard.
+    async fn used_since(&self, key: &KeyId, from: DateTime<Utc>) -> Result<i64, StoreError> {
+        let (lo, hi) = (layout::usage_hour(usage::hour_of(from)), format!("{}\u{10FFFF}", layout::USAGE_HOURS));
+        let mut used = 0;
+        for shard in 0..self.usage_shards.max(1) {
+            let mut q = Query::prefix(layout::usage_pk(key, shard), "").limit(1000);
+            q.sk = SkRange::Between(lo.clone(), hi.clone());
+            used += query_all(self.store.as_ref(), q).await?.iter().map(|b| b.counter(usage::REQUESTS)).sum::<i64>();
+        }
+        Ok(used)
     }
 }
 

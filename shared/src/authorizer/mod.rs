@@ -51,6 +51,8 @@ struct Grant {
     permissions: Permissions,
     price: i64,
     quota: Option<Quota>,
+    /// The template's `quota_since`: which counter the quota is decided on.
+    quota_since: Option<DateTime<Utc>>,
     rate_limit: Option<RateLimit>,
 }
 
@@ -404,6 +406,7 @@ impl Authorizer {
             permissions: role.permissions,
             price: t.price_per_request,
             quota: t.quota,
+            quota_since: t.quota_since,
             rate_limit: t.rate_limit,
         };
         self.caches.grants.insert(grant_cache, Stamped { value: grant, at: now });

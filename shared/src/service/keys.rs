@@ -95,24 +95,25 @@ impl App {
         let templates = if unique.is_empty() { Vec::new() } else { self.store.get_many(&unique).await? };
         let mut quotas = vec![None; keys.len()];
         for (item, positions) in templates.iter().zip(wanted.values()) {
-            let quota = item.as_ref().map(decode::<KeyTemplate>).transpose()?.and_then(|t| t.quota);
+            let quota =
+                item.as_ref().map(decode::<KeyTemplate>).transpose()?.and_then(|t| Some((t.quota?, t.quota_since)));
             for &i in positions {
                 quotas[i] = quota;
             }
         }
         let now = self.now();
-        let windows: Vec<_> = quotas.iter().map(|q| q.map(|q| q.per.window(now))).collect();
+        let windows: Vec<_> = quotas.iter().map(|q| q.map(|(q, _)| q.per.window(now))).collect();
         let counters: Vec<_> = keys
             .iter()
-            .zip(&windows)
-            .filter_map(|(k, w)| w.as_ref().map(|w| layout::quota_counter(&k.id, &w.label)))
+            .zip(quotas.iter().zip(&windows))
+            .filter_map(|(k, (q, w))| Some(layout::quota_counter(&k.id, &w.as_ref()?.counter(q.as_ref()?.1).label)))
             .collect();
         let mut used = if counters.is_empty() { Vec::new() } else { self.store.get_many(&counters).await? }.into_iter();
         Ok(quotas
             .into_iter()
             .zip(windows)
             .map(|(quota, window)| {
-                let (quota, window) = (quota?, window?);
+                let ((quota, _), window) = (quota?, window?);
                 let used = used.next().flatten().map_or(0, |item| item.counter(usage::REQUESTS));
                 Some(QuotaStatus {
                     requests: quota.requests,

@@ -134,7 +134,8 @@ impl App {
         }
         let v = self.validate_template(id, patch.apply_to(&current)).await?;
         let now = self.now();
-        let next = v.into_template(tid.clone(), id.clone(), current.created_at, now, current.version + 1);
+        let mut next = v.into_template(tid.clone(), id.clone(), current.created_at, now, current.version + 1);
+        next.quota_since = current.quota_since_after_edit(next.quota, now);
         let mut tx = Tx::default();
         tx.put(layout::template(id, tid), next.version, &next, Cond::Version(current.version));
         let renamed = layout::template_name(id, &next.name) != layout::template_name(id, &current.name);
