@@ -303,6 +303,8 @@ test('the story of the seeds, screen by screen', async () => {
   await screen(ann, '17-revoke-confirm');
   await confirm.getByRole('button', { name: 'Revoke key' }).click();
   await ann.getByText(/Revoked the key of bob@example\.com/).waitFor();
+  // The notice can be drawn before the reloaded list: wait for the row to say it.
+  await row.getByRole('cell', { name: 'revoked', exact: true }).waitFor();
   assert.equal((await row.getByRole('cell').allInnerTexts())[3], 'revoked');
   const after = await fetch(`${url}/api/projects/${p}/data_layers/last`, { headers: { Authorization: `Bearer ${token}` } });
   assert.equal(after.status, 403, 'a revoked key is refused');
