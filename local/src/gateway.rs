@@ -279,14 +279,13 @@ async fn platform(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Res
     let context = match gw.authorizer.authorize_call(&call).await {
         Ok(context) => context,
         Err(Denial::Limited(limited)) => return too_many(&limited),
-        // Never forwarded: the platform could serve it as another path or method.
-        Err(Denial::BadCall(why)) => return problem(&Error::BadRequest(format!("{why}; this call was not forwarded"))),
+        // Never forwarded; the caller is told why and what to do, as problem+json (API
+        // Gateway's status, and its `message` kept beside the problem's members).
         Err(denial) => {
-            let (status, message) = match denial.status() {
-                401 => (StatusCode::UNAUTHORIZED, "Unauthorized"),
-                _ => (StatusCode::FORBIDDEN, "Forbidden"),
-            };
-            return (status, axum::Json(serde_json::json!({ "message": message }))).into_response();
+            let status = StatusCode::from_u16(denial.status()).unwrap_or(StatusCode::FORBIDDEN);
+            let mut response = (status, axum::Json(denial.problem())).into_response();
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(keygate::http::PROBLEM_JSON));
+            return response;
         }
     };
     let Some(upstream) = &gw.upstream else {

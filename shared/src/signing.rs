@@ -88,13 +88,20 @@ fn thumbprint(x: &str) -> String {
     URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()))
 }
 
-/// Why a token was refused (for logs; the caller only learns "denied").
+/// Why a token was refused. What follows the signature check (expired, not yet valid, another
+/// project's) is told to the caller; before it, only that the key is not one of ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     Malformed,
     ForbiddenHeader,
     UnknownKey,
     BadSignatureOrClaims,
+    /// Well signed, but past its `exp`.
+    Expired,
+    /// Well signed, but before its `nbf`.
+    NotYetValid,
+    /// Well signed, but for another project (`aud`).
+    OtherProject,
 }
 
 /// The current signing key and every public key that still verifies. A verify-only ring (the
@@ -258,9 +265,17 @@ impl KeyClaims {
     /// and again on every call that reuses the verification.
     pub fn admit(&self, issuer: &str, project: &ProjectId, now: DateTime<Utc>) -> Result<(), Refusal> {
         let t = now.timestamp();
-        let live = self.exp.is_none_or(|exp| t < exp) && self.nbf.is_none_or(|nbf| t >= nbf);
-        let for_project = self.aud.strip_prefix(AUDIENCE_PREFIX) == Some(project.as_str());
-        if live && for_project && self.iss == issuer { Ok(()) } else { Err(Refusal::BadSignatureOrClaims) }
+        if self.iss != issuer {
+            Err(Refusal::BadSignatureOrClaims)
+        } else if self.aud.strip_prefix(AUDIENCE_PREFIX) != Some(project.as_str()) {
+            Err(Refusal::OtherProject)
+        } else if self.exp.is_some_and(|exp| t >= exp) {
+            Err(Refusal::Expired)
+        } else if self.nbf.is_some_and(|nbf| t < nbf) {
+            Err(Refusal::NotYetValid)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -292,7 +307,7 @@ mod tests {
         let c = claims(&project);
         let token = ring.sign(&c).unwrap();
         assert_eq!(ring.verify(token.expose(), &project, now()).unwrap(), c);
-        assert_eq!(ring.verify(token.expose(), &ProjectId::generate(), now()), Err(Refusal::BadSignatureOrClaims));
+        assert_eq!(ring.verify(token.expose(), &ProjectId::generate(), now()), Err(Refusal::OtherProject));
     }
 
     #[test]
@@ -359,10 +374,10 @@ mod tests {
         let at = |secs: i64| DateTime::from_timestamp(secs, 0).unwrap();
         assert_eq!(ring.verify(token.expose(), &project, at(t - 1)), Ok(expiring));
         // RFC 7519: the call must come before `exp`.
-        assert_eq!(ring.verify(token.expose(), &project, at(t)), Err(Refusal::BadSignatureOrClaims));
+        assert_eq!(ring.verify(token.expose(), &project, at(t)), Err(Refusal::Expired));
         let early = KeyClaims { nbf: Some(t), ..claims(&project) };
         let token = ring.sign(&early).unwrap();
-        assert_eq!(ring.verify(token.expose(), &project, at(t - 1)), Err(Refusal::BadSignatureOrClaims));
+        assert_eq!(ring.verify(token.expose(), &project, at(t - 1)), Err(Refusal::NotYetValid));
         assert_eq!(ring.verify(token.expose(), &project, at(t)), Ok(early));
     }
 
@@ -375,7 +390,7 @@ mod tests {
         assert_eq!(ring.verify(token.expose(), &project, now()), Err(Refusal::BadSignatureOrClaims));
         let prefixless = KeyClaims { aud: project.to_string(), ..claims(&project) };
         let token = ring.sign(&prefixless).unwrap();
-        assert_eq!(ring.verify(token.expose(), &project, now()), Err(Refusal::BadSignatureOrClaims));
+        assert_eq!(ring.verify(token.expose(), &project, now()), Err(Refusal::OtherProject));
     }
 
     #[test]

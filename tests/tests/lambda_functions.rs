@@ -107,14 +107,16 @@ async fn the_compiled_authorizer_allows_meters_and_denies() {
 
     let post = format!("/api/projects/{p}/nodes/in/packages");
     let refusals = [
-        authorizer_event("POST", &post, &p, Some(&bearer)),
-        authorizer_event("GET", &path, &p, None),
-        authorizer_event("GET", &path, &p, Some("Bearer not.a.key")),
-        authorizer_event("GET", &path, &p, Some(&format!("{bearer}x"))),
+        (authorizer_event("POST", &post, &p, Some(&bearer)), "permission"),
+        (authorizer_event("GET", &path, &p, None), "no_key"),
+        (authorizer_event("GET", &path, &p, Some("Bearer not.a.key")), "invalid_key"),
+        (authorizer_event("GET", &path, &p, Some(&format!("{bearer}x"))), "invalid_key"),
     ];
-    for event in refusals {
+    for (event, outcome) in refusals {
         let denied = runtime.invoke(event).await.expect("an answer, never a crash");
         assert_eq!(denied["isAuthorized"], false, "{denied}");
+        assert_eq!(denied["context"]["outcome"], outcome, "the refusal is named: {denied}");
+        assert!(denied["context"]["detail"].as_str().is_some_and(|d| d.len() > 20), "and explained: {denied}");
     }
 
     let period = keygate::usage::Period::parse(None, None, app.now() + chrono::Duration::hours(1), 366).unwrap();

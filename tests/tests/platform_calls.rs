@@ -14,6 +14,12 @@ const PROBLEM: &str = "application/problem+json";
 /// A gateway before a recording upstream, with Bob's `viewer` (project_view) and `packager`
 /// (every package permission, no project_edit) keys of Ann's project.
 async fn gateway() -> (RecordingUpstream, LocalGateway, String, [String; 2]) {
+    let (upstream, gw, p, keys, _) = gateway_with_ids().await;
+    (upstream, gw, p, keys)
+}
+
+/// The same, with the two keys' ids and Ann's user token.
+async fn gateway_with_ids() -> (RecordingUpstream, LocalGateway, String, [String; 2], ([String; 2], String)) {
     let upstream = RecordingUpstream::start().await;
     let gw = LocalGateway::start(&["--upstream", &upstream.url]);
     let (ann, bob) = (gw.token("ann"), gw.token("bob"));
@@ -26,9 +32,10 @@ async fn gateway() -> (RecordingUpstream, LocalGateway, String, [String; 2]) {
     let template = json!({"name": "P", "role": "packager"});
     let (status, t) = gw.call("POST", &format!("/v1/projects/{p}/templates"), Some(&ann), Some(template)).await;
     assert_eq!(status, 201, "{t}");
-    let (_, viewer) = gw.issue_key(&ann, &bob, &p, &viewer_template).await;
-    let (_, packager) = gw.issue_key(&ann, &bob, &p, t["id"].as_str().unwrap()).await;
-    (upstream, gw, p, [viewer, packager])
+    let (viewer_key, viewer) = gw.issue_key(&ann, &bob, &p, &viewer_template).await;
+    let (packager_key, packager) = gw.issue_key(&ann, &bob, &p, t["id"].as_str().unwrap()).await;
+    let ids = [&viewer_key, &packager_key].map(|k| k["id"].as_str().unwrap().to_owned());
+    (upstream, gw, p, [viewer, packager], (ids, ann))
 }
 
 fn problem_detail(answer: &RawAnswer) -> String {
@@ -151,4 +158,48 @@ async fn only_our_own_host_names_are_answered_and_the_sign_in_takes_json_only() 
         assert!(problem_detail(&answer).contains("application/json"), "{answer:?}");
     }
     assert_eq!(raw(&gw.url, "POST", "/local/sign-in", &[], ann).await.status, 415, "no Content-Type");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_caller_is_told_why_and_what_to_do() {
+    let (upstream, gw, p, [viewer, packager], ([viewer_id, _], ann)) = gateway_with_ids().await;
+    let problem = |answer: &RawAnswer| -> Value {
+        assert_eq!(answer.header("content-type"), Some(PROBLEM), "{answer:?}");
+        serde_json::from_str(&answer.body).unwrap()
+    };
+    let call = |path: String, bearer: Option<String>| {
+        let url = gw.url.clone();
+        async move {
+            let auth = bearer.map(|b| format!("Bearer {b}"));
+            let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+            raw(&url, "GET", &path, &headers, "").await
+        }
+    };
+    let packages = format!("/api/projects/{p}/nodes/in/packages");
+    let elsewhere = format!("/api/projects/{}/data_layers/last", keygate::ids::ProjectId::generate());
+    let forged = format!("{}x", &packager[..packager.len() - 1]);
+    let cases = [
+        (call(packages.clone(), None).await, 401, "no_key", "Authorization: Bearer"),
+        (call(packages.clone(), Some("not.a.key".into())).await, 401, "invalid_key", "copy it again"),
+        (call(packages.clone(), Some(forged)).await, 403, "invalid_key", "copy it again"),
+        (call(packages.clone(), Some(viewer.clone())).await, 403, "permission", "package_view"),
+        (call(elsewhere, Some(packager.clone())).await, 403, "other_project", "another project"),
+    ];
+    for (answer, status, outcome, words) in cases {
+        assert_eq!(answer.status, status, "{answer:?}");
+        let body = problem(&answer);
+        assert_eq!(body["outcome"], outcome, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains(words), "{body}");
+    }
+    assert_eq!(problem(&call(packages.clone(), Some(viewer.clone())).await)["permission"], "package_view");
+
+    let (status, answer) = gw.call("DELETE", &format!("/v1/projects/{p}/keys/{viewer_id}"), Some(&ann), None).await;
+    assert!(status < 300, "{status} {answer}");
+    let revoked = call(format!("/api/projects/{p}/data_layers/last"), Some(viewer.clone())).await;
+    assert_eq!(revoked.status, 403);
+    let body = problem(&revoked);
+    assert_eq!(body["outcome"], "revoked", "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("ask the project's owner"), "{body}");
+    assert!(upstream.seen().await.is_empty(), "no refused call reached the platform");
+    gw.assert_no_secrets_logged(&[&viewer, &packager, &ann]);
 }

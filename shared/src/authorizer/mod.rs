@@ -195,8 +195,9 @@ fn remaining_or_unlimited<S: serde::Serializer>(remaining: &Option<i64>, s: S) -
     }
 }
 
-/// Why a call was denied. Only logs see the reason of a 401 or 403; a limit is named to the
-/// caller (429).
+/// Why a call was denied. The caller is told in words ([`Denial::outcome`],
+/// [`Denial::advice`]): what went wrong and what to do, without saying more about a token
+/// that is not keygate's than that it is not.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Denial {
     NoKey,
@@ -205,6 +206,11 @@ pub enum Denial {
     /// looked at; never forwarded).
     BadCall(CallProblem),
     UnknownKey,
+    /// The key's record says it was revoked.
+    Revoked,
+    /// The key's record says it has expired.
+    Expired,
+    /// The key no longer matches its record or its template.
     KeyNotUsable,
     MissingPermission(Permission),
     Limited(Limited),
@@ -222,6 +228,91 @@ impl Denial {
             Self::Limited(_) => 429,
             _ => 403,
         }
+    }
+
+    /// The refusal's stable name, for the caller, the logs and the authorizer's context.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::NoKey => "no_key",
+            Self::BadKey(Refusal::Expired) | Self::Expired => "expired",
+            Self::BadKey(Refusal::NotYetValid) => "not_yet_valid",
+            Self::BadKey(Refusal::OtherProject) => "other_project",
+            Self::BadKey(_) => "invalid_key",
+            Self::BadCall(_) => "bad_call",
+            Self::UnknownKey => "unknown_key",
+            Self::Revoked => "revoked",
+            Self::KeyNotUsable => "key_not_usable",
+            Self::MissingPermission(_) => "permission",
+            Self::Limited(limited) => limited.name(),
+            Self::StoreFailed => "unavailable",
+        }
+    }
+
+    /// What happened and what to do, in words.
+    pub fn advice(&self) -> String {
+        const NEW_KEY: &str = "request a new key in the project's API keys section";
+        match self {
+            Self::NoKey => "send the API key as 'Authorization: Bearer <key>'".into(),
+            Self::BadKey(Refusal::Expired) | Self::Expired => format!("this key has expired; {NEW_KEY}"),
+            Self::BadKey(Refusal::NotYetValid) => "this key is not valid yet; check this machine's clock".into(),
+            Self::BadKey(Refusal::OtherProject) => {
+                "this key is for another project: call that project's /api/projects/{project}/..., or use a key of this one".into()
+            }
+            Self::BadKey(_) => {
+                "this is not a key this keygate issued, or it was altered; copy it again from My keys".into()
+            }
+            Self::BadCall(problem) => format!("{problem}; this call was not forwarded"),
+            Self::UnknownKey => format!("this project has no such key; {NEW_KEY}"),
+            Self::Revoked => format!("this key was revoked; ask the project's owner why, or {NEW_KEY}"),
+            Self::KeyNotUsable => format!("this key no longer matches its template; {NEW_KEY}"),
+            Self::MissingPermission(p) => {
+                format!("this key's role lacks the {p} permission this call needs; ask the project's owner for a key whose role has it")
+            }
+            Self::Limited(limited) => limited.detail(),
+            Self::StoreFailed => "keygate could not check this key just now; retry in a moment".into(),
+        }
+    }
+
+    /// The problem+json body keygate-local answers a refused call with (a limit's is
+    /// [`Limited::problem`]). It keeps API Gateway's `message` beside the problem's members.
+    pub fn problem(&self) -> serde_json::Value {
+        if let Self::Limited(limited) = self {
+            return limited.problem();
+        }
+        let title = match self.status() {
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            _ => "Forbidden",
+        };
+        let mut body = serde_json::json!({
+            "type": format!("urn:keygate:problem:{}", self.outcome().replace('_', "-")),
+            "title": title,
+            "status": self.status(),
+            "detail": self.advice(),
+            "outcome": self.outcome(),
+            "message": title,
+        });
+        if let Self::MissingPermission(p) = self {
+            body["permission"] = serde_json::json!(p.as_str());
+        }
+        body
+    }
+
+    /// The authorizer's context of a refused call on AWS: the same outcome and words, for the
+    /// logs and for a gateway that maps them (strings only, as API Gateway requires).
+    pub fn context(&self) -> serde_json::Value {
+        let mut context = match self {
+            Self::Limited(limited) => limited.context(),
+            _ => serde_json::json!({}),
+        };
+        context["outcome"] = serde_json::json!(self.outcome());
+        context["detail"] = serde_json::json!(self.advice());
+        match self {
+            Self::BadCall(problem) => context["refused"] = serde_json::json!(problem.code()),
+            Self::MissingPermission(p) => context["permission"] = serde_json::json!(p.as_str()),
+            _ => {}
+        }
+        context
     }
 }
 
@@ -335,8 +426,14 @@ impl Authorizer {
         let key_id = KeyId::parse(&claims.jti).ok_or(Denial::UnknownKey)?;
         let template_id = TemplateId::parse(&claims.tpl).ok_or(Denial::KeyNotUsable)?;
         let (key, grant) = self.key_and_grant(&project, &key_id, &template_id, now).await?;
-        if !key.is_usable(now) || key.template_id != template_id || key.user_id.as_str() != claims.sub {
+        if key.template_id != template_id || key.user_id.as_str() != claims.sub {
             return Err(Denial::KeyNotUsable);
+        }
+        if key.status == crate::key::KeyStatus::Revoked {
+            return Err(Denial::Revoked);
+        }
+        if !key.is_usable(now) {
+            return Err(Denial::Expired);
         }
         let needed = required_permission(method, &segments);
         if !grant.permissions.contains(needed) {
@@ -436,9 +533,10 @@ fn decode_item<T: serde::de::DeserializeOwned>(item: &crate::store::Item) -> Res
     })
 }
 
-/// The answer to API Gateway. A limited call is denied with a context naming the limit (see
-/// `Limited::context`): an HTTP API answers every denial 403, and the stack's gateway shape
-/// that turns it into the 429 is described in SECURITY.md.
+/// The answer to API Gateway. A refused call is denied with a context naming its outcome and
+/// what to do ([`Denial::context`]; a limit's also says when it renews): an HTTP API answers
+/// every denial 403, and SECURITY.md describes the gateway shape that turns it into a 429 or a
+/// readable 403.
 pub fn simple_response(verdict: Verdict) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
     let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
     match verdict {
@@ -446,17 +544,9 @@ pub fn simple_response(verdict: Verdict) -> ApiGatewayV2CustomAuthorizerSimpleRe
             response.is_authorized = true;
             response.context = serde_json::to_value(ctx).unwrap_or_default();
         }
-        Err(Denial::Limited(limited)) => {
+        Err(denial) => {
             response.is_authorized = false;
-            response.context = limited.context();
-        }
-        Err(Denial::BadCall(problem)) => {
-            response.is_authorized = false;
-            response.context = serde_json::json!({ "refused": problem.code(), "detail": problem.to_string() });
-        }
-        Err(_) => {
-            response.is_authorized = false;
-            response.context = serde_json::json!({});
+            response.context = denial.context();
         }
     }
     response
@@ -485,5 +575,41 @@ mod tests {
         assert_eq!(Denial::StoreFailed.status(), 403);
         let limited = Limited { limit: Limit::Rate(RateLimit { per_second: 1, burst: 1 }), retry_after: 1 };
         assert_eq!(Denial::Limited(limited).status(), 429);
+    }
+
+    #[test]
+    fn every_refusal_says_what_happened_and_what_to_do() {
+        let cases = [
+            (Denial::NoKey, "no_key", "Authorization: Bearer"),
+            (Denial::BadKey(Refusal::BadSignatureOrClaims), "invalid_key", "not a key this keygate issued"),
+            (Denial::BadKey(Refusal::UnknownKey), "invalid_key", "not a key this keygate issued"),
+            (Denial::BadKey(Refusal::Expired), "expired", "expired"),
+            (Denial::Expired, "expired", "request a new key"),
+            (Denial::BadKey(Refusal::NotYetValid), "not_yet_valid", "clock"),
+            (Denial::BadKey(Refusal::OtherProject), "other_project", "another project"),
+            (Denial::Revoked, "revoked", "ask the project's owner"),
+            (Denial::MissingPermission(Permission::PackageCreate), "permission", "package_create"),
+            (Denial::BadCall(CallProblem::DotSegment), "bad_call", "not forwarded"),
+            (Denial::StoreFailed, "unavailable", "retry"),
+        ];
+        for (denial, outcome, words) in cases {
+            let problem = denial.problem();
+            assert_eq!(problem["outcome"], outcome, "{denial:?}");
+            assert_eq!(problem["status"], denial.status(), "{denial:?}");
+            assert!(problem["detail"].as_str().unwrap().contains(words), "{denial:?}: {problem}");
+            assert!(problem["message"].is_string(), "API Gateway's member is kept");
+            let response = simple_response(Err(denial.clone()));
+            assert!(!response.is_authorized);
+            assert_eq!(response.context["outcome"], outcome);
+            assert_eq!(response.context["detail"], problem["detail"]);
+        }
+        let missing = Denial::MissingPermission(Permission::PackageView);
+        assert_eq!(
+            (missing.problem()["permission"].clone(), missing.context()["permission"].clone()),
+            (serde_json::json!("package_view"), serde_json::json!("package_view"))
+        );
+        let limited = Limited { limit: Limit::Rate(RateLimit { per_second: 1, burst: 1 }), retry_after: 1 };
+        let context = Denial::Limited(limited).context();
+        assert_eq!((context["outcome"].as_str(), context["limit"].as_str()), (Some("rate_limit"), Some("rate_limit")));
     }
 }
