@@ -37,6 +37,8 @@ pub struct Gateway {
     pub hosts: AllowedHosts,
     /// With an identity provider: its JWKS, read again when a token names an unknown key.
     pub provider_keys: Option<Arc<crate::oidc::ProviderKeys>>,
+    /// Decisions by outcome and their time, served at `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The names keygate-local answers to: the address it listens on (`127.0.0.1:PORT`,
@@ -99,6 +101,9 @@ async fn route(gw: &Gateway, req: axum::extract::Request) -> Response {
         )));
     }
     let path = parts.uri.path();
+    if path == "/metrics" && parts.method == Method::GET {
+        return ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], gw.metrics.render()).into_response();
+    }
     if path == "/openapi.json" && parts.method == Method::GET {
         return ([(header::CONTENT_TYPE, "application/json")], gw.openapi.clone()).into_response();
     }
@@ -276,7 +281,10 @@ async fn platform(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Res
         query: parts.uri.query(),
         headers: &parts.headers,
     };
-    let context = match gw.authorizer.authorize_call(&call).await {
+    let started = std::time::Instant::now();
+    let verdict = gw.authorizer.authorize_call(&call).await;
+    gw.metrics.decided(verdict.as_ref().map_or_else(Denial::outcome, |_| "allowed"), started.elapsed());
+    let context = match verdict {
         Ok(context) => context,
         Err(Denial::Limited(limited)) => return too_many(&limited),
         // Never forwarded; the caller is told why and what to do, as problem+json (API

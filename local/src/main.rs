@@ -4,6 +4,7 @@
 
 mod data_dir;
 mod gateway;
+mod metrics;
 mod oidc;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -217,6 +218,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         openapi: serde_json::to_string_pretty(&keygate::http::openapi::document()).unwrap_or_default(),
         hosts: gateway::AllowedHosts::new(addr.port(), &cli.allowed_hosts),
         provider_keys: provider_keys.as_ref().map(|(keys, _)| keys.clone()),
+        metrics: metrics::Metrics::default(),
     });
     if let Some((keys, first_refresh)) = provider_keys {
         keys.keep_current(gateway.clone(), first_refresh);
@@ -386,6 +388,7 @@ fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
   data directory  {data} ({storage}, {mail})
   platform API    {url}/api/projects/{{project}}/... ({mode})
   OpenAPI         {url}/openapi.json
+  metrics         {url}/metrics (decisions by outcome, for Prometheus)
 
 Open the console: {url}/  ({sign_in})
 
