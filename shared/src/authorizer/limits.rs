@@ -27,7 +27,7 @@ use serde::Serialize;
 use super::{Authorizer, CACHE_CAPACITY, Denial, Grant};
 use crate::ids::KeyId;
 use crate::key::IssuedKey;
-use crate::store::{Cond, Counters, Increment, Item, Query, SkRange, StoreError, Write, layout, query_all};
+use crate::store::{Cond, Counters, Increment, Item, StoreError, Write, layout};
 use crate::template::{Quota, QuotaCounter, QuotaPeriod, QuotaWindow, RateLimit};
 use crate::usage;
 
@@ -351,14 +351,10 @@ impl Authorizer {
 
     /// The calls metered for `key` from the hour of `from` on, over every shard.
     async fn used_since(&self, key: &KeyId, from: DateTime<Utc>) -> Result<i64, StoreError> {
-        let (lo, hi) = (layout::usage_hour(usage::hour_of(from)), format!("{}\u{10FFFF}", layout::USAGE_HOURS));
-        let mut used = 0;
-        for shard in 0..self.usage_shards.max(1) {
-            let mut q = Query::prefix(layout::usage_pk(key, shard), "").limit(1000);
-            q.sk = SkRange::Between(lo.clone(), hi.clone());
-            used += query_all(self.store.as_ref(), q).await?.iter().map(|b| b.counter(usage::REQUESTS)).sum::<i64>();
-        }
-        Ok(used)
+        let buckets =
+            crate::service::usage_items(self.store.as_ref(), self.usage_shards, key, usage::hour_of(from), None)
+                .await?;
+        Ok(buckets.iter().map(|b| b.counter(usage::REQUESTS)).sum())
     }
 }
 

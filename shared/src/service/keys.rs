@@ -132,18 +132,8 @@ impl App {
         Ok(self.usage_items(key, first, Some(last)).await?.iter().filter_map(bucket_of).collect())
     }
 
-    /// The buckets of every shard from hour `first` to hour `last` (to the newest when `None`),
-    /// newest first.
     async fn usage_items(&self, key: &KeyId, first: DateTime<Utc>, last: Option<DateTime<Utc>>) -> Result<Vec<Item>> {
-        let lo = layout::usage_hour(first);
-        let hi = last.map_or_else(|| format!("{}\u{10FFFF}", layout::USAGE_HOURS), layout::usage_hour);
-        let reads = (0..self.settings.usage_shards.max(1)).map(|shard| {
-            let mut q = Query::prefix(layout::usage_pk(key, shard), "").limit(1000);
-            q.sk = SkRange::Between(lo.clone(), hi.clone());
-            q.descending = true;
-            query_all(self.store.as_ref(), q)
-        });
-        Ok(try_join_all(reads).await?.into_iter().flatten().collect())
+        Ok(usage_items(self.store.as_ref(), self.settings.usage_shards, key, first, last).await?)
     }
 
     /// When the key was last used: the newest bucket of any shard.
@@ -323,4 +313,25 @@ impl App {
         }
         Ok(TokenAnswer { key_id: key.id.clone(), token: self.token_of(&key)? })
     }
+}
+
+/// The buckets of every one of `shards` shards of `key` from hour `first` to hour `last` (to
+/// the newest when `None`), newest first: what the pages read, and what a quota set again
+/// starts from (the authorizer).
+pub(crate) async fn usage_items(
+    store: &dyn crate::store::Store,
+    shards: u32,
+    key: &KeyId,
+    first: DateTime<Utc>,
+    last: Option<DateTime<Utc>>,
+) -> std::result::Result<Vec<Item>, crate::store::StoreError> {
+    let lo = layout::usage_hour(first);
+    let hi = last.map_or_else(|| format!("{}\u{10FFFF}", layout::USAGE_HOURS), layout::usage_hour);
+    let reads = (0..shards.max(1)).map(|shard| {
+        let mut q = Query::prefix(layout::usage_pk(key, shard), "").limit(1000);
+        q.sk = SkRange::Between(lo.clone(), hi.clone());
+        q.descending = true;
+        query_all(store, q)
+    });
+    Ok(try_join_all(reads).await?.into_iter().flatten().collect())
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use export::{Export, ExportFormat, MAX_EXPORT_KEYS};
+pub(crate) use keys::usage_items;
 pub use keys::{IssuedKeyRow, MyKey, Revocation, TokenAnswer};
 pub use outbox::{Notification, queued_mail};
 pub use requests::{Approval, Decision as RequestDecision};
