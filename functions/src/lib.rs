@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use keygate::App;
-use keygate::authorizer::Authorizer;
 use keygate::config::{Config, KeyUse, Needs, build_app, build_authorizer};
+use keygate::figures::Emf;
 use keygate::http::routes::Served;
 use lambda_http::{Error, LambdaEvent, service_fn};
 
@@ -55,12 +55,22 @@ pub async fn serve<O: Served>() -> Result<(), Error> {
     .await
 }
 
-/// The HTTP API Lambda authorizer (payload 2.0, simple responses).
+/// The HTTP API Lambda authorizer (payload 2.0, simple responses). Its figures go to its log
+/// lines in Embedded Metric Format; the refusals it counted in memory and its last figures are
+/// written when Lambda shuts the instance down.
 pub async fn serve_authorizer() -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env(KeyUse::Verify).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let authorizer: Arc<Authorizer> =
-        Arc::new(build_authorizer(&config).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?);
+    let figures = Arc::new(Emf::new(&config.metrics_namespace, config.refusal_flush));
+    let authorizer = build_authorizer(&config).inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let authorizer = Arc::new(authorizer.reporting_to(figures.clone()));
+    let on_shutdown = authorizer.clone();
+    lambda_runtime::spawn_graceful_shutdown_handler(move || async move {
+        let flushed = on_shutdown.flush_refusals().await;
+        tracing::info!(refusals = flushed.refusals, writes = flushed.writes, "shutting down: refusals written");
+        figures.emit();
+    })
+    .await;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
         let authorizer = authorizer.clone();
         async move { Ok::<_, std::convert::Infallible>(authorizer.authorize_event(&event.payload).await) }
@@ -72,11 +82,15 @@ pub async fn serve_authorizer() -> Result<(), Error> {
 /// the outbox by a function that sends none: the authorizer's quota notices).
 pub async fn serve_mail_retry() -> Result<(), Error> {
     init_tracing();
+    let namespace =
+        std::env::var(keygate::config::METRICS_NAMESPACE).unwrap_or_else(|_| keygate::figures::NAMESPACE.into());
     let app = app(Needs::MAIL).await?;
+    // Written after every run: the schedule runs it every few minutes.
+    let figures = Arc::new(Emf::new(&namespace, std::time::Duration::ZERO));
     lambda_http::lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
-        let app = app.clone();
+        let (app, figures) = (app.clone(), figures.clone());
         async move {
-            let sent = app.retry_pending().await.map_err(|e| Box::new(e) as Error)?;
+            let sent = app.retry_reporting(figures.as_ref()).await.map_err(|e| Box::new(e) as Error)?;
             tracing::info!(sent, "pending mail retried");
             Ok::<_, Error>(serde_json::json!({ "sent": sent }))
         }

@@ -38,7 +38,7 @@ pub struct Gateway {
     /// With an identity provider: its JWKS, read again when a token names an unknown key.
     pub provider_keys: Option<Arc<crate::oidc::ProviderKeys>>,
     /// Decisions by outcome and their time, served at `/metrics`.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The names keygate-local answers to: the address it listens on (`127.0.0.1:PORT`,
@@ -281,9 +281,7 @@ async fn platform(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Res
         query: parts.uri.query(),
         headers: &parts.headers,
     };
-    let started = std::time::Instant::now();
     let verdict = gw.authorizer.authorize_call(&call).await;
-    gw.metrics.decided(verdict.as_ref().map_or_else(Denial::outcome, |_| "allowed"), started.elapsed());
     let context = match verdict {
         Ok(context) => context,
         Err(Denial::Limited(limited)) => return too_many(&limited),

@@ -204,7 +204,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         Arc::new(SystemClock),
         Settings { console_url: cli.console_url.clone(), usage_shards: cli.usage_shards },
     );
-    let authorizer = keygate::authorizer::Authorizer::beside(&mut app);
+    let metrics = Arc::new(metrics::Metrics::default());
+    let authorizer = keygate::authorizer::Authorizer::beside(&mut app).reporting_to(metrics.clone());
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, cli.port)))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (choose another with --port)", cli.port))?;
@@ -218,7 +219,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         openapi: serde_json::to_string_pretty(&keygate::http::openapi::document()).unwrap_or_default(),
         hosts: gateway::AllowedHosts::new(addr.port(), &cli.allowed_hosts),
         provider_keys: provider_keys.as_ref().map(|(keys, _)| keys.clone()),
-        metrics: metrics::Metrics::default(),
+        metrics,
     });
     if let Some((keys, first_refresh)) = provider_keys {
         keys.keep_current(gateway.clone(), first_refresh);
@@ -290,6 +291,8 @@ fn aws_config(cli: &Cli) -> keygate::config::Config {
         signing_public_key: None,
         retired_public_keys: Vec::new(),
         usage_shards: cli.usage_shards,
+        refusal_flush: keygate::config::DEFAULT_REFUSAL_FLUSH,
+        metrics_namespace: keygate::figures::NAMESPACE.into(),
         tls_roots: cli.tls_roots,
         aws_timeouts: AwsTimeouts::with_attempt(Duration::from_millis(cli.aws_attempt_timeout_ms)),
         region: None,
@@ -344,7 +347,7 @@ fn retry_mail_in_background(gateway: Arc<Gateway>) {
         let mut tick = tokio::time::interval(Duration::from_secs(15));
         loop {
             tick.tick().await;
-            match gateway.app.retry_pending().await {
+            match gateway.app.retry_reporting(gateway.metrics.as_ref()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sent = n, "pending mail sent"),
                 Err(e) => tracing::warn!(error = %e, "pending mail retry failed"),

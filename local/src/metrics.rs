@@ -1,15 +1,18 @@
 //! keygate-local's figures for the people who run it, at `GET /metrics` in the OpenMetrics text
-//! format that Prometheus scrapes: every decision on a platform call by outcome (the outcomes
-//! refused callers are told, `Denial::outcome`, and `allowed`), and how long deciding and
-//! metering took.
+//! format that Prometheus scrapes. The authorizer and the mail retry report them
+//! ([`keygate::figures::Figures`]) under the names the Lambda functions write in Embedded
+//! Metric Format ([`keygate::figures::names`]), with Prometheus' conventions: a `keygate_`
+//! prefix, `_total` on counters, times in seconds (`decision_time_seconds`).
 
 use std::time::Duration;
 
+use keygate::figures::{Figures, names};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 /// The content type of the answer (Prometheus reads OpenMetrics text natively).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -19,10 +22,26 @@ struct Outcome {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Cache {
+    cache: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     decisions: Family<Outcome, Counter>,
-    decision_seconds: Histogram,
+    decision_time: Histogram,
+    metering_time: Histogram,
+    store_errors: Counter,
+    cache_hits: Family<Cache, Counter>,
+    cache_misses: Family<Cache, Counter>,
+    mail_sent: Counter,
+    mail_pending: Gauge,
+}
+
+/// 20 µs to about 80 ms.
+fn latencies() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_02, 2.0, 13))
 }
 
 impl Default for Metrics {
@@ -30,28 +49,76 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("keygate");
         let decisions = Family::<Outcome, Counter>::default();
         registry.register(
-            "decisions",
+            names::DECISIONS,
             "Platform API calls decided by the authorizer, by outcome (allowed, or why refused)",
             decisions.clone(),
         );
-        // 50 µs to about 100 ms.
-        let decision_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 12));
-        registry.register(
-            "decision_seconds",
+        let decision_time = latencies();
+        registry.register_with_unit(
+            names::DECISION_TIME,
             "Time to decide a platform API call, metering included",
-            decision_seconds.clone(),
+            Unit::Seconds,
+            decision_time.clone(),
         );
-        Self { registry, decisions, decision_seconds }
+        let metering_time = latencies();
+        registry.register_with_unit(
+            names::METERING_TIME,
+            "Time of the metering write of an allowed call",
+            Unit::Seconds,
+            metering_time.clone(),
+        );
+        let store_errors = Counter::default();
+        registry.register(names::STORE_ERRORS, "Store calls that failed", store_errors.clone());
+        let cache_hits = Family::<Cache, Counter>::default();
+        registry.register(names::CACHE_HITS, "Authorizer lookups answered from memory", cache_hits.clone());
+        let cache_misses = Family::<Cache, Counter>::default();
+        registry.register(names::CACHE_MISSES, "Authorizer lookups that read the store", cache_misses.clone());
+        let mail_sent = Counter::default();
+        registry.register(names::MAIL_SENT, "Mail handed to the mail service by the retry", mail_sent.clone());
+        let mail_pending = Gauge::default();
+        registry.register(names::MAIL_PENDING, "Mail in the outbox after the last retry", mail_pending.clone());
+        Self {
+            registry,
+            decisions,
+            decision_time,
+            metering_time,
+            store_errors,
+            cache_hits,
+            cache_misses,
+            mail_sent,
+            mail_pending,
+        }
+    }
+}
+
+impl Figures for Metrics {
+    fn decided(&self, outcome: &'static str, took: Duration) {
+        self.decisions.get_or_create(&Outcome { outcome }).inc();
+        self.decision_time.observe(took.as_secs_f64());
+    }
+
+    fn metered(&self, took: Duration) {
+        self.metering_time.observe(took.as_secs_f64());
+    }
+
+    fn store_error(&self) {
+        self.store_errors.inc();
+    }
+
+    fn cache(&self, cache: &'static str, hit: bool) {
+        let family = if hit { &self.cache_hits } else { &self.cache_misses };
+        family.get_or_create(&Cache { cache }).inc();
+    }
+
+    fn mail(&self, sent: u64, pending: Option<u64>) {
+        self.mail_sent.inc_by(sent);
+        if let Some(pending) = pending {
+            self.mail_pending.set(pending as i64);
+        }
     }
 }
 
 impl Metrics {
-    /// Counts one decision and how long it took.
-    pub fn decided(&self, outcome: &'static str, took: Duration) {
-        self.decisions.get_or_create(&Outcome { outcome }).inc();
-        self.decision_seconds.observe(took.as_secs_f64());
-    }
-
     /// The figures, in OpenMetrics text.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -66,15 +133,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decisions_are_counted_by_outcome_and_timed() {
+    fn decisions_are_counted_by_outcome_and_timed_under_the_emf_names() {
         let m = Metrics::default();
         m.decided("allowed", Duration::from_micros(80));
         m.decided("allowed", Duration::from_micros(90));
         m.decided("revoked", Duration::from_micros(40));
+        m.metered(Duration::from_micros(30));
+        m.cache("token", true);
+        m.cache("token", false);
+        m.mail(2, Some(1));
         let text = m.render();
-        assert!(text.contains("keygate_decisions_total{outcome=\"allowed\"} 2"), "{text}");
-        assert!(text.contains("keygate_decisions_total{outcome=\"revoked\"} 1"), "{text}");
-        assert!(text.contains("keygate_decision_seconds_count 3"), "{text}");
+        for line in [
+            "keygate_decisions_total{outcome=\"allowed\"} 2",
+            "keygate_decisions_total{outcome=\"revoked\"} 1",
+            "keygate_decision_time_seconds_count 3",
+            "keygate_metering_time_seconds_count 1",
+            "keygate_cache_hits_total{cache=\"token\"} 1",
+            "keygate_cache_misses_total{cache=\"token\"} 1",
+            "keygate_mail_sent_total 2",
+            "keygate_mail_pending 1",
+            "keygate_store_errors_total 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
         assert!(text.ends_with("# EOF\n"));
     }
 }

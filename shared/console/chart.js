@@ -4,7 +4,7 @@
  * library: the small SVG ones (Chartist) set inline style attributes, which the console's
  * Content-Security-Policy refuses, and d3's scales ship as dozens of module files. */
 
-import { count, html } from './components.js';
+import { count, html, refusedWords } from './components.js';
 
 const W = 720;
 const H = 260;
@@ -32,14 +32,19 @@ function label(start, granularity) {
 }
 
 /**
- * @param {{series: {granularity: 'hour'|'day', points: {start: string, requests: number, cost: number}[]},
- *          measure: 'requests' | 'cost', title: string}} props
+ * Requests (or cost) per hour or day; beside each requests bar, the calls refused then (a
+ * second, hatched bar), when the period had any.
+ * @param {{series: {granularity: 'hour'|'day', points: {start: string, requests: number, cost: number, refused?: {total: number}}[],
+ *          totals?: {refused?: any}}, measure: 'requests' | 'cost', title: string}} props
  */
 export function UsageChart({ series, measure, title }) {
   const points = series.points;
   const values = points.map((p) => p[measure]);
   const total = values.reduce((a, b) => a + b, 0);
-  const axis = ticks(Math.max(0, ...values));
+  const refusedTotal = points.reduce((a, p) => a + (p.refused?.total ?? 0), 0);
+  const withRefused = measure === 'requests' && refusedTotal > 0;
+  const refused = points.map((p) => (withRefused ? p.refused?.total ?? 0 : 0));
+  const axis = ticks(Math.max(0, ...values, ...refused));
   const top = axis[axis.length - 1];
   const plotW = W - M.left - M.right;
   const plotH = H - M.top - M.bottom;
@@ -48,7 +53,9 @@ export function UsageChart({ series, measure, title }) {
   const every = Math.max(1, Math.ceil(points.length / 8));
   const unit = series.granularity === 'hour' ? 'hour' : 'day';
   const what = measure === 'requests' ? 'Requests' : 'Cost';
-  const summary = `${title}: ${what.toLowerCase()} per ${unit}, ${points.length} ${unit}s, total ${count(total)}`;
+  const summary = `${title}: ${what.toLowerCase()} per ${unit}, ${points.length} ${unit}s, total ${count(total)}`
+    + (withRefused ? `; refused calls ${count(refusedTotal)}` : '');
+  const width = withRefused ? 0.35 : 0.7;
   return html`<figure class="chart">
     <svg viewBox=${`0 0 ${W} ${H}`} role="img" aria-label=${summary}>
       ${axis.map((t) => html`<g class="tick">
@@ -57,9 +64,14 @@ export function UsageChart({ series, measure, title }) {
       </g>`)}
       ${points.map((p, i) => {
         const h = (p[measure] / top) * plotH;
-        return html`<rect class="bar" x=${M.left + i * band + band * 0.15} width=${Math.max(band * 0.7, 1)}
+        return html`<rect class="bar" x=${M.left + i * band + band * 0.15} width=${Math.max(band * width, 1)}
           y=${M.top + plotH - h} height=${h}><title>${label(p.start, series.granularity)}: ${count(p[measure])}</title></rect>`;
       })}
+      ${withRefused ? points.map((p, i) => {
+        const h = (refused[i] / top) * plotH;
+        return refused[i] ? html`<rect class="bar refused" x=${M.left + i * band + band * 0.5} width=${Math.max(band * width, 1)}
+          y=${M.top + plotH - h} height=${h}><title>${label(p.start, series.granularity)}: ${refusedWords(p.refused)} refused</title></rect>` : null;
+      }) : null}
       ${points.map((p, i) => (i % every === 0
         ? html`<text class="time" x=${M.left + i * band + band / 2} y=${H - M.bottom + 18} text-anchor="middle">${label(p.start, series.granularity)}</text>`
         : null))}
@@ -67,6 +79,8 @@ export function UsageChart({ series, measure, title }) {
       <text class="axis-title" x=${M.left + plotW / 2} y=${H - 6} text-anchor="middle">${unit === 'hour' ? 'Hour (UTC)' : 'Day (UTC)'}</text>
       <text class="axis-title" transform=${`translate(14 ${M.top + plotH / 2}) rotate(-90)`} text-anchor="middle">${what} per ${unit}</text>
     </svg>
-    <figcaption>${what} in the period: <strong>${count(total)}</strong></figcaption>
+    <figcaption>${what} in the period: <strong>${count(total)}</strong>
+      ${withRefused ? html`<span class="legend"><span class="swatch allowed"></span> allowed requests <span class="swatch refused"></span> refused calls</span>
+        <br />Refused in the period: <strong class="refused">${refusedWords(series.totals?.refused ?? { total: refusedTotal })}</strong>` : null}</figcaption>
   </figure>`;
 }

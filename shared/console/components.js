@@ -167,6 +167,30 @@ export const rateRule = (/** @type {any} */ r) => (r ? `${count(r.per_second)} c
 export const quotaUse = (/** @type {any} */ q) =>
   (q ? `${count(q.used)} of ${count(q.requests)} ${q.per === 'day' ? 'today' : 'this month'} (UTC)` : '—');
 
+/** Why calls were refused, in words (the API's outcomes, `refused` of a usage answer). */
+const REFUSED = {
+  revoked: 'revoked key',
+  expired: 'expired key',
+  not_yet_valid: 'not valid yet',
+  permission: 'missing permission',
+  quota: 'over quota',
+  rate_limit: 'over rate limit',
+  key_not_usable: 'key no longer matches its template',
+};
+
+/** Refused calls by outcome as words: "12 (10 revoked key, 2 over quota)", or "none". */
+export function refusedWords(/** @type {any} */ refused) {
+  if (!refused?.total) return 'none';
+  const parts = Object.entries(REFUSED).filter(([k]) => refused[k] > 0).map(([k, words]) => `${count(refused[k])} ${words}`);
+  return `${count(refused.total)} (${parts.join(', ')})`;
+}
+
+/** Days from now until `t` (rounded up), for keys that expire soon. */
+export const daysUntil = (/** @type {string} */ t) => Math.ceil((new Date(t).getTime() - Date.now()) / 86400e3);
+
+/** "1 day", "3 days". */
+export const days = (/** @type {number} */ n) => `${count(n)} ${n === 1 ? 'day' : 'days'}`;
+
 /** yyyy-mm-dd of a Date, in UTC (the API's periods are UTC days). */
 export const isoDay = (/** @type {Date} */ d) => d.toISOString().slice(0, 10);
 

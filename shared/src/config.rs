@@ -65,6 +65,11 @@ pub struct Config {
     pub signing_public_key: Option<PublicJwk>,
     pub retired_public_keys: Vec<PublicJwk>,
     pub usage_shards: u32,
+    /// How often the authorizer writes the refusals it counted in memory (and on shutdown),
+    /// and its figures.
+    pub refusal_flush: Duration,
+    /// The CloudWatch namespace of the functions' metrics (EMF).
+    pub metrics_namespace: String,
     pub tls_roots: TlsRoots,
     pub aws_timeouts: AwsTimeouts,
     /// The AWS region, as Lambda gives it to every function (`AWS_REGION`): a Lambda function's
@@ -147,6 +152,11 @@ pub const SIGNING_KEY_PARAMETER: &str = "KEYGATE_SIGNING_KEY_PARAMETER";
 pub const SIGNING_PUBLIC_KEY: &str = "KEYGATE_SIGNING_PUBLIC_KEY";
 pub const RETIRED_PUBLIC_KEYS: &str = "KEYGATE_RETIRED_PUBLIC_KEYS";
 pub const USAGE_SHARDS: &str = "KEYGATE_USAGE_SHARDS";
+pub const REFUSAL_FLUSH_SECONDS: &str = "KEYGATE_REFUSAL_FLUSH_SECONDS";
+pub const METRICS_NAMESPACE: &str = "KEYGATE_METRICS_NAMESPACE";
+/// The authorizer's default interval between refusal writes: a flood of refusals costs one
+/// write per key per interval; an instance that dies loses at most one interval's.
+pub const DEFAULT_REFUSAL_FLUSH: Duration = Duration::from_secs(5);
 pub const TLS_ROOTS: &str = "KEYGATE_TLS_ROOTS";
 pub const AWS_ATTEMPT_TIMEOUT_MS: &str = "KEYGATE_AWS_ATTEMPT_TIMEOUT_MS";
 /// Set by Lambda for every function; the credentials come from `AWS_ACCESS_KEY_ID`,
@@ -225,6 +235,15 @@ impl Config {
                 why: format!("'{v}' is not a number from 1 to 64"),
             })?,
         };
+        let refusal_flush = match get(REFUSAL_FLUSH_SECONDS) {
+            None => DEFAULT_REFUSAL_FLUSH,
+            Some(v) => v.parse().ok().filter(|n| (0..=300).contains(n)).map(Duration::from_secs).ok_or(
+                ConfigError::Invalid {
+                    name: REFUSAL_FLUSH_SECONDS,
+                    why: format!("'{v}' is not a number of seconds from 0 to 300"),
+                },
+            )?,
+        };
         let tls_roots = match get(TLS_ROOTS) {
             None => TlsRoots::default(),
             Some(v) => v.parse().map_err(|why| ConfigError::Invalid { name: TLS_ROOTS, why })?,
@@ -259,6 +278,8 @@ impl Config {
             signing_public_key,
             retired_public_keys,
             usage_shards,
+            refusal_flush,
+            metrics_namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| crate::figures::NAMESPACE.to_owned()),
             tls_roots,
             aws_timeouts,
             region: Some(required(AWS_REGION)?),
@@ -485,7 +506,8 @@ pub fn build_authorizer(config: &Config) -> Result<crate::authorizer::Authorizer
         config.usage_shards,
         config.console_url.clone(),
         Default::default(),
-    ))
+    )
+    .counting_refusals(crate::authorizer::Counting::Flushed(config.refusal_flush)))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod error;
+pub mod figures;
 pub mod http;
 pub mod identity;
 pub mod ids;

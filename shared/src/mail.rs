@@ -184,6 +184,27 @@ pub fn key_revoked(console: &str, project: &Project, key: &IssuedKey) -> Mail {
     )
 }
 
+/// To the holder, `days` before the key expires.
+pub fn key_expires_soon(console: &str, project: &Project, key: &IssuedKey, days: i64) -> Mail {
+    let when = key.expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default();
+    let in_days = if days == 1 { "1 day".to_owned() } else { format!("{days} days") };
+    mail(
+        &key.user_email,
+        format!("Your API key for \"{}\" expires in {in_days}", key.template_name),
+        vec![
+            format!(
+                "Your API key {} of \"{}\" in the project \"{}\" expires at {when} (UTC).",
+                key.id, key.template_name, project.name
+            ),
+            format!(
+                "Calls made with it are refused from then on. To keep your programs working, request a new key before then: {}",
+                links::project(console, &project.id)
+            ),
+            format!("Your keys: {}", links::my_keys(console)),
+        ],
+    )
+}
+
 /// To the holder: the key has used `percent` % of its quota for the period `label`.
 pub fn quota_used(console: &str, key: &IssuedKey, percent: u8, quota: &crate::template::Quota, label: &str) -> Mail {
     let per = match quota.per {

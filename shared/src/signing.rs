@@ -208,6 +208,15 @@ impl KeyRing {
     /// ([`KeyClaims::admit`]). Each part is decoded once; the time is keygate's clock, the
     /// same one that checks a token this instance has seen before.
     pub fn verify(&self, token: &str, project: &ProjectId, now: DateTime<Utc>) -> Result<KeyClaims, Refusal> {
+        let claims = self.verify_signature(token)?;
+        claims.admit(&self.issuer, project, now)?;
+        Ok(claims)
+    }
+
+    /// The claims of a token this ring signed, whatever its time and project: size, header,
+    /// signature. [`KeyClaims::admit`] decides whether they hold for a call; a token refused
+    /// there (expired, for another project) still names a key keygate issued.
+    pub fn verify_signature(&self, token: &str) -> Result<KeyClaims, Refusal> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(Refusal::Malformed);
         }
@@ -226,9 +235,7 @@ impl KeyRing {
         if !jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, Algorithm::EdDSA).unwrap_or(false) {
             return Err(Refusal::BadSignatureOrClaims);
         }
-        let claims: KeyClaims = decode_part(payload).ok_or(Refusal::BadSignatureOrClaims)?;
-        claims.admit(&self.issuer, project, now)?;
-        Ok(claims)
+        decode_part(payload).ok_or(Refusal::BadSignatureOrClaims)
     }
 }
 

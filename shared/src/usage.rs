@@ -128,24 +128,131 @@ impl Granularity {
     }
 }
 
-/// One hour bucket as read from the store.
+/// The refused calls of a key, by outcome: the outcomes a caller with a token keygate issued
+/// for this key can be refused with (`Denial::outcome`). Answered with every outcome and their
+/// `total`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refusals {
+    pub revoked: i64,
+    pub expired: i64,
+    pub not_yet_valid: i64,
+    pub permission: i64,
+    pub quota: i64,
+    pub rate_limit: i64,
+    pub key_not_usable: i64,
+}
+
+impl Refusals {
+    /// Every outcome counted per key, in the order the API, the export and the console show.
+    pub const OUTCOMES: [&'static str; 7] =
+        ["revoked", "expired", "not_yet_valid", "permission", "quota", "rate_limit", "key_not_usable"];
+
+    fn slot(&mut self, outcome: &str) -> Option<&mut i64> {
+        Some(match outcome {
+            "revoked" => &mut self.revoked,
+            "expired" => &mut self.expired,
+            "not_yet_valid" => &mut self.not_yet_valid,
+            "permission" => &mut self.permission,
+            "quota" => &mut self.quota,
+            "rate_limit" => &mut self.rate_limit,
+            "key_not_usable" => &mut self.key_not_usable,
+            _ => return None,
+        })
+    }
+
+    /// The refusals a stored row's counters hold (other counters are ignored).
+    pub fn of_counters(counters: &std::collections::BTreeMap<String, i64>) -> Self {
+        let mut r = Self::default();
+        for (name, n) in counters {
+            if let Some(slot) = r.slot(name) {
+                *slot += n;
+            }
+        }
+        r
+    }
+
+    /// Each outcome and its count, in [`Refusals::OUTCOMES`]' order.
+    pub fn counts(&self) -> [(&'static str, i64); 7] {
+        let c = [
+            self.revoked,
+            self.expired,
+            self.not_yet_valid,
+            self.permission,
+            self.quota,
+            self.rate_limit,
+            self.key_not_usable,
+        ];
+        std::array::from_fn(|i| (Self::OUTCOMES[i], c[i]))
+    }
+
+    pub fn total(&self) -> i64 {
+        self.counts().iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0
+    }
+}
+
+impl std::ops::AddAssign for Refusals {
+    fn add_assign(&mut self, other: Self) {
+        for (outcome, n) in other.counts() {
+            if let Some(slot) = self.slot(outcome) {
+                *slot += n;
+            }
+        }
+    }
+}
+
+impl Serialize for Refusals {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(Self::OUTCOMES.len() + 1))?;
+        for (outcome, n) in self.counts() {
+            map.serialize_entry(outcome, &n)?;
+        }
+        map.serialize_entry("total", &self.total())?;
+        map.end()
+    }
+}
+
+/// One hour of a key as read from the store: its metered calls (the hour bucket) and its
+/// refused calls (the refusal row).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bucket {
     pub hour: DateTime<Utc>,
     pub requests: i64,
     pub cost: i64,
+    pub refused: Refusals,
+}
+
+impl Bucket {
+    pub fn new(hour: DateTime<Utc>, requests: i64, cost: i64) -> Self {
+        Self { hour, requests, cost, refused: Refusals::default() }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
     pub requests: i64,
     pub cost: i64,
+    pub refused: Refusals,
+}
+
+impl Totals {
+    /// Adds one hour's calls.
+    pub fn add(&mut self, b: &Bucket) {
+        self.requests += b.requests;
+        self.cost += b.cost;
+        self.refused += b.refused;
+    }
 }
 
 pub fn totals<'a>(buckets: impl IntoIterator<Item = &'a Bucket>) -> Totals {
-    buckets
-        .into_iter()
-        .fold(Totals::default(), |t, b| Totals { requests: t.requests + b.requests, cost: t.cost + b.cost })
+    buckets.into_iter().fold(Totals::default(), |mut t, b| {
+        t.add(b);
+        t
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -153,6 +260,7 @@ pub struct UsagePoint {
     pub start: DateTime<Utc>,
     pub requests: i64,
     pub cost: i64,
+    pub refused: Refusals,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -162,6 +270,8 @@ pub struct UsageSeries {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub points: Vec<UsagePoint>,
+    /// The period's sums.
+    pub totals: Totals,
     /// The key's quota and its use in the current quota period (not the period asked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaStatus>,
@@ -184,7 +294,7 @@ pub fn series(buckets: &[Bucket], period: Period, granularity: Granularity) -> V
     let mut points = Vec::new();
     let mut start = granularity.start_of(first);
     while start <= last {
-        points.push(UsagePoint { start, requests: 0, cost: 0 });
+        points.push(UsagePoint { start, requests: 0, cost: 0, refused: Refusals::default() });
         start += granularity.step();
     }
     for b in buckets {
@@ -192,14 +302,16 @@ pub fn series(buckets: &[Bucket], period: Period, granularity: Granularity) -> V
         if let Some(p) = points.iter_mut().find(|p| p.start == at) {
             p.requests += b.requests;
             p.cost += b.cost;
+            p.refused += b.refused;
         }
     }
     points
 }
 
-/// The hour a bucket's sort key (`H#2026-11-23T16`) names.
+/// The hour a bucket's or a refusal row's sort key (`H#2026-11-23T16`, `R#2026-11-23T16`)
+/// names.
 pub fn parse_hour(sk: &str) -> Option<DateTime<Utc>> {
-    let s = sk.strip_prefix("H#")?;
+    let s = sk.strip_prefix("H#").or_else(|| sk.strip_prefix("R#"))?;
     let naive = chrono::NaiveDateTime::parse_from_str(&format!("{s}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
     Some(Utc.from_utc_datetime(&naive))
 }
@@ -236,16 +348,27 @@ mod tests {
     #[test]
     fn a_daily_series_sums_hours_and_fills_gaps() {
         let period = Period { from: t("2026-11-01T00:00:00Z"), to: t("2026-11-04T00:00:00Z") };
-        let buckets = [
-            Bucket { hour: t("2026-11-01T05:00:00Z"), requests: 2, cost: 20 },
-            Bucket { hour: t("2026-11-01T23:00:00Z"), requests: 1, cost: 10 },
-            Bucket { hour: t("2026-11-03T00:00:00Z"), requests: 4, cost: 40 },
-        ];
+        let mut refused = Bucket::new(t("2026-11-03T00:00:00Z"), 4, 40);
+        refused.refused.revoked = 5;
+        let buckets =
+            [Bucket::new(t("2026-11-01T05:00:00Z"), 2, 20), Bucket::new(t("2026-11-01T23:00:00Z"), 1, 10), refused];
         let days = series(&buckets, period, Granularity::Day);
-        let got: Vec<_> = days.iter().map(|p| (p.requests, p.cost)).collect();
-        assert_eq!(got, [(3, 30), (0, 0), (4, 40)]);
+        let got: Vec<_> = days.iter().map(|p| (p.requests, p.cost, p.refused.total())).collect();
+        assert_eq!(got, [(3, 30, 0), (0, 0, 0), (4, 40, 5)]);
         assert_eq!(series(&buckets, period, Granularity::Hour).len(), 72);
-        assert_eq!(totals(&buckets), Totals { requests: 7, cost: 70 });
+        let sums = totals(&buckets);
+        assert_eq!((sums.requests, sums.cost, sums.refused.revoked), (7, 70, 5));
+    }
+
+    #[test]
+    fn refusals_answer_every_outcome_and_their_total() {
+        let counters = [("revoked".to_owned(), 2), ("quota".to_owned(), 3), ("requests".to_owned(), 9)].into();
+        let r = Refusals::of_counters(&counters);
+        assert_eq!((r.revoked, r.quota, r.total()), (2, 3, 5));
+        let json = serde_json::to_value(r).unwrap();
+        assert_eq!(json["total"], 5);
+        assert_eq!(json["permission"], 0);
+        assert_eq!(json.as_object().unwrap().len(), Refusals::OUTCOMES.len() + 1);
     }
 
     #[test]

@@ -259,6 +259,7 @@ test('the story of the seeds, screen by screen', async () => {
   const myKey = bob.getByRole('article', { name: 'Forecast API' });
   await myKey.getByText(/3 requests, cost 21/).waitFor();
   await myKey.getByText(/3 of 100 today \(UTC\)/).waitFor();
+  await myKey.getByText('1 (1 missing permission)').first().waitFor();
   assert.ok(!(await bob.content()).includes(token), 'the token is not in the page before Reveal');
   await screen(bob, '15-my-keys');
   await myKey.getByRole('button', { name: 'Reveal token of Forecast API' }).click();
@@ -275,20 +276,24 @@ test('the story of the seeds, screen by screen', async () => {
   assert.notEqual(cells[4], '—', 'last used is shown');
   assert.equal(cells[5], '3');
   assert.equal(cells[6], '21');
-  assert.equal(cells[7], '3 of 100 today (UTC)', 'used / quota in the current period');
+  assert.equal(cells[7], '1 (1 missing permission)', 'the refused call, by outcome');
+  assert.equal(cells[8], '3 of 100 today (UTC)', 'used / quota in the current period');
   // The billing export of the period, as the owner downloads it.
   const [download] = await Promise.all([ann.waitForEvent('download'), ann.getByRole('button', { name: 'Download CSV' }).click()]);
   const csv = readFileSync(await download.path(), 'utf8');
   const lines = csv.trim().split('\n');
-  assert.equal(lines[0], 'key_id,user_id,user_email,template_id,template_name,start,requests,cost');
+  assert.equal(lines[0], 'key_id,user_id,user_email,template_id,template_name,start,requests,cost,refused,'
+    + 'refused_revoked,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,refused_rate_limit,refused_key_not_usable');
   assert.equal(lines.length, 2, csv);
-  assert.match(lines[1], /,bob,bob@example\.com,[^,]+,Forecast API,\d{4}-\d\d-\d\dT00:00:00Z,3,21$/);
+  assert.match(lines[1], /,bob,bob@example\.com,[^,]+,Forecast API,\d{4}-\d\d-\d\dT00:00:00Z,3,21,1,0,0,0,1,0,0,0$/);
   await row.getByRole('button', { name: 'Usage chart of Forecast API for bob@example.com' }).click();
   const chart = ann.getByRole('img', { name: /requests per day/ });
   await chart.waitFor();
   assert.match(await chart.getAttribute('aria-label'), /total 3/);
   assert.ok((await ann.locator('.chart rect.bar').count()) >= 28, 'one bar per day of the period');
   assert.match(await ann.locator('.chart figcaption').innerText(), /Requests in the period: 3/);
+  assert.match(await ann.locator('.chart figcaption').innerText(), /Refused in the period: 1 \(1 missing permission\)/);
+  assert.equal(await ann.locator('.chart rect.bar.refused').count(), 1, 'the refused call beside the requests of its day');
   await ann.getByRole('button', { name: 'Hourly' }).click();
   await ann.getByRole('img', { name: /requests per hour/ }).waitFor();
   assert.ok((await ann.locator('.chart rect.bar').count()) >= 24 * 28, 'one bar per hour');
@@ -306,12 +311,32 @@ test('the story of the seeds, screen by screen', async () => {
   // The notice can be drawn before the reloaded list: wait for the row to say it.
   await row.getByRole('cell', { name: 'revoked', exact: true }).waitFor();
   assert.equal((await row.getByRole('cell').allInnerTexts())[3], 'revoked');
-  const after = await fetch(`${url}/api/projects/${p}/data_layers/last`, { headers: { Authorization: `Bearer ${token}` } });
-  assert.equal(after.status, 403, 'a revoked key is refused');
+  for (let i = 0; i < 3; i++) {
+    const after = await fetch(`${url}/api/projects/${p}/data_layers/last`, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(after.status, 403, 'a revoked key is refused');
+    const problem = await after.json();
+    assert.equal(problem.outcome, 'revoked');
+    assert.match(problem.detail, /revoked; ask the project's owner/, 'and the caller is told why, in words');
+  }
+  // The owner sees the revoked key's refusals in the table and in its chart.
+  await ann.getByRole('button', { name: 'Refresh' }).click();
+  await row.getByRole('cell', { name: '4 (3 revoked key, 1 missing permission)' }).waitFor();
+  await row.getByRole('button', { name: 'Usage chart of Forecast API for bob@example.com' }).click();
+  await row.getByRole('button', { name: 'Usage chart of Forecast API for bob@example.com' }).click();
+  await ann.getByText('Refused in the period: 4 (3 revoked key, 1 missing permission)', { exact: false }).waitFor();
+  assert.match(await ann.getByRole('img', { name: /requests per day/ }).getAttribute('aria-label'), /refused calls 4/);
+  await screen(ann, '17b-issued-keys-refusals');
+
   await bob.goto(`${url}/projects/${p}`);
   await tile.getByText('Your key was revoked.').waitFor();
   assert.equal(await tile.getByRole('button', { name: 'Request a key for Forecast API' }).count(), 1, 'may request again');
   await screen(bob, '18-tiles-revoked');
+  // And the holder sees his own refusals, in words, in My keys and its chart.
+  await bob.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My keys' }).click();
+  const revokedKey = bob.getByRole('article', { name: 'Forecast API' });
+  await revokedKey.getByText('4 (3 revoked key, 1 missing permission)').first().waitFor();
+  assert.match(await revokedKey.getByRole('img', { name: /requests per day/ }).getAttribute('aria-label'), /refused calls 4/);
+  await screen(bob, '18b-my-keys-refusals');
 
   // The audit log tells the story back.
   await ann.goto(`${url}/projects/${p}/audit`);

@@ -52,6 +52,8 @@ pub fn config(endpoint: &str, table: &str) -> Config {
         signing_public_key: None,
         retired_public_keys: Vec::new(),
         usage_shards: 1,
+        refusal_flush: keygate::config::DEFAULT_REFUSAL_FLUSH,
+        metrics_namespace: keygate::figures::NAMESPACE.into(),
         tls_roots: Default::default(),
         aws_timeouts: keygate::config::AwsTimeouts::with_attempt(EMULATOR_ATTEMPT_TIMEOUT),
         region: None,

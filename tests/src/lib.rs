@@ -261,6 +261,7 @@ pub mod conformance;
 pub mod lifecycle;
 pub mod names;
 pub mod proxy;
+pub mod refusals;
 pub mod runtime;
 pub mod spellings;
 pub mod story;

@@ -22,6 +22,8 @@ struct Shared {
     init_error: Mutex<Option<Value>>,
     /// When the function first asked for an event: the end of its initialisation.
     first_poll: std::sync::OnceLock<Instant>,
+    /// Extensions registered.
+    extensions: std::sync::atomic::AtomicUsize,
 }
 
 /// What a function answered to one invocation: its response, or the error it reported.
@@ -72,6 +74,24 @@ async fn error(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes
     finish(&s, &id, Err(serde_json::from_slice(&body).unwrap_or(Value::Null))).await
 }
 
+/// The Extensions API's registration, as Lambda answers it: the function's no-op extension
+/// (which makes Lambda send it SIGTERM before shutting it down) registers here.
+async fn register_extension(State(s): State<Arc<Shared>>) -> (HeaderMap, axum::Json<Value>) {
+    s.extensions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let mut headers = HeaderMap::new();
+    headers.insert("lambda-extension-identifier", "test-extension".parse().expect("header"));
+    (
+        headers,
+        axum::Json(serde_json::json!({ "functionName": "test", "functionVersion": "$LATEST", "handler": "bootstrap" })),
+    )
+}
+
+/// An extension that subscribed to no event waits here until the process ends.
+async fn extension_event() -> StatusCode {
+    std::future::pending::<()>().await;
+    StatusCode::OK
+}
+
 async fn init_error(State(s): State<Arc<Shared>>, body: Bytes) -> StatusCode {
     *s.init_error.lock().await = Some(serde_json::from_slice(&body).unwrap_or(Value::Null));
     StatusCode::ACCEPTED
@@ -85,6 +105,8 @@ impl RuntimeApi {
             .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
+            .route("/2020-01-01/extension/register", post(register_extension))
+            .route("/2020-01-01/extension/event/next", get(extension_event))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let address = listener.local_addr().expect("address").to_string();
@@ -106,6 +128,11 @@ impl RuntimeApi {
             Ok(Ok(outcome)) => outcome,
             _ => panic!("the function did not answer; init error: {:?}", self.shared.init_error.lock().await),
         }
+    }
+
+    /// How many extensions registered (a function that wants SIGTERM registers one).
+    pub fn extensions(&self) -> usize {
+        self.shared.extensions.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// When a function first polled this API for an event (its initialisation was done).
@@ -171,6 +198,23 @@ impl Function {
     /// What the function printed so far (its JSON logs).
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Shuts the function down as Lambda does: SIGTERM, then SIGKILL after the 500 ms a runtime
+    /// with an internal extension is given. Answers whether it exited by itself in time.
+    pub fn terminate(&mut self) -> bool {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                // Let the log readers take the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        false
     }
 }
 

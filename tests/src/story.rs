@@ -159,7 +159,11 @@ pub async fn issued_keys_page_costs_one_query_per_key(store: std::sync::Arc<dyn 
     let spent = counting.calls() - before;
     assert_eq!(page.items.len(), 6);
     let per_key = spent.queries - access_queries - 1;
-    assert_eq!(per_key, 4 + 2 + 2, "one query for each key used in the period, two for the idle ones: {spent:?}");
+    assert_eq!(
+        per_key,
+        4 + 2 + 2 + 6,
+        "one query for each key used in the period, two for the idle ones, and one for each key's refusals: {spent:?}"
+    );
     for row in &page.items {
         let i = keys.iter().position(|k| *k == row.key_id).unwrap();
         match i {
@@ -342,7 +346,11 @@ pub async fn the_export_agrees_with_the_issued_keys_page(app: &App) {
                 assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
                 assert_eq!(
                     lines.next(),
-                    Some("key_id,user_id,user_email,template_id,template_name,start,requests,cost")
+                    Some(
+                        "key_id,user_id,user_email,template_id,template_name,start,requests,cost,refused,\
+                         refused_revoked,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,\
+                         refused_rate_limit,refused_key_not_usable"
+                    )
                 );
             } else {
                 assert_eq!(res.headers()["content-type"], "application/x-ndjson");

@@ -150,6 +150,83 @@ async fn the_compiled_authorizer_allows_meters_and_denies() {
     assert!(!logs.contains(signature), "the key reached the function's logs");
 }
 
+/// The compiled authorizer's figures are CloudWatch metrics in Embedded Metric Format in its
+/// own log lines, and the refusals it adds up in memory are written at once for the first,
+/// then when Lambda shuts the instance down (SIGTERM, which Lambda sends only to a runtime with
+/// an extension: the function registers a no-op one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_compiled_authorizer_writes_figures_in_its_log_lines_and_refusals_on_shutdown() {
+    let Some(endpoint) = require_aws!() else { return };
+    let store = aws::store(&endpoint, "authorizer-figures").await;
+    let table = store.table().to_owned();
+    let pem = KeyRing::generate_pem();
+    let app = TestApp::with_key(Arc::new(store), &pem).app;
+    let (good, gone) = (story::pending_request(&app).await, story::pending_request(&app).await);
+    let good_key = app.approve(&good.owner, &good.project, &good.request).await.unwrap().key;
+    let gone_key = app.approve(&gone.owner, &gone.project, &gone.request).await.unwrap().key;
+    let bearer = |k: &keygate::key::IssuedKey, s: &story::Story| {
+        let app = &app;
+        let (id, holder) = (k.id.clone(), s.holder.clone());
+        async move { format!("Bearer {}", app.my_key_token(&holder, &id).await.unwrap().token.expose()) }
+    };
+    let (good_bearer, gone_bearer) = (bearer(&good_key, &good).await, bearer(&gone_key, &gone).await);
+    app.revoke(&gone.owner, &gone.project, &gone_key.id).await.unwrap();
+
+    let runtime = RuntimeApi::start().await;
+    let mut function = runtime.spawn(&function_binary("authorizer"), &authorizer_env(&endpoint, &table, &pem));
+    let (gp, rp) = (good.project.to_string(), gone.project.to_string());
+    let read = |p: &str| format!("/api/projects/{p}/data_layers/last");
+    let mut calls = Vec::new();
+    calls.extend((0..5).map(|_| (authorizer_event("GET", &read(&rp), &rp, Some(&gone_bearer)), false)));
+    calls.extend((0..3).map(|_| (authorizer_event("GET", &read(&gp), &gp, Some(&good_bearer)), true)));
+    let post = format!("/api/projects/{gp}/nodes/in/packages");
+    calls.extend((0..2).map(|_| (authorizer_event("POST", &post, &gp, Some(&good_bearer)), false)));
+    for (event, allowed) in calls {
+        assert_eq!(runtime.invoke(event).await.unwrap()["isAuthorized"], allowed);
+    }
+    assert_eq!(runtime.extensions(), 1, "the no-op extension registered, so that Lambda sends SIGTERM");
+    let hour = keygate::usage::hour_of(app.now());
+    let refusals = |key: &keygate::ids::KeyId| {
+        let store = app.store.clone();
+        let row = keygate::store::layout::key_refusals(key, hour);
+        async move { store.get(&row).await.unwrap().map(|i| i.counters).unwrap_or_default() }
+    };
+    assert_eq!(refusals(&gone_key.id).await.get("revoked"), Some(&1), "the first refusal is written at once");
+    assert!(function.terminate(), "the function ends within Lambda's 500 ms of its SIGTERM");
+    assert_eq!(refusals(&gone_key.id).await.get("revoked"), Some(&5), "the rest when it shuts down");
+    assert_eq!(refusals(&good_key.id).await.get("permission"), Some(&2));
+
+    let logs = function.logs();
+    let emf: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l.get("_aws").is_some())
+        .collect();
+    let mut decisions = std::collections::BTreeMap::new();
+    let (mut timed, mut metered) = (0, 0);
+    for line in &emf {
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "keygate", "{line}");
+        assert!(line["_aws"]["Timestamp"].as_u64().is_some(), "{line}");
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(line.get(name).is_some(), "every metric named has its value: {line}");
+        }
+        if let Some(n) = line["decisions"].as_u64() {
+            *decisions.entry(line["outcome"].as_str().unwrap().to_owned()).or_insert(0) += n;
+        }
+        let counts =
+            |name: &str| line[name]["Counts"].as_array().map_or(0, |c| c.iter().filter_map(Value::as_u64).sum());
+        timed += counts("decision_time");
+        metered += counts("metering_time");
+    }
+    let expected: std::collections::BTreeMap<String, u64> =
+        [("allowed".into(), 3), ("revoked".into(), 5), ("permission".into(), 2)].into();
+    assert_eq!(decisions, expected, "every decision counted by outcome in the EMF lines: {emf:?}");
+    assert_eq!((timed, metered), (10, 3), "every decision timed, every metering write timed");
+    assert!(emf.iter().any(|l| l["cache"] == "token"), "and the caches' hits: {emf:?}");
+}
+
 /// The spellings of `tests/src/spellings.rs` through the compiled authorizer, on `rawPath` as
 /// API Gateway hands it: each decided like its canonical form, or denied with the reason named
 /// in the context; and the headers and query that keygate-local drops or refuses, refused here

@@ -60,5 +60,5 @@ fn the_authorizer_links_no_handler_no_mailer_and_no_ssm() {
     }
     // It does link what it runs: the DynamoDB client and its own decision.
     assert!(symbols.iter().any(|s| s.contains(&segment("aws_sdk_dynamodb"))));
-    assert!(symbols.iter().any(|s| s.contains("10authorizer") && s.contains("9authorize")));
+    assert!(symbols.iter().any(|s| s.contains("10authorizer") && s.contains("15authorize_event")));
 }

@@ -51,7 +51,7 @@ async fn the_decisions_counted_are_the_calls_made() {
     assert_eq!(sample(&after, "keygate_decisions_total{outcome=\"allowed\"}"), allowed, "{after}");
     assert_eq!(sample(&after, "keygate_decisions_total{outcome=\"no_key\"}"), no_key, "{after}");
     assert_eq!(sample(&after, "keygate_decisions_total{outcome=\"permission\"}"), permission, "{after}");
-    assert_eq!(sample(&after, "keygate_decision_seconds_count"), total, "every decision timed: {after}");
+    assert_eq!(sample(&after, "keygate_decision_time_seconds_count"), total, "every decision timed: {after}");
     let period = gw.call("GET", &format!("/v1/projects/{p}/keys"), Some(&ann), None).await.1;
     assert_eq!(period["items"][0]["requests"], allowed, "and the allowed ones metered");
 }

@@ -1,10 +1,10 @@
 // @ts-check
 /** The owner's issued keys, as in the seeds: user, template, issued, status, last used,
- * requests and cost over a period the owner picks, paged; revoke with confirmation; and each
- * key's usage as a chart. */
+ * requests, cost and refused calls over a period the owner picks, paged; revoke with
+ * confirmation; each key's usage as a chart; and the keys that expire within a week. */
 
 import { useState } from '../vendor/preact-hooks.js';
-import { html, Confirm, ListState, Pager, PeriodPicker, Problem, count, defaultPeriod, money, periodQuery, quotaUse, when, day, useAction, useLoad, usePages } from '../components.js';
+import { html, Confirm, ListState, Pager, PeriodPicker, Problem, count, days, daysUntil, defaultPeriod, money, periodQuery, quotaUse, refusedWords, when, day, useAction, useLoad, usePages } from '../components.js';
 import { api, exportCsv, get, seg } from '../api.js';
 import { UsageChart } from '../chart.js';
 
@@ -30,7 +30,8 @@ export function IssuedKeys({ project }) {
     URL.revokeObjectURL(a.href);
   });
   const rows = load.data?.items ?? [];
-  const totals = rows.reduce((a, r) => ({ requests: a.requests + r.requests, cost: a.cost + r.cost }), { requests: 0, cost: 0 });
+  const totals = rows.reduce((a, r) => ({ requests: a.requests + r.requests, cost: a.cost + r.cost, refused: a.refused + r.refused.total }), { requests: 0, cost: 0, refused: 0 });
+  const expiring = rows.filter((r) => r.status === 'active' && r.expires_at && daysUntil(r.expires_at) <= 7);
   return html`<div>
     <div class="toolbar">
       <h2>Issued keys</h2>
@@ -42,13 +43,18 @@ export function IssuedKeys({ project }) {
     <${Problem} error=${download.error} />
     ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
     <${ListState} load=${load} empty="No keys have been issued in this project." />
+    ${expiring.length ? html`<section class="expiring" aria-labelledby="expiring-title">
+      <strong id="expiring-title">${expiring.length === 1 ? '1 key expires' : `${expiring.length} keys expire`} within 7 days</strong>
+      (its holder is mailed 7 days and 1 day before):
+      <ul>${expiring.map((r) => html`<li key=${r.key_id}>${r.user_email}, ${r.template_name}: ${when(r.expires_at)}, in ${days(Math.max(daysUntil(r.expires_at), 0))}</li>`)}</ul>
+    </section>` : null}
     ${rows.length ? html`<table class="issued">
       <caption>Keys and their use from ${day(period.from)} to ${day(period.to)} (UTC days)</caption>
       <thead><tr>
         <th scope="col">User</th><th scope="col">API key</th><th scope="col">Issued</th><th scope="col">Status</th>
-        <th scope="col">Last used</th><th scope="col" class="num">Requests</th><th scope="col" class="num">Cost</th><th scope="col">Quota used</th><th scope="col">Actions</th>
+        <th scope="col">Last used</th><th scope="col" class="num">Requests</th><th scope="col" class="num">Cost</th><th scope="col">Refused calls</th><th scope="col">Quota used</th><th scope="col">Actions</th>
       </tr></thead>
-      <tbody>${rows.map((r) => html`<tr key=${r.key_id}>
+      <tbody>${rows.map((r) => html`<tr key=${r.key_id} class=${r.refused.total && !r.requests ? 'refused-only' : ''}>
         <td>${r.user_email}</td>
         <td>${r.template_name}</td>
         <td>${when(r.issued_at)}</td>
@@ -56,6 +62,8 @@ export function IssuedKeys({ project }) {
         <td>${when(r.last_used_at)}</td>
         <td class="num">${count(r.requests)}</td>
         <td class="num">${money(r.cost)}</td>
+        <td class=${r.refused.total ? 'refused alert' : 'refused'}>${refusedWords(r.refused)}${r.refused.total && !r.requests
+          ? html`<br /><span class="refused-note">every call refused in the period</span>` : null}</td>
         <td class=${r.quota && r.quota.used >= r.quota.requests ? 'quota used-up' : 'quota'}>${quotaUse(r.quota)}</td>
         <td class="actions">
           <button type="button" aria-pressed=${charted?.key_id === r.key_id ? 'true' : 'false'} onClick=${() => setCharted(charted?.key_id === r.key_id ? null : r)}
@@ -64,7 +72,7 @@ export function IssuedKeys({ project }) {
             aria-label=${`Revoke the key of ${r.user_email} for ${r.template_name}`}>Revoke</button>` : null}
         </td>
       </tr>`)}</tbody>
-      <tfoot><tr><th scope="row" colspan="5">Total on this page</th><td class="num">${count(totals.requests)}</td><td class="num">${money(totals.cost)}</td><td></td><td></td></tr></tfoot>
+      <tfoot><tr><th scope="row" colspan="5">Total on this page</th><td class="num">${count(totals.requests)}</td><td class="num">${money(totals.cost)}</td><td>${count(totals.refused)}</td><td></td><td></td></tr></tfoot>
     </table>` : null}
     <${Pager} pages=${pages} nextCursor=${load.data?.next_cursor} />
     ${charted ? html`<${KeyChart} base=${base} row=${charted} period=${period} />` : null}

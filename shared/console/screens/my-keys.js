@@ -3,7 +3,7 @@
  * explicit Reveal or Copy, never in the page before. */
 
 import { useState } from '../vendor/preact-hooks.js';
-import { html, ListState, PeriodPicker, Problem, count, defaultPeriod, money, periodQuery, quotaUse, when, useAction, useLoad } from '../components.js';
+import { html, ListState, PeriodPicker, Problem, count, defaultPeriod, money, periodQuery, quotaUse, refusedWords, when, useAction, useLoad } from '../components.js';
 import { all, api, get, seg } from '../api.js';
 import { UsageChart } from '../chart.js';
 
@@ -34,6 +34,7 @@ function MyKey({ k, project, period, onChange }) {
   });
   const points = usage.data?.points ?? [];
   const total = points.reduce((a, p) => ({ requests: a.requests + p.requests, cost: a.cost + p.cost }), { requests: 0, cost: 0 });
+  const refused = usage.data?.totals?.refused;
   return html`<article class=${`tile state-${k.status}`} aria-labelledby=${`key-${k.id}`}>
     <h2 id=${`key-${k.id}`}>${k.template_name}</h2>
     <dl>
@@ -44,8 +45,10 @@ function MyKey({ k, project, period, onChange }) {
       <dt>Last used</dt><dd>${when(k.last_used_at)}</dd>
       ${k.quota ? html`<dt>Quota</dt><dd>${quotaUse(k.quota)}, renews ${when(k.quota.resets_at)}</dd>` : null}
       <dt>In the period</dt><dd>${usage.data ? `${count(total.requests)} requests, cost ${money(total.cost)}` : '…'}</dd>
+      <dt>Refused in the period</dt><dd class=${refused?.total ? 'refused-note' : ''}>${usage.data ? refusedWords(refused) : '…'}</dd>
+      ${k.refused?.total && k.refused.total !== refused?.total ? html`<dt>Refused in the last 7 days</dt><dd class="refused-note">${refusedWords(k.refused)}</dd>` : null}
     </dl>
-    ${usage.data && total.requests ? html`<${UsageChart} series=${usage.data} measure="requests" title=${k.template_name} />` : null}
+    ${usage.data && (total.requests || refused?.total) ? html`<${UsageChart} series=${usage.data} measure="requests" title=${k.template_name} />` : null}
     ${k.status === 'active' ? html`<div class="token">
       ${token ? html`<code class="revealed" aria-label="Key token">${token}</code>` : null}
       <div class="actions">

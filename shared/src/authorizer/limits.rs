@@ -235,7 +235,9 @@ impl Authorizer {
             usage::BucketBody::json(now),
         );
         let Some(quota) = grant.quota else {
+            let started = std::time::Instant::now();
             self.store.count(vec![bucket]).await.map_err(|e| metering_failed(e, &key.id))?;
+            self.figures.metered(started.elapsed());
             return Ok(None);
         };
         let window = quota.per.window(now);
@@ -253,8 +255,10 @@ impl Authorizer {
         }
         let take = Increment::new(counter.clone(), vec![(usage::REQUESTS, 1)], counter_body(&window))
             .at_most(usage::REQUESTS, quota.requests);
+        let started = std::time::Instant::now();
         match self.store.count(vec![take, bucket]).await {
             Ok(counters) => {
+                self.figures.metered(started.elapsed());
                 let counters = counters.into_iter().next().unwrap_or_default();
                 self.tell_holder(key, &quota, &window, &period, &counters).await;
                 Ok(Some(QuotaUse {

@@ -8,6 +8,7 @@
 //! the operations tell it of revoked keys and changed templates through [`KeyEvents`].
 
 mod limits;
+mod tally;
 
 use std::sync::Arc;
 
@@ -18,8 +19,11 @@ use quick_cache::sync::Cache;
 use serde::Serialize;
 
 pub use limits::{Limit, Limited, QuotaUse};
+use tally::Subject;
+pub use tally::{Counting, Flushed, Tally};
 
 use crate::clock::Clock;
+use crate::figures::{Figures, NoFigures};
 use crate::ids::{DataLayerId, KeyId, ProjectId, TemplateId, UserId};
 use crate::key::IssuedKey;
 use crate::permission::{Permission, Permissions, required_permission};
@@ -107,6 +111,8 @@ pub struct Authorizer {
     console_url: String,
     caches: Arc<Caches>,
     limits: limits::Limits,
+    tally: Arc<Tally>,
+    figures: Arc<dyn Figures>,
 }
 
 impl Authorizer {
@@ -118,7 +124,34 @@ impl Authorizer {
         console_url: String,
         caches: Arc<Caches>,
     ) -> Self {
-        Self { store, keys, clock, usage_shards, console_url, caches, limits: limits::Limits::default() }
+        Self {
+            store,
+            keys,
+            clock,
+            usage_shards,
+            console_url,
+            caches,
+            limits: limits::Limits::default(),
+            tally: Arc::new(Tally::new(Counting::Exact)),
+            figures: Arc::new(NoFigures),
+        }
+    }
+
+    /// The same, reporting its decisions, latencies and cache use to `figures`.
+    pub fn reporting_to(mut self, figures: Arc<dyn Figures>) -> Self {
+        self.figures = figures;
+        self
+    }
+
+    /// The same, counting refusals as `counting` says (exact by default).
+    pub fn counting_refusals(mut self, counting: Counting) -> Self {
+        self.tally = Arc::new(Tally::new(counting));
+        self
+    }
+
+    /// Writes the refusals counted in memory and not written yet (on shutdown).
+    pub async fn flush_refusals(&self) -> Flushed {
+        self.tally.flush(self.store.as_ref()).await
     }
 
     /// An authorizer on `app`'s store, signing keys and clock, with caches of its own.
@@ -341,6 +374,31 @@ pub fn bearer(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// A refused call, and whom its refusal is counted against ([`tally`]).
+struct Refused {
+    denial: Denial,
+    subject: Option<Subject>,
+}
+
+impl Refused {
+    fn of_key(key: &KeyId) -> impl FnOnce(Denial) -> Self {
+        let subject = Some(Subject::Key(key.clone()));
+        move |denial| Self { denial, subject }
+    }
+
+    fn of_project(project: &ProjectId) -> impl FnOnce(Denial) -> Self {
+        let subject = Some(Subject::Project(project.clone()));
+        move |denial| Self { denial, subject }
+    }
+}
+
+/// A refusal counted against nobody: the call names no project, or keygate could not decide.
+impl From<Denial> for Refused {
+    fn from(denial: Denial) -> Self {
+        Self { denial, subject: None }
+    }
+}
+
 /// A call that passed every check but the limits, with what they need.
 struct Admitted {
     context: CallContext,
@@ -361,21 +419,39 @@ impl Authorizer {
             query: event.raw_query_string.as_deref(),
             headers: &event.headers,
         };
+        let started = std::time::Instant::now();
         // Headers that keygate-local drops cannot be dropped on the way to the platform here.
         let verdict = match platform::undroppable_headers(&event.headers) {
-            Ok(()) => self.authorize_call(&call).await,
+            Ok(()) => self.call_verdict(&call).await,
             Err(problem) => self.refused(&call, problem),
         };
+        self.report(&verdict, started);
         simple_response(verdict)
     }
 
     /// Decides a whole platform API call: its headers and query, then [`Authorizer::authorize`].
     pub async fn authorize_call(&self, call: &PlatformCall<'_>) -> Verdict {
+        let started = std::time::Instant::now();
+        let verdict = self.call_verdict(call).await;
+        self.report(&verdict, started);
+        verdict
+    }
+
+    async fn call_verdict(&self, call: &PlatformCall<'_>) -> Verdict {
         if let Err(problem) = platform::method_override(call.headers, call.query) {
             return self.refused(call, problem);
         }
         let authorization = call.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        self.authorize(call.method, call.path, authorization).await
+        self.verdict(call.method, call.path, authorization).await
+    }
+
+    /// Tells the figures of one decision: its outcome and how long it took.
+    fn report(&self, verdict: &Verdict, started: std::time::Instant) {
+        let outcome = verdict.as_ref().map_or_else(Denial::outcome, |_| "allowed");
+        if matches!(verdict, Err(Denial::StoreFailed)) {
+            self.figures.store_error();
+        }
+        self.figures.decided(outcome, started.elapsed());
     }
 
     fn refused(&self, call: &PlatformCall<'_>, problem: CallProblem) -> Verdict {
@@ -386,7 +462,29 @@ impl Authorizer {
     /// Decides one call of the platform API: `path` is the whole request path
     /// (`/api/projects/{project}/...`).
     pub async fn authorize(&self, method: &Method, path: &str, authorization: Option<&str>) -> Verdict {
-        let verdict = self.decide(method, path, authorization).await;
+        let started = std::time::Instant::now();
+        let verdict = self.verdict(method, path, authorization).await;
+        self.report(&verdict, started);
+        verdict
+    }
+
+    /// The decision, its refusal counted ([`tally`]).
+    async fn verdict(&self, method: &Method, path: &str, authorization: Option<&str>) -> Verdict {
+        let verdict = match self.decide(method, path, authorization).await {
+            Ok(context) => {
+                if self.tally.due() {
+                    let (tally, store) = (self.tally.clone(), self.store.clone());
+                    tokio::spawn(async move { tally.flush(store.as_ref()).await });
+                }
+                Ok(context)
+            }
+            Err(Refused { denial, subject }) => {
+                if let Some(subject) = subject {
+                    self.tally.refused(self.store.as_ref(), subject, denial.outcome(), self.now()).await;
+                }
+                Err(denial)
+            }
+        };
         match &verdict {
             Ok(ctx) => tracing::debug!(key_id = %ctx.key_id, %method, "call allowed"),
             Err(Denial::StoreFailed) => {}
@@ -396,12 +494,15 @@ impl Authorizer {
         verdict
     }
 
-    async fn decide(&self, method: &Method, path: &str, authorization: Option<&str>) -> Verdict {
+    async fn decide(&self, method: &Method, path: &str, authorization: Option<&str>) -> Result<CallContext, Refused> {
         let Admitted { mut context, key, grant } = self.admit(method, path, authorization).await?;
         if let Some(rate) = grant.rate_limit {
-            self.limits.take_rate(&key.id, rate)?;
+            self.limits.take_rate(&key.id, rate).map_err(|limited| Refused::of_key(&key.id)(limited.into()))?;
         }
-        context.quota = self.meter(&key, &grant).await?;
+        context.quota = self.meter(&key, &grant).await.map_err(|denial| match denial {
+            Denial::StoreFailed => Refused::from(denial),
+            denial => Refused::of_key(&key.id)(denial),
+        })?;
         context.quota_remaining = context.quota.as_ref().map(QuotaUse::remaining);
         Ok(context)
     }
@@ -414,30 +515,44 @@ impl Authorizer {
         path: &str,
         authorization: Option<&str>,
     ) -> Result<(CallContext, i64), Denial> {
-        let admitted = self.admit(method, path, authorization).await?;
+        let admitted = self.admit(method, path, authorization).await.map_err(|refused| refused.denial)?;
         Ok((admitted.context, admitted.grant.price))
     }
 
-    async fn admit(&self, method: &Method, path: &str, authorization: Option<&str>) -> Result<Admitted, Denial> {
+    /// Every check but the limits. A refusal is counted against the key when the token is
+    /// keygate's and names one, against the path's project otherwise ([`tally`]).
+    async fn admit(&self, method: &Method, path: &str, authorization: Option<&str>) -> Result<Admitted, Refused> {
         let platform::ApiPath { project, segments } = platform::api_path(path).map_err(Denial::BadCall)?;
-        let token = authorization.and_then(bearer).ok_or(Denial::NoKey)?;
+        let of_project = || Refused::of_project(&project);
+        let token = authorization.and_then(bearer).ok_or_else(|| of_project()(Denial::NoKey))?;
         let now = self.now();
-        let claims = self.verified(token, &project, now)?;
-        let key_id = KeyId::parse(&claims.jti).ok_or(Denial::UnknownKey)?;
-        let template_id = TemplateId::parse(&claims.tpl).ok_or(Denial::KeyNotUsable)?;
-        let (key, grant) = self.key_and_grant(&project, &key_id, &template_id, now).await?;
+        let claims = self.verified(token).map_err(|refusal| of_project()(Denial::BadKey(refusal)))?;
+        let key_id = KeyId::parse(&claims.jti).ok_or_else(|| of_project()(Denial::UnknownKey))?;
+        let of_key = || Refused::of_key(&key_id);
+        claims.admit(self.keys.issuer(), &project, now).map_err(|refusal| match refusal {
+            // Keygate's signature on this project's key, used too late or too early.
+            Refusal::Expired | Refusal::NotYetValid => of_key()(Denial::BadKey(refusal)),
+            _ => of_project()(Denial::BadKey(refusal)),
+        })?;
+        let template_id = TemplateId::parse(&claims.tpl).ok_or_else(|| of_key()(Denial::KeyNotUsable))?;
+        let (key, grant) =
+            self.key_and_grant(&project, &key_id, &template_id, now).await.map_err(|denial| match denial {
+                Denial::UnknownKey => of_project()(denial),
+                Denial::StoreFailed => Refused::from(denial),
+                denial => of_key()(denial),
+            })?;
         if key.template_id != template_id || key.user_id.as_str() != claims.sub {
-            return Err(Denial::KeyNotUsable);
+            return Err(of_key()(Denial::KeyNotUsable));
         }
         if key.status == crate::key::KeyStatus::Revoked {
-            return Err(Denial::Revoked);
+            return Err(of_key()(Denial::Revoked));
         }
         if !key.is_usable(now) {
-            return Err(Denial::Expired);
+            return Err(of_key()(Denial::Expired));
         }
         let needed = required_permission(method, &segments);
         if !grant.permissions.contains(needed) {
-            return Err(Denial::MissingPermission(needed));
+            return Err(of_key()(Denial::MissingPermission(needed)));
         }
         let context = CallContext {
             key_id: key.id.clone(),
@@ -450,14 +565,15 @@ impl Authorizer {
         };
         Ok(Admitted { context, key, grant })
     }
-    /// The token's claims: verified now, or verified earlier by this instance (same bytes) and
-    /// still within `exp`/`nbf` and for this project.
-    fn verified(&self, token: &str, project: &ProjectId, now: DateTime<Utc>) -> Result<Arc<KeyClaims>, Denial> {
+    /// The claims of a token keygate signed: its signature checked now, or earlier by this
+    /// instance (same bytes). The caller checks them for the call ([`KeyClaims::admit`]).
+    fn verified(&self, token: &str) -> Result<Arc<KeyClaims>, Refusal> {
         if let Some(claims) = self.caches.tokens.as_ref().and_then(|c| c.get(token)) {
-            claims.admit(self.keys.issuer(), project, now).map_err(Denial::BadKey)?;
+            self.figures.cache("token", true);
             return Ok(claims);
         }
-        let claims = Arc::new(self.keys.verify(token, project, now).map_err(Denial::BadKey)?);
+        self.figures.cache("token", false);
+        let claims = Arc::new(self.keys.verify_signature(token)?);
         if let Some(cache) = &self.caches.tokens {
             cache.insert(token.to_owned(), claims.clone());
         }
@@ -478,6 +594,8 @@ impl Authorizer {
         let grant_cache = (project.clone(), template.clone());
         let cached_key = self.caches.keys.get(&key_cache).filter(|hit| now - hit.at < KEY_RECORD_TTL);
         let cached_grant = self.caches.grants.get(&grant_cache).filter(|hit| now - hit.at < GRANT_TTL);
+        self.figures.cache("key", cached_key.is_some());
+        self.figures.cache("grant", cached_grant.is_some());
         let (record, template_item) = match (cached_key, cached_grant) {
             (Some(k), Some(g)) => return Ok((k.value, g.value)),
             (Some(k), None) => (k.value, self.read::<KeyTemplate>(&layout::template(project, template)).await?),

@@ -164,13 +164,77 @@ fn export_usage(op: &mut Value) {
     }
     let file = json!({"type": "string"});
     op["description"] = json!(
-        "Usage per key per hour or day (key, user, template, requests, cost) for billing; rows only where a key was used. Paged by keys: a `Link: <...>; rel=\"next\"` header names the next page."
+        "Usage per key per hour or day (key, user, template, requests, cost, then `refused` and one `refused_<outcome>` column per outcome of `Refused`; JSON Lines: a `refused` object) for billing; rows only where a key was used or refused. Paged by keys: a `Link: <...>; rel=\"next\"` header names the next page."
     );
     op["responses"]["2XX"] = json!({
         "description": "The rows of one page of keys",
         "headers": {"Link": {"schema": {"type": "string"}}, "X-Export-Rows": {"schema": {"type": "integer"}}},
         "content": {"text/csv": {"schema": file}, "application/x-ndjson": {"schema": file}},
     });
+}
+
+/// The usage answers' shapes: requests and cost, and the calls refused by outcome.
+fn usage_schemas() -> Value {
+    let integer = json!({"type": "integer"});
+    let mut refused: Map<String, Value> =
+        crate::usage::Refusals::OUTCOMES.iter().map(|o| ((*o).to_owned(), integer.clone())).collect();
+    refused.insert("total".into(), integer.clone());
+    let required: Vec<&str> = refused.keys().map(String::as_str).collect();
+    let page = |item: &str| {
+        json!({
+            "type": "object", "required": ["items"],
+            "properties": {"items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}},
+                           "next_cursor": {"type": ["string", "null"]}},
+        })
+    };
+    json!({
+        "Refused": {
+            "type": "object", "required": required, "properties": refused,
+            "description": "Calls refused, by outcome (never metered, never billed): revoked, expired (the key's end, or the token's `exp`), not_yet_valid (`nbf`), permission (the key's role lacks what the call needs), quota, rate_limit, key_not_usable (the key no longer matches its record or template); and their total.",
+        },
+        "UsagePoint": {
+            "type": "object", "required": ["start", "requests", "cost", "refused"],
+            "properties": {"start": {"type": "string"}, "requests": integer, "cost": integer, "refused": {"$ref": "#/components/schemas/Refused"}},
+        },
+        "UsageSeries": {
+            "type": "object", "required": ["key_id", "granularity", "from", "to", "points", "totals"],
+            "properties": {
+                "key_id": {"type": "string"}, "granularity": {"enum": ["hour", "day"]},
+                "from": {"type": "string"}, "to": {"type": "string"},
+                "points": {"type": "array", "items": {"$ref": "#/components/schemas/UsagePoint"}},
+                "totals": {"type": "object", "required": ["requests", "cost", "refused"],
+                           "properties": {"requests": integer, "cost": integer, "refused": {"$ref": "#/components/schemas/Refused"}}},
+                "quota": {"type": "object"},
+            },
+        },
+        "IssuedKeyRow": {
+            "type": "object", "required": ["key_id", "requests", "cost", "refused"],
+            "properties": {"key_id": {"type": "string"}, "requests": integer, "cost": integer, "refused": {"$ref": "#/components/schemas/Refused"}},
+        },
+        "MyKey": {
+            "type": "object", "required": ["id", "refused"],
+            "properties": {"id": {"type": "string"}, "refused": {"$ref": "#/components/schemas/Refused"}},
+            "description": "`refused`: the calls refused in the last 7 days.",
+        },
+        "IssuedKeyPage": page("IssuedKeyRow"),
+        "MyKeyPage": page("MyKey"),
+    })
+}
+
+/// The answer of the usage routes, by its schema's name.
+fn usage_answer(op: Operation) -> Option<(&'static str, &'static str)> {
+    match op {
+        Operation::KeyUsage => Some((
+            "UsageSeries",
+            "A key's requests, cost and refused calls (by outcome) per hour or day of the period; for its project's managers and its holder.",
+        )),
+        Operation::ListIssuedKeys => Some((
+            "IssuedKeyPage",
+            "Issued keys with their requests, cost and refused calls (by outcome) in the period.",
+        )),
+        Operation::MyKeys => Some(("MyKeyPage", "The caller's keys, with the calls refused in the last 7 days.")),
+        _ => None,
+    }
 }
 
 pub fn document() -> Value {
@@ -195,6 +259,11 @@ pub fn document() -> Value {
         if route.operation == Operation::ExportUsage {
             export_usage(&mut op);
         }
+        if let Some((schema, description)) = usage_answer(route.operation) {
+            op["description"] = json!(description);
+            op["responses"]["2XX"]["content"]["application/json"]["schema"] =
+                json!({"$ref": format!("#/components/schemas/{schema}")});
+        }
         if route.auth == Auth::User {
             op["security"] = json!([{"userToken": []}]);
         }
@@ -206,7 +275,14 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"userToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": {"Problem": {
+            "schemas": usage_schemas_with_problem(),
+        },
+    })
+}
+
+fn usage_schemas_with_problem() -> Value {
+    let mut schemas = usage_schemas();
+    schemas["Problem"] = json!({
                 "type": "object",
                 "required": ["type", "title", "status", "detail"],
                 "properties": {
@@ -215,9 +291,8 @@ pub fn document() -> Value {
                     "errors": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
                     "conflicting_names": {"type": "array", "items": {"type": "string"}},
                 },
-            }},
-        },
-    })
+    });
+    schemas
 }
 
 #[cfg(test)]
@@ -233,5 +308,17 @@ mod tests {
             doc["paths"]["/v1/projects/{project}/requests/{request}/approve"]["post"]["operationId"],
             "approveRequest"
         );
+    }
+
+    #[test]
+    fn the_usage_answers_name_their_refused_calls_by_outcome() {
+        let doc = document();
+        let usage = &doc["paths"]["/v1/projects/{project}/keys/{key}/usage"]["get"]["responses"]["2XX"];
+        assert_eq!(usage["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/UsageSeries");
+        let refused = &doc["components"]["schemas"]["Refused"];
+        for outcome in crate::usage::Refusals::OUTCOMES.iter().chain(&["total"]) {
+            assert_eq!(refused["properties"][outcome]["type"], "integer", "{outcome}");
+        }
+        assert!(doc["components"]["schemas"]["Problem"]["required"].is_array(), "the problem schema is kept");
     }
 }

@@ -19,7 +19,7 @@ use crate::ids::ProjectId;
 use crate::key::IssuedKey;
 use crate::permission::Permission;
 use crate::store::{Query, layout};
-use crate::usage::{Granularity, Period};
+use crate::usage::{Granularity, Period, Refusals, Totals};
 
 /// Keys per answer of the export.
 pub const MAX_EXPORT_KEYS: usize = 50;
@@ -66,10 +66,18 @@ pub struct ExportRow<'a> {
     pub start: String,
     pub requests: i64,
     pub cost: i64,
+    /// The calls refused in the row's hour or day, by outcome (never billed). In the CSV: a
+    /// `refused` column with their total, then one `refused_<outcome>` column per outcome.
+    pub refused: Refusals,
 }
 
-const HEADER: [&str; 8] =
-    ["key_id", "user_id", "user_email", "template_id", "template_name", "start", "requests", "cost"];
+/// The CSV's columns: the row's text, its usage, then its refusals.
+fn header() -> Vec<String> {
+    let text =
+        ["key_id", "user_id", "user_email", "template_id", "template_name", "start", "requests", "cost", "refused"];
+    let outcomes = Refusals::OUTCOMES.iter().map(|o| format!("refused_{o}"));
+    text.iter().map(|c| (*c).to_owned()).chain(outcomes).collect()
+}
 
 /// One answer of the export: its body, and where the next page of keys starts.
 #[derive(Debug)]
@@ -88,18 +96,14 @@ fn inert(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl ExportRow<'_> {
-    /// The row as CSV cells, in [`HEADER`]'s order, every text cell made inert.
-    fn csv_record(&self) -> [std::borrow::Cow<'_, str>; 8] {
-        [
-            inert(self.key_id),
-            inert(self.user_id),
-            inert(self.user_email),
-            inert(self.template_id),
-            inert(self.template_name),
-            inert(&self.start),
-            self.requests.to_string().into(),
-            self.cost.to_string().into(),
-        ]
+    /// The row as CSV cells, in [`header`]'s order, every text cell made inert.
+    fn csv_record(&self) -> Vec<std::borrow::Cow<'_, str>> {
+        let text = [self.key_id, self.user_id, self.user_email, self.template_id, self.template_name, &self.start];
+        let numbers = [self.requests, self.cost, self.refused.total()]
+            .into_iter()
+            .chain(self.refused.counts().map(|(_, n)| n))
+            .map(|n| std::borrow::Cow::Owned(n.to_string()));
+        text.into_iter().map(inert).chain(numbers).collect()
     }
 }
 
@@ -121,12 +125,11 @@ impl App {
         let usage = try_join_all(keys.items.iter().map(|k| self.buckets(&k.id, period))).await?;
         let mut out = Writer::new(format);
         for (key, buckets) in keys.items.iter().zip(usage) {
-            let mut sums: BTreeMap<DateTime<Utc>, (i64, i64)> = BTreeMap::new();
-            for b in buckets.iter().filter(|b| b.requests != 0 || b.cost != 0) {
-                let sum = sums.entry(granularity.start_of(b.hour)).or_default();
-                *sum = (sum.0 + b.requests, sum.1 + b.cost);
+            let mut sums: BTreeMap<DateTime<Utc>, Totals> = BTreeMap::new();
+            for b in buckets.iter().filter(|b| b.requests != 0 || b.cost != 0 || !b.refused.is_empty()) {
+                sums.entry(granularity.start_of(b.hour)).or_default().add(b);
             }
-            for (start, (requests, cost)) in sums {
+            for (start, Totals { requests, cost, refused }) in sums {
                 out.row(&ExportRow {
                     key_id: key.id.as_str(),
                     user_id: key.user_id.as_str(),
@@ -136,6 +139,7 @@ impl App {
                     start: start.to_rfc3339_opts(SecondsFormat::Secs, true),
                     requests,
                     cost,
+                    refused,
                 })?;
             }
         }
@@ -155,7 +159,7 @@ impl Writer {
         let csv = (format == ExportFormat::Csv).then(|| {
             let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
             // Writing to memory cannot fail.
-            let _ = w.write_record(HEADER);
+            let _ = w.write_record(header());
             w
         });
         Self { csv, jsonl: Vec::new(), rows: 0 }
@@ -199,18 +203,22 @@ mod tests {
             start: "2026-12-02T00:00:00Z".into(),
             requests: 3,
             cost: 9,
+            refused: Refusals { revoked: 2, quota: 1, ..Refusals::default() },
         };
         w.row(&row).unwrap();
         let text = String::from_utf8(w.finish().unwrap()).unwrap();
         assert_eq!(
             text,
-            "key_id,user_id,user_email,template_id,template_name,start,requests,cost\n\
-             k,u,a@b,t,\"Weather, \"\"daily\"\"\",2026-12-02T00:00:00Z,3,9\n"
+            "key_id,user_id,user_email,template_id,template_name,start,requests,cost,refused,\
+             refused_revoked,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,\
+             refused_rate_limit,refused_key_not_usable\n\
+             k,u,a@b,t,\"Weather, \"\"daily\"\"\",2026-12-02T00:00:00Z,3,9,3,2,0,0,0,1,0,0\n"
         );
         let mut w = Writer::new(ExportFormat::Jsonl);
         w.row(&row).unwrap();
         let line: serde_json::Value = serde_json::from_slice(&w.finish().unwrap()).unwrap();
         assert_eq!(line["requests"], 3);
+        assert_eq!((line["refused"]["revoked"].as_i64(), line["refused"]["total"].as_i64()), (Some(2), Some(3)));
         assert!(ExportFormat::parse(Some("xml")).is_err());
     }
 
@@ -226,6 +234,7 @@ mod tests {
                 start: start.into(),
                 requests: 1,
                 cost: 2,
+                refused: Refusals::default(),
             };
             let mut w = Writer::new(ExportFormat::Csv);
             w.row(&row).unwrap();
@@ -233,7 +242,7 @@ mod tests {
             let mut reader = csv::Reader::from_reader(body.as_slice());
             let record = reader.records().next().unwrap().unwrap();
             for (i, cell) in record.iter().take(6).enumerate() {
-                assert_eq!(cell, format!("'{start}"), "column {} of {start:?}", HEADER[i]);
+                assert_eq!(cell, format!("'{start}"), "column {} of {start:?}", header()[i]);
             }
             assert_eq!((&record[6], &record[7]), ("1", "2"), "numbers stay numbers");
             let mut w = Writer::new(ExportFormat::Jsonl);

@@ -18,7 +18,7 @@ use crate::secret::SecretValue;
 use crate::signing::{KeyClaims, audience};
 use crate::store::{Cond, Item, Query, SkRange, layout, query_all};
 use crate::template::KeyTemplate;
-use crate::usage::{self, Bucket, BucketBody, Granularity, Period, QuotaStatus, Totals, UsageSeries};
+use crate::usage::{self, Bucket, BucketBody, Granularity, Period, QuotaStatus, Refusals, Totals, UsageSeries};
 
 /// One row of the owner's issued-keys table; `requests` and `cost` are for the period asked.
 #[derive(Debug, Serialize)]
@@ -36,6 +36,8 @@ pub struct IssuedKeyRow {
     pub last_used_at: Option<DateTime<Utc>>,
     pub requests: i64,
     pub cost: i64,
+    /// The calls refused in the period, by outcome.
+    pub refused: Refusals,
     /// The quota of the key's template and its use in the current quota period.
     pub quota: Option<QuotaStatus>,
 }
@@ -47,7 +49,13 @@ pub struct MyKey {
     pub key: IssuedKey,
     pub last_used_at: Option<DateTime<Utc>>,
     pub quota: Option<QuotaStatus>,
+    /// The calls refused in the last [`MY_KEYS_REFUSALS_DAYS`] days, by outcome: why a
+    /// script's calls fail, shown to the one who runs it.
+    pub refused: Refusals,
 }
+
+/// How far back My keys sums a key's refusals.
+pub const MY_KEYS_REFUSALS_DAYS: i64 = 7;
 
 #[derive(Debug, Serialize)]
 pub struct TokenAnswer {
@@ -66,11 +74,21 @@ pub struct Revocation {
 const RECENT_PERIOD: chrono::Duration = chrono::Duration::days(7);
 
 fn bucket_of(item: &Item) -> Option<Bucket> {
-    Some(Bucket {
-        hour: usage::parse_hour(&item.key.sk)?,
-        requests: item.counter(usage::REQUESTS),
-        cost: item.counter(usage::COST),
-    })
+    Some(Bucket::new(usage::parse_hour(&item.key.sk)?, item.counter(usage::REQUESTS), item.counter(usage::COST)))
+}
+
+/// The hours of `buckets` with the refusals of `rows` added: one bucket per hour, an hour with
+/// refusals only among them.
+fn with_refusals(mut buckets: Vec<Bucket>, rows: &[Item]) -> Vec<Bucket> {
+    for row in rows {
+        let Some(hour) = usage::parse_hour(&row.key.sk) else { continue };
+        let refused = Refusals::of_counters(&row.counters);
+        match buckets.iter_mut().find(|b| b.hour == hour) {
+            Some(b) => b.refused += refused,
+            None => buckets.push(Bucket { refused, ..Bucket::new(hour, 0, 0) }),
+        }
+    }
+    buckets
 }
 
 /// The latest `last_used_at` among buckets (of one or several shards).
@@ -126,10 +144,20 @@ impl App {
             .collect())
     }
 
-    /// The hour buckets of a key that overlap the period, from every shard.
+    /// The hours of a key that overlap the period: its buckets from every shard, and its
+    /// refusal rows, read concurrently.
     pub(crate) async fn buckets(&self, key: &KeyId, period: Period) -> Result<Vec<Bucket>> {
         let (first, last) = period.hours();
-        Ok(self.usage_items(key, first, Some(last)).await?.iter().filter_map(bucket_of).collect())
+        let (items, refusals) = tokio::try_join!(self.usage_items(key, first, Some(last)), self.refusals(key, period))?;
+        Ok(with_refusals(items.iter().filter_map(bucket_of).collect(), &refusals))
+    }
+
+    /// A key's refusal rows of the hours that overlap the period: one query.
+    async fn refusals(&self, key: &KeyId, period: Period) -> Result<Vec<Item>> {
+        let (first, last) = period.hours();
+        let mut q = Query::prefix(layout::usage_pk(key, 0), "").limit(1000);
+        q.sk = SkRange::Between(layout::refusal_hour(first), layout::refusal_hour(last));
+        Ok(query_all(self.store.as_ref(), q).await?)
     }
 
     async fn usage_items(&self, key: &KeyId, first: DateTime<Utc>, last: Option<DateTime<Utc>>) -> Result<Vec<Item>> {
@@ -152,20 +180,24 @@ impl App {
     /// hour to the newest, which holds both; only a key unused since the period began needs a
     /// second, one-item query for its last use. Older periods read the period and the newest
     /// bucket separately (concurrently), so as not to read every bucket since.
+    ///
+    /// The refusal rows are read by one more query, concurrently.
     async fn usage_row(&self, key: &KeyId, period: Period) -> Result<(Totals, Option<DateTime<Utc>>)> {
         let (first, last) = period.hours();
         if self.now() - period.to > RECENT_PERIOD {
             let (buckets, last_used_at) = tokio::try_join!(self.buckets(key, period), self.last_used(key))?;
             return Ok((usage::totals(&buckets), last_used_at));
         }
-        let items = self.usage_items(key, first, None).await?;
+        let (items, refusals) = tokio::try_join!(self.usage_items(key, first, None), self.refusals(key, period))?;
+        let refused = usage::totals(&with_refusals(Vec::new(), &refusals)).refused;
         if items.is_empty() {
-            return Ok((Totals::default(), self.last_used(key).await?));
+            return Ok((Totals { refused, ..Totals::default() }, self.last_used(key).await?));
         }
         let last_sk = layout::usage_hour(last);
         let in_period: Vec<Bucket> = items.iter().filter(|i| i.key.sk <= last_sk).filter_map(bucket_of).collect();
         let newest = items.iter().map(|i| &i.key.sk).max();
-        Ok((usage::totals(&in_period), newest_use(items.iter().filter(|i| Some(&i.key.sk) == newest))?))
+        let totals = Totals { refused, ..usage::totals(&in_period) };
+        Ok((totals, newest_use(items.iter().filter(|i| Some(&i.key.sk) == newest))?))
     }
 
     /// The owner's table of issued keys, with each key's requests and cost in the period.
@@ -180,7 +212,7 @@ impl App {
         let keys: ListPage<IssuedKey> = self.page(Query::prefix(layout::project_pk(id), layout::KEYS), page).await?;
         let quotas = self.quota_statuses(&keys.items).await?;
         let rows = try_join_all(keys.items.into_iter().zip(quotas).map(|(k, quota)| async move {
-            let (Totals { requests, cost }, last_used_at) = self.usage_row(&k.id, period).await?;
+            let (Totals { requests, cost, refused }, last_used_at) = self.usage_row(&k.id, period).await?;
             Ok::<_, Error>(IssuedKeyRow {
                 key_id: k.id,
                 template_id: k.template_id,
@@ -195,6 +227,7 @@ impl App {
                 last_used_at,
                 requests,
                 cost,
+                refused,
                 quota,
             })
         }))
@@ -237,6 +270,7 @@ impl App {
             from: period.from,
             to: period.to,
             points: usage::series(&buckets, period, granularity),
+            totals: usage::totals(&buckets),
             quota,
         })
     }
@@ -283,9 +317,12 @@ impl App {
         let keys: ListPage<IssuedKey> =
             self.page(Query::prefix(layout::user_pk(&caller.id), layout::KEYS).on_index(), page).await?;
         let quotas = self.quota_statuses(&keys.items).await?;
+        let now = self.now();
+        let recent = Period { from: now - chrono::Duration::days(MY_KEYS_REFUSALS_DAYS), to: now };
         let items = try_join_all(keys.items.into_iter().zip(quotas).map(|(key, quota)| async move {
-            let last_used_at = self.last_used(&key.id).await?;
-            Ok::<_, Error>(MyKey { key, last_used_at, quota })
+            let (last_used_at, refusals) = tokio::try_join!(self.last_used(&key.id), self.refusals(&key.id, recent))?;
+            let refused = usage::totals(&with_refusals(Vec::new(), &refusals)).refused;
+            Ok::<_, Error>(MyKey { key, last_used_at, quota, refused })
         }))
         .await?;
         Ok(ListPage { items, next_cursor: keys.next_cursor })

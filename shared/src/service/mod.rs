@@ -198,10 +198,19 @@ impl Tx {
         self.put(layout::audit(project, &event.id), 1, &event, Cond::NotExists)
     }
 
+    /// Queues mail to be sent at `due`, and only if the key `about` is still usable then (the
+    /// retry drops it otherwise).
+    pub fn mail_later(&mut self, mail: Mail, due: chrono::DateTime<chrono::Utc>, about: ItemKey) -> &mut Self {
+        let key = layout::later(due, &ulid::Ulid::new().to_string());
+        let pending = outbox::Pending { mail, queued_at: due, attempts: 0, about_key: Some(about) };
+        self.put(key, 1, &pending, Cond::NotExists)
+    }
+
     /// Queues mail in the outbox, committed with the state change it reports.
     pub fn mail(&mut self, mail: Mail, now: chrono::DateTime<chrono::Utc>) -> &mut Self {
         let key = layout::outbox(&ulid::Ulid::new().to_string());
-        self.put(key.clone(), 1, &outbox::Pending { mail: mail.clone(), queued_at: now, attempts: 0 }, Cond::NotExists);
+        let pending = outbox::Pending { mail: mail.clone(), queued_at: now, attempts: 0, about_key: None };
+        self.put(key.clone(), 1, &pending, Cond::NotExists);
         self.mail.push((key, mail));
         self
     }

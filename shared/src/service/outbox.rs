@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{App, decode};
 use crate::error::Result;
+use crate::key::IssuedKey;
 use crate::mail::Mail;
-use crate::store::{Cond, ItemKey, Query, Write, layout};
+use crate::store::{Cond, ItemKey, Query, SkRange, Write, layout};
 
 /// Whether an operation's mail went out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -37,14 +38,18 @@ impl Notification {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Pending {
     pub mail: Mail,
+    /// When it was queued; for mail sent later, when it is due.
     pub queued_at: DateTime<Utc>,
     pub attempts: u32,
+    /// The key a notice is about: sent only while that key is usable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about_key: Option<ItemKey>,
 }
 
 /// The outbox write of `mail` under `id`, for mail that is not sent by the request that
 /// queues it (the authorizer's quota notices): the retry task sends it. `id` makes it once only.
 pub fn queued_mail(id: &str, mail: Mail, now: DateTime<Utc>) -> Write {
-    let item = super::encode(layout::outbox(id), 1, &Pending { mail, queued_at: now, attempts: 0 });
+    let item = super::encode(layout::outbox(id), 1, &Pending { mail, queued_at: now, attempts: 0, about_key: None });
     Write::Put { item, cond: Cond::NotExists }
 }
 
@@ -79,13 +84,26 @@ impl App {
     }
 
     /// Sends what the outbox holds (older than a short grace period); returns how many went out.
+    /// Mail sent later (expiry notices) goes out once due, if its key is still usable.
     pub async fn retry_pending(&self) -> Result<usize> {
-        let page = self.store.query(&Query::prefix(layout::OUTBOX_PK, "").limit(100)).await?;
         let now = self.now();
+        let queued = Query::prefix(layout::OUTBOX_PK, "").limit(100);
+        let mut due = Query::prefix(layout::LATER_PK, "").limit(100);
+        // From "0": every due time is a year of four digits, and a key may not be empty.
+        due.sk = SkRange::Between("0".into(), format!("{}#\u{10FFFF}", layout::later_sk(now)));
+        let (queued, due) = tokio::try_join!(self.store.query(&queued), self.store.query(&due))?;
         let mut sent = 0;
-        for item in page.items {
+        for item in queued.items.into_iter().chain(due.items) {
             let pending: Pending = decode(&item)?;
-            if now - pending.queued_at < GRACE {
+            let later = item.key.pk == layout::LATER_PK;
+            if !later && now - pending.queued_at < GRACE {
+                continue;
+            }
+            if let Some(about) = &pending.about_key
+                && !self.load::<IssuedKey>(about).await?.is_some_and(|(key, _)| key.is_usable(now))
+            {
+                tracing::info!(outbox = %item.key.sk, "notice dropped: its key is revoked or expired");
+                self.store.transact(vec![Write::Delete { key: item.key, cond: Cond::Version(item.version) }]).await?;
                 continue;
             }
             match self.mailer.send(&pending.mail).await {
@@ -105,5 +123,18 @@ impl App {
             }
         }
         Ok(sent)
+    }
+
+    /// [`App::retry_pending`], its mail sent and the mail still waiting told to `figures`.
+    pub async fn retry_reporting(&self, figures: &dyn crate::figures::Figures) -> Result<usize> {
+        let sent = self.retry_pending().await.inspect_err(|_| figures.store_error())?;
+        let pending = self.pending_mail().await.inspect_err(|_| figures.store_error()).ok();
+        figures.mail(sent as u64, pending);
+        Ok(sent)
+    }
+
+    /// Mail in the outbox not sent yet (the first thousand), mail for later not counted.
+    pub async fn pending_mail(&self) -> Result<u64> {
+        Ok(self.store.query(&Query::prefix(layout::OUTBOX_PK, "").limit(1000)).await?.items.len() as u64)
     }
 }

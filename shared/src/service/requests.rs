@@ -11,6 +11,10 @@ use crate::identity::Caller;
 use crate::ids::{DataLayerId, KeyId, ProjectId, RequestId, TemplateId};
 use crate::key::{DataLayer, IssuedKey, KeyStatus, Tile, TileState};
 use crate::mail;
+
+/// The holder of a key that expires is mailed this many days before, once each (through the
+/// outbox, sent by the mail retry when due).
+pub const EXPIRY_NOTICE_DAYS: [i64; 2] = [7, 1];
 use crate::permission::Permission;
 use crate::project::MAX_TEXT;
 use crate::request::{KeyRequest, Rejection, RequestStatus};
@@ -178,6 +182,12 @@ impl App {
                 now,
             )
             .mail(mail::request_approved(&self.settings.console_url, &access.project, &approved, &key), now);
+        for days in EXPIRY_NOTICE_DAYS {
+            if let Some(due) = key.expires_at.map(|exp| exp - Duration::days(days)).filter(|due| *due > now) {
+                let notice = mail::key_expires_soon(&self.settings.console_url, &access.project, &key, days);
+                tx.mail_later(notice, due, layout::key(id, &key.id));
+            }
+        }
         let notification = self.commit(tx, |_| Error::conflict("the request was decided meanwhile")).await?;
         Ok(Approval { request: approved, key, notification })
     }

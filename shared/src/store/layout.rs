@@ -108,10 +108,43 @@ pub fn usage_bucket(k: &KeyId, shard: u32, hour: DateTime<Utc>) -> ItemKey {
     ItemKey::new(usage_pk(k, shard), usage_hour(hour))
 }
 
+/// The prefix of a key's refusal rows, in the partition of its shard 0 beside the hour
+/// buckets: `R#2026-11-23T16`, one row per hour with a counter per outcome. Apart from the
+/// buckets, whose body (`last_used_at`) every allowed call replaces.
+pub const REFUSAL_HOURS: &str = "R#";
+
+pub fn refusal_hour(hour: DateTime<Utc>) -> String {
+    format!("{REFUSAL_HOURS}{}", &usage_hour(hour)[USAGE_HOURS.len()..])
+}
+
+pub fn key_refusals(k: &KeyId, hour: DateTime<Utc>) -> ItemKey {
+    ItemKey::new(usage_pk(k, 0), refusal_hour(hour))
+}
+
+/// Calls to a project whose token names no key of it (forged, another project's, none), by
+/// reason and hour: written only while the project exists.
+pub fn project_refusals_pk(p: &ProjectId) -> String {
+    format!("REFUSED#{p}")
+}
+
+pub fn project_refusals(p: &ProjectId, hour: DateTime<Utc>) -> ItemKey {
+    ItemKey::new(project_refusals_pk(p), usage_hour(hour))
+}
+
 /// A key's quota counter for one period (`D2026-12-02` or `M2026-12`): its own partition per
 /// key, like the usage buckets, but never sharded: the quota is decided on one item.
 pub fn quota_counter(k: &KeyId, period: &str) -> ItemKey {
     ItemKey::new(format!("QUOTA#{k}"), period)
+}
+
+/// Mail to send later (a key's expiry notices), by the time it is due: `2026-12-10T16:00:00Z#<id>`,
+/// so the retry reads the due ones with one range query however many wait.
+pub const LATER_PK: &str = "OUTBOX#LATER";
+pub fn later_sk(due: DateTime<Utc>) -> String {
+    due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+pub fn later(due: DateTime<Utc>, id: &str) -> ItemKey {
+    ItemKey::new(LATER_PK, format!("{}#{id}", later_sk(due)))
 }
 
 /// Mail committed with a state change and not yet delivered.
