@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use keygate::App;
 use keygate::config::{Config, KeyUse, Needs, build_app, build_authorizer};
-use keygate::figures::Emf;
+use keygate::figures::{Emf, Figures};
 use keygate::http::routes::Served;
 use lambda_http::{Error, LambdaEvent, service_fn};
 
@@ -45,14 +45,29 @@ async fn app(needs: Needs) -> Result<Arc<App>, Error> {
 /// `routes::one::<Operation>`, named at compile time, so that the function links that handler
 /// alone and not the route table's dispatch over every operation, and builds only what the
 /// table says the operation needs.
+///
+/// An answer of 503 (the store could not be read or written) is counted as a store error in
+/// the function's EMF log lines, at once: errors are rare, and each is worth a line.
 pub async fn serve<O: Served>() -> Result<(), Error> {
     init_tracing();
     let app = app(O::NEEDS).await?;
+    let figures = Arc::new(Emf::new(&metrics_namespace(), std::time::Duration::ZERO));
     lambda_http::run(service_fn(move |req| {
-        let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(O::handle(app, req).await) }
+        let (app, figures) = (app.clone(), figures.clone());
+        async move {
+            let response = O::handle(app, req).await;
+            if response.status() == lambda_http::http::StatusCode::SERVICE_UNAVAILABLE {
+                figures.store_error();
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
     }))
     .await
+}
+
+/// The CloudWatch namespace of this function's figures (the stack names its own).
+fn metrics_namespace() -> String {
+    std::env::var(keygate::config::METRICS_NAMESPACE).unwrap_or_else(|_| keygate::figures::NAMESPACE.into())
 }
 
 /// The HTTP API Lambda authorizer (payload 2.0, simple responses). Its figures go to its log
@@ -82,11 +97,9 @@ pub async fn serve_authorizer() -> Result<(), Error> {
 /// the outbox by a function that sends none: the authorizer's quota notices).
 pub async fn serve_mail_retry() -> Result<(), Error> {
     init_tracing();
-    let namespace =
-        std::env::var(keygate::config::METRICS_NAMESPACE).unwrap_or_else(|_| keygate::figures::NAMESPACE.into());
     let app = app(Needs::MAIL).await?;
     // Written after every run: the schedule runs it every few minutes.
-    let figures = Arc::new(Emf::new(&namespace, std::time::Duration::ZERO));
+    let figures = Arc::new(Emf::new(&metrics_namespace(), std::time::Duration::ZERO));
     lambda_http::lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
         let (app, figures) = (app.clone(), figures.clone());
         async move {

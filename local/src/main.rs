@@ -391,7 +391,7 @@ fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
   data directory  {data} ({storage}, {mail})
   platform API    {url}/api/projects/{{project}}/... ({mode})
   OpenAPI         {url}/openapi.json
-  metrics         {url}/metrics (decisions by outcome, for Prometheus)
+  metrics         {url}/metrics (decisions by outcome, latencies, store errors, mail; Prometheus text)
 
 Open the console: {url}/  ({sign_in})
 

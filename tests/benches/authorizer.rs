@@ -9,7 +9,8 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Method;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use keygate::authorizer::{Authorizer, Caches};
+use keygate::authorizer::{Authorizer, Caches, Counting};
+use keygate::figures::Emf;
 use keygate::permission::required_permission;
 use keygate::platform::api_path;
 use keygate::service::ExportFormat;
@@ -33,6 +34,11 @@ struct Fixture {
     /// A key whose template has a quota and a rate limit (too high to refuse any call here).
     limited_path: String,
     limited_bearer: String,
+    /// A revoked key: every call refused, and counted.
+    revoked_path: String,
+    revoked_bearer: String,
+    /// The authorizer as on AWS: refusals summed in memory (flushed every 5 s), figures in EMF.
+    flushed: Authorizer,
 }
 
 fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
@@ -57,7 +63,20 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
         story::limit_template(&t.app, &l, most).await;
         let limited = t.app.approve(&l.owner, &l.project, &l.request).await.unwrap().key;
         let limited_token = t.app.my_key_token(&l.holder, &limited.id).await.unwrap().token;
+        let r = story::pending_request(&t.app).await;
+        let revoked = t.app.approve(&r.owner, &r.project, &r.request).await.unwrap().key;
+        let revoked_token = t.app.my_key_token(&r.holder, &revoked.id).await.unwrap().token;
+        t.app.revoke(&r.owner, &r.project, &revoked.id).await.unwrap();
+        let every = std::time::Duration::from_secs(5);
+        let flushed = Authorizer::of(&t.app).counting_refusals(Counting::Flushed(every)).reporting_to(Arc::new(
+            Emf::writing_to(every, |line| {
+                black_box(line);
+            }),
+        ));
         Fixture {
+            revoked_path: format!("/api/projects/{}/data_layers/last", r.project),
+            revoked_bearer: format!("Bearer {}", revoked_token.expose()),
+            flushed,
             limited_path: format!("/api/projects/{}/data_layers/last", l.project),
             limited_bearer: format!("Bearer {}", limited_token.expose()),
             path: format!("/api/projects/{}/data_layers/last", s.project),
@@ -80,6 +99,8 @@ fn authorizer(c: &mut Criterion) {
     rt.block_on(async {
         assert!(f.app.check(&Method::GET, &f.path, Some(&f.bearer)).await.is_ok());
         assert!(f.uncached.check(&Method::GET, &f.path, Some(&f.bearer)).await.is_ok());
+        assert!(f.flushed.authorize(&Method::GET, &f.path, Some(&f.bearer)).await.is_ok());
+        assert!(f.flushed.authorize(&Method::GET, &f.revoked_path, Some(&f.revoked_bearer)).await.is_err());
     });
 
     let mut g = c.benchmark_group("authorizer");
@@ -153,6 +174,21 @@ fn authorizer(c: &mut Criterion) {
                 headers: &headers,
             };
             f.app.authorize_call(&call).await.unwrap()
+        })
+    });
+    // As the Lambda authorizer runs: its figures recorded for EMF, refusals summed in memory.
+    g.bench_function("decision + metering on SQLite, repeated token, EMF figures", |b| {
+        b.to_async(&rt).iter(|| async { f.flushed.authorize(&Method::GET, &f.path, Some(&f.bearer)).await.unwrap() })
+    });
+    // What a refused call costs: counted at once on SQLite (keygate-local), or in memory.
+    g.bench_function("refused call (revoked key), counted at once on SQLite", |b| {
+        b.to_async(&rt).iter(|| async {
+            f.app.authorize(&Method::GET, &f.revoked_path, Some(&f.revoked_bearer)).await.unwrap_err()
+        })
+    });
+    g.bench_function("refused call (revoked key), counted in memory, flushed every 5 s", |b| {
+        b.to_async(&rt).iter(|| async {
+            f.flushed.authorize(&Method::GET, &f.revoked_path, Some(&f.revoked_bearer)).await.unwrap_err()
         })
     });
     g.bench_function("decision + rate limit + quota + metering on SQLite, repeated token", |b| {

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -60,6 +61,8 @@ struct Pending {
 pub struct Tally {
     counting: Counting,
     pending: Mutex<Pending>,
+    /// Whether refusals wait: read without the lock by every allowed call.
+    waiting: AtomicBool,
 }
 
 /// What one flush wrote.
@@ -75,7 +78,7 @@ pub struct Flushed {
 
 impl Tally {
     pub fn new(counting: Counting) -> Self {
-        Self { counting, pending: Mutex::new(Pending::default()) }
+        Self { counting, pending: Mutex::new(Pending::default()), waiting: AtomicBool::new(false) }
     }
 
     pub fn counting(&self) -> Counting {
@@ -92,14 +95,16 @@ impl Tally {
         let hour = usage::hour_of(now);
         if self.counting == Counting::Exact {
             let counts = Counts::from([(outcome, 1)]);
-            if let Err(e) = write(store, &subject, hour, &counts).await {
-                tracing::warn!(error = %e, outcome, "refusal not counted");
+            match write(store, &subject, hour, &counts).await {
+                Ok(()) | Err(StoreError::ConditionFailed { .. }) => {} // no such project: not counted
+                Err(e) => tracing::warn!(error = %e, outcome, "refusal not counted"),
             }
             return;
         }
         let due = {
             let mut pending = self.pending();
             *pending.counts.entry((subject, hour)).or_default().entry(outcome).or_default() += 1;
+            self.waiting.store(true, Ordering::Release);
             self.is_due(&pending)
         };
         if due {
@@ -110,7 +115,7 @@ impl Tally {
     /// Whether a flush is due: refusals wait, and none was written within the interval (or
     /// too many wait).
     pub(super) fn due(&self) -> bool {
-        self.is_due(&self.pending())
+        self.counting != Counting::Exact && self.waiting.load(Ordering::Acquire) && self.is_due(&self.pending())
     }
 
     fn is_due(&self, pending: &Pending) -> bool {
@@ -125,6 +130,7 @@ impl Tally {
         let batch = {
             let mut pending = self.pending();
             pending.last_flush = Some(Instant::now());
+            self.waiting.store(false, Ordering::Release);
             std::mem::take(&mut pending.counts)
         };
         let mut done = Flushed::default();
@@ -145,6 +151,7 @@ impl Tally {
         }
         if !failed.is_empty() {
             let mut pending = self.pending();
+            self.waiting.store(true, Ordering::Release);
             for (at, counts) in failed {
                 let into = pending.counts.entry(at).or_default();
                 for (outcome, n) in counts {
