@@ -46,9 +46,9 @@ struct Cli {
     /// `iss` of the API keys issued.
     #[arg(long, global = true, default_value = "http://127.0.0.1:3000", env = "KEYGATE_ISSUER")]
     issuer: String,
-    /// Console URL used in links in mail.
-    #[arg(long, global = true, default_value = "http://127.0.0.1:3000", env = "KEYGATE_CONSOLE_URL")]
-    console_url: String,
+    /// Console URL used in links in mail [default: the address served, http://127.0.0.1:PORT].
+    #[arg(long, global = true, env = "KEYGATE_CONSOLE_URL")]
+    console_url: Option<String>,
     /// Sender of mail.
     #[arg(long, global = true, default_value = "keygate@localhost.localdomain", env = "KEYGATE_MAIL_FROM")]
     mail_from: String,
@@ -193,8 +193,14 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let keys = KeyRing::new(&cli.issuer, &dir.signing_key()?, &[])
         .map_err(|e| format!("{}: {e}", dir.root.join("signing-key.pem").display()))?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, cli.port)))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (choose another with --port)", cli.port))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Links in mail lead to the console actually served (another --port, or 0), unless set.
+    let console_url = cli.console_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let clients = match cli.table.is_some() || cli.ses {
-        true => Some(keygate::config::Clients::new(&aws_config(&cli)).await),
+        true => Some(keygate::config::Clients::new(&aws_config(&cli, &console_url)).await),
         false => None,
     };
     let mut app = App::new(
@@ -202,14 +208,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         mailer(&cli, &dir, clients.as_ref())?,
         Arc::new(keys),
         Arc::new(SystemClock),
-        Settings { console_url: cli.console_url.clone(), usage_shards: cli.usage_shards },
+        Settings { console_url, usage_shards: cli.usage_shards },
     );
     let metrics = Arc::new(metrics::Metrics::default());
     let authorizer = keygate::authorizer::Authorizer::beside(&mut app).reporting_to(metrics.clone());
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, cli.port)))
-        .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (choose another with --port)", cli.port))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let gateway = Arc::new(Gateway {
         app,
         authorizer,
@@ -279,13 +281,13 @@ async fn provider(
 }
 
 /// The config the AWS clients are built from (the same code path as the Lambda functions).
-fn aws_config(cli: &Cli) -> keygate::config::Config {
+fn aws_config(cli: &Cli, console_url: &str) -> keygate::config::Config {
     keygate::config::Config {
         table: cli.table.clone().unwrap_or_default(),
         dynamodb_endpoint: cli.dynamodb_endpoint.clone(),
         ses_endpoint: cli.ses_endpoint.clone(),
         mail_from: cli.mail_from.clone(),
-        console_url: cli.console_url.clone(),
+        console_url: console_url.to_owned(),
         issuer: cli.issuer.clone(),
         signing_key: keygate::config::SigningKeySource::Pem(String::new()),
         signing_public_key: None,
