@@ -77,6 +77,14 @@ fn bucket_of(item: &Item) -> Option<Bucket> {
     Some(Bucket::new(usage::parse_hour(&item.key.sk)?, item.counter(usage::REQUESTS), item.counter(usage::COST)))
 }
 
+/// The refusals of `rows`, summed over their hours.
+fn refusals_of(rows: &[Item]) -> Refusals {
+    rows.iter().fold(Refusals::default(), |mut sum, row| {
+        sum += Refusals::of_counters(&row.counters);
+        sum
+    })
+}
+
 /// The hours of `buckets` with the refusals of `rows` added: one bucket per hour, an hour with
 /// refusals only among them.
 fn with_refusals(mut buckets: Vec<Bucket>, rows: &[Item]) -> Vec<Bucket> {
@@ -189,7 +197,7 @@ impl App {
             return Ok((usage::totals(&buckets), last_used_at));
         }
         let (items, refusals) = tokio::try_join!(self.usage_items(key, first, None), self.refusals(key, period))?;
-        let refused = usage::totals(&with_refusals(Vec::new(), &refusals)).refused;
+        let refused = refusals_of(&refusals);
         if items.is_empty() {
             return Ok((Totals { refused, ..Totals::default() }, self.last_used(key).await?));
         }
@@ -321,7 +329,7 @@ impl App {
         let recent = Period { from: now - chrono::Duration::days(MY_KEYS_REFUSALS_DAYS), to: now };
         let items = try_join_all(keys.items.into_iter().zip(quotas).map(|(key, quota)| async move {
             let (last_used_at, refusals) = tokio::try_join!(self.last_used(&key.id), self.refusals(&key.id, recent))?;
-            let refused = usage::totals(&with_refusals(Vec::new(), &refusals)).refused;
+            let refused = refusals_of(&refusals);
             Ok::<_, Error>(MyKey { key, last_used_at, quota, refused })
         }))
         .await?;
