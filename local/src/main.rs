@@ -89,6 +89,10 @@ struct Cli {
     /// a web page cannot reach the open local sign-in through DNS rebinding.
     #[arg(long = "allowed-host", global = true, env = "KEYGATE_ALLOWED_HOSTS", value_delimiter = ',')]
     allowed_hosts: Vec<String>,
+    /// Accept leaked-key reports (`POST /v1/leaks/github`) signed by the keys of this file:
+    /// GitHub's secret scanning public keys document, or one of your own for trials.
+    #[arg(long, global = true, env = "KEYGATE_SCANNING_KEYS_FILE")]
+    scanning_keys: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -208,7 +212,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         mailer(&cli, &dir, clients.as_ref())?,
         Arc::new(keys),
         Arc::new(SystemClock),
-        Settings { console_url, usage_shards: cli.usage_shards },
+        Settings { console_url, usage_shards: cli.usage_shards, scanning: scanning_keys(&cli)? },
     );
     let metrics = Arc::new(metrics::Metrics::default());
     let authorizer = keygate::authorizer::Authorizer::beside(&mut app).reporting_to(metrics.clone());
@@ -280,6 +284,13 @@ async fn provider(
     Ok((users, sign_in, (keys, first_refresh)))
 }
 
+/// The keys leaked-key reports must be signed with (`--scanning-keys`), none by default.
+fn scanning_keys(cli: &Cli) -> Result<keygate::scanning::ScanningKeys, String> {
+    let Some(path) = &cli.scanning_keys else { return Ok(Default::default()) };
+    let doc = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    keygate::scanning::ScanningKeys::from_document(&doc).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// The config the AWS clients are built from (the same code path as the Lambda functions).
 fn aws_config(cli: &Cli, console_url: &str) -> keygate::config::Config {
     keygate::config::Config {
@@ -295,6 +306,7 @@ fn aws_config(cli: &Cli, console_url: &str) -> keygate::config::Config {
         usage_shards: cli.usage_shards,
         refusal_flush: keygate::config::DEFAULT_REFUSAL_FLUSH,
         metrics_namespace: keygate::figures::NAMESPACE.into(),
+        scanning: Default::default(),
         tls_roots: cli.tls_roots,
         aws_timeouts: AwsTimeouts::with_attempt(Duration::from_millis(cli.aws_attempt_timeout_ms)),
         region: None,

@@ -163,13 +163,18 @@ export const quotaRule = (/** @type {any} */ q) => (q ? `${count(q.requests)} ca
 /** A template's rate limit as a rule: "10 calls per second, bursts of 20". */
 export const rateRule = (/** @type {any} */ r) => (r ? `${count(r.per_second)} calls per second, bursts of ${count(r.burst)}` : 'none');
 
-/** A key's use of its quota in the current period: "40 of 50 today (UTC)". */
-export const quotaUse = (/** @type {any} */ q) =>
-  (q ? `${count(q.used)} of ${count(q.requests)} ${q.per === 'day' ? 'today' : 'this month'} (UTC)` : '—');
+/** A key's use of its quota in the current period: "40 of 50 today (UTC)", "40 of 50 + 10
+ * extra today (UTC) (this key's own)". */
+export const quotaUse = (/** @type {any} */ q) => {
+  if (!q) return '—';
+  const allowed = q.top_up ? `${count(q.requests)} + ${count(q.top_up)} extra` : count(q.requests);
+  return `${count(q.used)} of ${allowed} ${q.per === 'day' ? 'today' : 'this month'} (UTC)${q.own ? " (this key's own)" : ''}`;
+};
 
 /** Why calls were refused, in words (the API's outcomes, `refused` of a usage answer). */
 const REFUSED = {
   revoked: 'revoked key',
+  rerolled: 'old token after a reroll',
   expired: 'expired key',
   not_yet_valid: 'not valid yet',
   permission: 'missing permission',

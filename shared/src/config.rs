@@ -70,6 +70,8 @@ pub struct Config {
     pub refusal_flush: Duration,
     /// The CloudWatch namespace of the functions' metrics (EMF).
     pub metrics_namespace: String,
+    /// The keys leaked-key reports are signed with.
+    pub scanning: crate::scanning::ScanningKeys,
     pub tls_roots: TlsRoots,
     pub aws_timeouts: AwsTimeouts,
     /// The AWS region, as Lambda gives it to every function (`AWS_REGION`): a Lambda function's
@@ -154,6 +156,9 @@ pub const RETIRED_PUBLIC_KEYS: &str = "KEYGATE_RETIRED_PUBLIC_KEYS";
 pub const USAGE_SHARDS: &str = "KEYGATE_USAGE_SHARDS";
 pub const REFUSAL_FLUSH_SECONDS: &str = "KEYGATE_REFUSAL_FLUSH_SECONDS";
 pub const METRICS_NAMESPACE: &str = "KEYGATE_METRICS_NAMESPACE";
+/// GitHub's secret-scanning public keys (its `meta/public_keys/secret_scanning` document);
+/// unset: leaked-key reports are refused.
+pub const SCANNING_KEYS: &str = "KEYGATE_SCANNING_KEYS";
 /// The authorizer's default interval between refusal writes: a flood of refusals costs one
 /// write per key per interval; an instance that dies loses at most one interval's.
 pub const DEFAULT_REFUSAL_FLUSH: Duration = Duration::from_secs(5);
@@ -260,6 +265,11 @@ impl Config {
                     why: format!("'{v}' is not a number of milliseconds from 100 to 60000"),
                 })?,
         };
+        let scanning = match get(SCANNING_KEYS) {
+            None => Default::default(),
+            Some(doc) => crate::scanning::ScanningKeys::from_document(&doc)
+                .map_err(|e| ConfigError::Invalid { name: SCANNING_KEYS, why: e.to_string() })?,
+        };
         let mail_from = required(MAIL_FROM)?;
         if !crate::project::is_email(&mail_from) {
             return Err(ConfigError::Invalid {
@@ -280,6 +290,7 @@ impl Config {
             usage_shards,
             refusal_flush,
             metrics_namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| crate::figures::NAMESPACE.to_owned()),
+            scanning,
             tls_roots,
             aws_timeouts,
             region: Some(required(AWS_REGION)?),
@@ -383,6 +394,7 @@ impl Needs {
     pub const NOTHING: Self = Self { mail: false, signing_key: false };
     pub const MAIL: Self = Self { mail: true, signing_key: false };
     pub const SIGNING_KEY: Self = Self { mail: false, signing_key: true };
+    pub const MAIL_AND_SIGNING_KEY: Self = Self { mail: true, signing_key: true };
 
     /// The key material the function's configuration must name.
     pub fn key_use(self) -> KeyUse {
@@ -482,7 +494,11 @@ pub async fn build_app(config: &Config, needs: Needs) -> Result<App, ConfigError
         mailer,
         Arc::new(keys),
         Arc::new(SystemClock),
-        Settings { console_url: config.console_url.clone(), usage_shards: config.usage_shards },
+        Settings {
+            console_url: config.console_url.clone(),
+            usage_shards: config.usage_shards,
+            scanning: config.scanning.clone(),
+        },
     ))
 }
 
@@ -639,6 +655,7 @@ mod tests {
                 exp: None,
                 nbf: None,
                 tpl: "t".into(),
+                generation: 0,
             }),
             Err(crate::signing::KeyRingError::VerifyOnly)
         ));

@@ -76,6 +76,7 @@ assets! {
     "auth.js" => JS,
     "components.js" => JS,
     "chart.js" => JS,
+    "key-actions.js" => JS,
     "screens/sign-in.js" => JS,
     "screens/projects.js" => JS,
     "screens/project.js" => JS,

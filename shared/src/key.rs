@@ -1,10 +1,16 @@
 //! Issued keys, the personal data layers created with them, and a user's tile on a template.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldError, Result};
 use crate::ids::{DataLayerId, KeyId, ProjectId, RequestId, TemplateId, UserId};
+use crate::template::{MAX_QUOTA, Quota, QuotaWindow, RateLimit};
+
+/// The longest a rerolled key's old token may keep working.
+pub const MAX_REROLL_GRACE: Duration = Duration::days(7);
+/// The old token's grace period when the caller names none.
+pub const DEFAULT_REROLL_GRACE: Duration = Duration::hours(24);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -29,7 +35,123 @@ pub struct IssuedKey {
     pub status: KeyStatus,
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_by: Option<UserId>,
+    /// The token's generation: 0 when issued, one more at each reroll. It is a claim of the
+    /// token (`gen`, absent for 0), so the token is re-created from the record, never stored.
+    #[serde(default)]
+    pub generation: u32,
+    /// When the key was last rerolled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerolled_at: Option<DateTime<Utc>>,
+    /// Until when the token of the generation before this one is still let through (the
+    /// reroll's grace period); after it that token is refused as `rerolled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_until: Option<DateTime<Utc>>,
+    /// The owner's limits for this key alone, over its template's.
+    #[serde(default, skip_serializing_if = "KeyLimits::is_empty")]
+    pub limits: KeyLimits,
+    /// The last secret-scanning report of this key's token (so that a report twice acts once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leak: Option<LeakReport>,
     pub version: u64,
+}
+
+/// What an owner set for one key over its template's limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyLimits {
+    /// Replaces the template's quota for this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+    /// When `quota` was set: like a template's `quota_since`, the calls of the current period
+    /// made before then still count against it (its counter starts from the usage metered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_since: Option<DateTime<Utc>>,
+    /// Replaces the template's rate limit for this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Extra calls for one quota period, over the quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_up: Option<TopUp>,
+}
+
+impl KeyLimits {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The calls `top_up` adds in `window` (none once its period is over).
+    pub fn extra_in(&self, window: &QuotaWindow) -> i64 {
+        self.top_up.as_ref().filter(|t| t.period == window.label).map_or(0, |t| t.requests)
+    }
+}
+
+/// Extra calls granted for one quota period (`D2026-12-03`, `M2026-12`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopUp {
+    pub period: String,
+    pub requests: i64,
+    pub granted_at: DateTime<Utc>,
+}
+
+/// A secret scanner's report of the key's token, found in public.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakReport {
+    /// The generation of the token reported.
+    pub generation: u32,
+    pub reported_at: DateTime<Utc>,
+    /// Where it was found (the scanner's `url`).
+    pub url: String,
+    pub scanner: String,
+}
+
+/// The body of `PATCH .../keys/{key}`: what is present changes; `quota: null` and
+/// `rate_limit: null` give the key its template's again. `top_up` adds calls to the current
+/// quota period.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsPatch {
+    #[serde(default, deserialize_with = "crate::template::present")]
+    pub quota: Option<Option<Quota>>,
+    #[serde(default, deserialize_with = "crate::template::present")]
+    pub rate_limit: Option<Option<RateLimit>>,
+    pub top_up: Option<i64>,
+}
+
+impl LimitsPatch {
+    /// The key's limits after this patch at `now`; `window` is the key's current quota period
+    /// (the one `top_up` is for), `None` when the key has no quota.
+    pub fn apply_to(self, current: &KeyLimits, window: Option<&QuotaWindow>, now: DateTime<Utc>) -> Result<KeyLimits> {
+        let mut errors = Vec::new();
+        if self.quota.is_none() && self.rate_limit.is_none() && self.top_up.is_none() {
+            errors.push(FieldError::new("quota", "name quota, rate_limit or top_up to change"));
+        }
+        crate::template::check_limits(&mut errors, self.quota.flatten(), self.rate_limit.flatten());
+        let mut next = current.clone();
+        if let Some(quota) = self.quota {
+            if quota != current.quota {
+                next.quota_since = quota.map(|_| now);
+                next.top_up = None;
+            }
+            next.quota = quota;
+        }
+        if let Some(rate) = self.rate_limit {
+            next.rate_limit = rate;
+        }
+        if let Some(extra) = self.top_up {
+            match window {
+                None => errors.push(FieldError::new("top_up", "this key has no quota to top up")),
+                Some(_) if !(1..=MAX_QUOTA).contains(&extra) => {
+                    errors.push(FieldError::new("top_up", format!("must be an integer from 1 to {MAX_QUOTA}")))
+                }
+                Some(window) => {
+                    let before = next.extra_in(window);
+                    next.top_up =
+                        Some(TopUp { period: window.label.clone(), requests: before + extra, granted_at: now });
+                }
+            }
+        }
+        crate::project::finish(errors)?;
+        Ok(next)
+    }
 }
 
 impl IssuedKey {
@@ -50,6 +172,47 @@ impl IssuedKey {
             version: self.version + 1,
             ..self.clone()
         })
+    }
+
+    /// The key with a new token (the next generation): the current token keeps working for
+    /// `grace`, never past the key's end; a token older than that stops at once. Nothing else
+    /// changes: template, fields, data layer, quota counter, usage, `exp`.
+    pub fn reroll(&self, grace: Duration, now: DateTime<Utc>) -> Result<IssuedKey> {
+        if !self.is_usable(now) {
+            return Err(Error::conflict("the key is revoked or expired; request a new one instead"));
+        }
+        if grace < Duration::zero() || grace > MAX_REROLL_GRACE {
+            return Err(Error::invalid("grace_seconds", "must be from 0 to 604800 (7 days)"));
+        }
+        let until = now + grace;
+        let until = self.expires_at.map_or(until, |exp| until.min(exp));
+        Ok(IssuedKey {
+            generation: self.generation + 1,
+            rerolled_at: Some(now),
+            previous_until: (grace > Duration::zero()).then_some(until),
+            version: self.version + 1,
+            ..self.clone()
+        })
+    }
+
+    /// Whether a token of generation `generation` may be used at `now`: the current one, or
+    /// the one before during its grace period.
+    pub fn admits_generation(&self, generation: u32, now: DateTime<Utc>) -> bool {
+        generation == self.generation
+            || (generation + 1 == self.generation && self.previous_until.is_some_and(|until| now < until))
+    }
+
+    /// The quota that applies to this key: its own, or its template's; with the `quota_since`
+    /// its counter is decided on.
+    pub fn quota_over(
+        &self,
+        template: Option<Quota>,
+        template_since: Option<DateTime<Utc>>,
+    ) -> (Option<Quota>, Option<DateTime<Utc>>) {
+        match self.limits.quota {
+            Some(own) => (Some(own), self.limits.quota_since),
+            None => (template, template_since),
+        }
     }
 }
 
@@ -117,8 +280,63 @@ mod tests {
             status: KeyStatus::Active,
             revoked_at: None,
             revoked_by: None,
+            generation: 0,
+            rerolled_at: None,
+            previous_until: None,
+            limits: KeyLimits::default(),
+            leak: None,
             version: 1,
         }
+    }
+
+    #[test]
+    fn a_reroll_keeps_the_old_token_for_its_grace_period_and_never_past_the_end() {
+        let now = Utc::now();
+        let k = key(Some(now + Duration::days(2)));
+        let rerolled = k.reroll(Duration::hours(24), now).unwrap();
+        assert_eq!((rerolled.generation, rerolled.version, rerolled.expires_at), (1, 2, k.expires_at));
+        assert!(rerolled.admits_generation(1, now) && rerolled.admits_generation(0, now));
+        assert!(!rerolled.admits_generation(0, now + Duration::hours(24)));
+        let again = rerolled.reroll(Duration::zero(), now).unwrap();
+        assert!(again.admits_generation(2, now));
+        assert!(!again.admits_generation(1, now) && !again.admits_generation(0, now), "no grace: refused at once");
+        let long = k.reroll(MAX_REROLL_GRACE, now).unwrap();
+        assert_eq!(long.previous_until, k.expires_at, "the grace ends with the key");
+        assert_eq!(k.reroll(MAX_REROLL_GRACE + Duration::seconds(1), now).unwrap_err().status(), 422);
+        assert_eq!(k.reroll(Duration::seconds(-1), now).unwrap_err().status(), 422);
+        let revoked = k.revoke(&UserId::parse("o").unwrap(), now).unwrap();
+        assert_eq!(revoked.reroll(Duration::zero(), now).unwrap_err().status(), 409);
+    }
+
+    #[test]
+    fn limits_patches_override_the_template_and_top_ups_add_to_the_period() {
+        use crate::template::QuotaPeriod;
+        let now = Utc::now();
+        let window = QuotaPeriod::Day.window(now);
+        let patch = |json: &str| serde_json::from_str::<LimitsPatch>(json).unwrap();
+        let limits = patch(r#"{"quota": {"requests": 50, "per": "day"}}"#)
+            .apply_to(&KeyLimits::default(), Some(&window), now)
+            .unwrap();
+        assert_eq!(limits.quota, Some(Quota { requests: 50, per: QuotaPeriod::Day }));
+        assert_eq!(limits.quota_since, Some(now));
+        let topped = patch(r#"{"top_up": 5}"#).apply_to(&limits, Some(&window), now).unwrap();
+        let topped = patch(r#"{"top_up": 7}"#).apply_to(&topped, Some(&window), now).unwrap();
+        assert_eq!(topped.extra_in(&window), 12);
+        assert_eq!(
+            topped.extra_in(&QuotaPeriod::Day.window(now + Duration::days(1))),
+            0,
+            "a top-up ends with its period"
+        );
+        let back = patch(r#"{"quota": null}"#).apply_to(&topped, Some(&window), now).unwrap();
+        assert_eq!((back.quota, back.top_up.clone()), (None, None));
+        assert!(back.is_empty());
+        let e = patch(r#"{"top_up": 5}"#).apply_to(&KeyLimits::default(), None, now).unwrap_err();
+        assert!(e.to_string().contains("no quota"), "{e}");
+        let e = patch(r#"{"quota": {"requests": 0, "per": "day"}, "top_up": 0}"#)
+            .apply_to(&limits, Some(&window), now)
+            .unwrap_err();
+        assert!(format!("{e:?}").contains("quota.requests") && format!("{e:?}").contains("top_up"), "{e:?}");
+        assert!(patch("{}").apply_to(&limits, Some(&window), now).is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod permission;
 pub mod platform;
 pub mod project;
 pub mod request;
+pub mod scanning;
 pub mod secret;
 pub mod service;
 pub mod signing;

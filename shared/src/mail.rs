@@ -205,6 +205,59 @@ pub fn key_expires_soon(console: &str, project: &Project, key: &IssuedKey, days:
     )
 }
 
+/// When a rerolled key's old token stops working, in words.
+fn old_token_until(key: &IssuedKey) -> String {
+    match key.previous_until {
+        Some(until) => format!(
+            "The old token keeps working until {} (UTC); calls made with it after that are refused.",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => "The old token stopped working at once.".to_owned(),
+    }
+}
+
+/// To the holder, and to the owner when someone else: the key has a new token.
+pub fn key_rerolled(console: &str, project: &Project, key: &IssuedKey, by: &str, to: &str, secrets: usize) -> Mail {
+    let updated = match secrets {
+        0 => "It was not imported into any project's secrets.".to_owned(),
+        1 => "The one secret it was imported into now holds the new token.".to_owned(),
+        n => format!("The {n} secrets it was imported into now hold the new token."),
+    };
+    mail(
+        to,
+        format!("The API key {} for \"{}\" has a new token", key.id, key.template_name),
+        vec![
+            format!(
+                "{by} rerolled the API key {} of \"{}\" in the project \"{}\" (held by {}): it has a new token, with the same template, quota and usage.",
+                key.id, key.template_name, project.name, key.user_email
+            ),
+            old_token_until(key),
+            updated,
+            format!(
+                "Programs that hold the token elsewhere need the new one: copy it from {}",
+                links::my_keys(console)
+            ),
+        ],
+    )
+}
+
+/// To the holder and the owner: the key's token was found in public.
+pub fn key_leaked(console: &str, project: &Project, key: &IssuedKey, to: &str, url: &str, action: &str) -> Mail {
+    let found = if url.is_empty() { "in public".to_owned() } else { format!("at {url}") };
+    mail(
+        to,
+        format!("The API key {} for \"{}\" was found in public", key.id, key.template_name),
+        vec![
+            format!(
+                "GitHub's secret scanning found the token of the API key {} of \"{}\" in the project \"{}\" (held by {}) {found}.",
+                key.id, key.template_name, project.name, key.user_email
+            ),
+            action.to_owned(),
+            format!("Remove the token from where it was published. Your keys: {}", links::my_keys(console)),
+        ],
+    )
+}
+
 /// To the holder: the key has used `percent` % of its quota for the period `label`.
 pub fn quota_used(console: &str, key: &IssuedKey, percent: u8, quota: &crate::template::Quota, label: &str) -> Mail {
     let per = match quota.per {

@@ -38,6 +38,14 @@ pub struct SecretOrigin {
     pub key_id: KeyId,
 }
 
+/// A secret that holds a key's token, recorded beside the key ([`crate::store::layout::import`]):
+/// a reroll updates every one of them in its transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRef {
+    pub project_id: crate::ids::ProjectId,
+    pub name: SecretName,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Secret {
     pub name: SecretName,

@@ -46,6 +46,14 @@ pub struct KeyClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
     pub tpl: String,
+    /// The key's token generation ([`crate::key::IssuedKey::generation`]): absent until the
+    /// key is first rerolled, so that a key's first token is what it always was.
+    #[serde(rename = "gen", default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What an API key's `aud` starts with; the project's id follows.
@@ -304,6 +312,7 @@ mod tests {
             exp: None,
             nbf: None,
             tpl: crate::ids::TemplateId::generate().to_string(),
+            generation: 0,
         }
     }
 

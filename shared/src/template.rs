@@ -140,6 +140,21 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
+/// What keygate does with a key of the template that a secret scanner reports found in public
+/// (SECURITY.md, "Leaked keys"). The holder and the owner are mailed in every case.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLeak {
+    /// Revoke the key: the holder must request a new one.
+    Revoke,
+    /// Give the key a new token at once (no grace period) and update the secrets it was
+    /// imported into: the holder's programs that read those secrets keep working.
+    #[default]
+    Reroll,
+    /// Change nothing; only tell the holder and the owner.
+    Notify,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyTemplate {
     pub id: TemplateId,
@@ -158,6 +173,8 @@ pub struct KeyTemplate {
     /// or another period, still count against it: its counter starts from the usage metered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_since: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub on_leak: OnLeak,
     pub fields: Vec<InfoField>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -197,6 +214,8 @@ pub struct TemplateInput {
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
     #[serde(default)]
+    pub on_leak: OnLeak,
+    #[serde(default)]
     pub fields: Vec<FieldInput>,
 }
 
@@ -215,11 +234,12 @@ pub struct TemplatePatch {
     pub quota: Option<Option<Quota>>,
     #[serde(default, deserialize_with = "present")]
     pub rate_limit: Option<Option<RateLimit>>,
+    pub on_leak: Option<OnLeak>,
     pub fields: Option<Vec<FieldInput>>,
     pub version: Option<u64>,
 }
 
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 
@@ -234,6 +254,7 @@ impl TemplatePatch {
             validity_days: self.validity_days.unwrap_or(current.validity_days),
             quota: self.quota.unwrap_or(current.quota),
             rate_limit: self.rate_limit.unwrap_or(current.rate_limit),
+            on_leak: self.on_leak.unwrap_or(current.on_leak),
             fields: self.fields.unwrap_or_else(|| {
                 current
                     .fields
@@ -273,6 +294,7 @@ pub struct ValidTemplate {
     pub validity_days: Option<i64>,
     pub quota: Option<Quota>,
     pub rate_limit: Option<RateLimit>,
+    pub on_leak: OnLeak,
     pub fields: Vec<InfoField>,
 }
 
@@ -297,6 +319,7 @@ impl ValidTemplate {
             quota: self.quota,
             rate_limit: self.rate_limit,
             quota_since: None,
+            on_leak: self.on_leak,
             fields: self.fields,
             created_at,
             updated_at,
@@ -319,20 +342,7 @@ impl TemplateInput {
         {
             errors.push(FieldError::new("validity_days", format!("must be from 1 to {MAX_VALIDITY_DAYS}, or null")));
         }
-        if let Some(q) = self.quota
-            && !(1..=MAX_QUOTA).contains(&q.requests)
-        {
-            errors.push(FieldError::new("quota.requests", format!("must be an integer from 1 to {MAX_QUOTA}")));
-        }
-        if let Some(r) = self.rate_limit {
-            if !(1..=MAX_RATE).contains(&r.per_second) {
-                errors
-                    .push(FieldError::new("rate_limit.per_second", format!("must be an integer from 1 to {MAX_RATE}")));
-            }
-            if !(1..=MAX_BURST).contains(&r.burst) {
-                errors.push(FieldError::new("rate_limit.burst", format!("must be an integer from 1 to {MAX_BURST}")));
-            }
-        }
+        check_limits(&mut errors, self.quota, self.rate_limit);
         let role = check_role(&mut errors, &self.role, facts);
         if self.fields.len() > MAX_FIELDS {
             errors.push(FieldError::new("fields", format!("at most {MAX_FIELDS} fields")));
@@ -354,8 +364,26 @@ impl TemplateInput {
             validity_days: self.validity_days,
             quota: self.quota,
             rate_limit: self.rate_limit,
+            on_leak: self.on_leak,
             fields,
         })
+    }
+}
+
+/// The bounds of a quota and a rate limit, a template's or one key's.
+pub fn check_limits(errors: &mut Vec<FieldError>, quota: Option<Quota>, rate_limit: Option<RateLimit>) {
+    if let Some(q) = quota
+        && !(1..=MAX_QUOTA).contains(&q.requests)
+    {
+        errors.push(FieldError::new("quota.requests", format!("must be an integer from 1 to {MAX_QUOTA}")));
+    }
+    if let Some(r) = rate_limit {
+        if !(1..=MAX_RATE).contains(&r.per_second) {
+            errors.push(FieldError::new("rate_limit.per_second", format!("must be an integer from 1 to {MAX_RATE}")));
+        }
+        if !(1..=MAX_BURST).contains(&r.burst) {
+            errors.push(FieldError::new("rate_limit.burst", format!("must be an integer from 1 to {MAX_BURST}")));
+        }
     }
 }
 
@@ -594,6 +622,7 @@ mod tests {
             quota: valid.quota,
             rate_limit: valid.rate_limit,
             quota_since: None,
+            on_leak: valid.on_leak,
             fields: valid.fields,
             created_at: Utc::now(),
             updated_at: Utc::now(),

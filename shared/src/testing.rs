@@ -193,6 +193,19 @@ pub async fn call_response(
     caller: Option<&Caller>,
     body: Option<serde_json::Value>,
 ) -> lambda_http::Response<lambda_http::Body> {
+    let body = body.map(|b| b.to_string());
+    call_with(app, method, path, caller, &[], body).await
+}
+
+/// Like [`call_response`], with extra headers and the body as sent (a signed report's).
+pub async fn call_with(
+    app: &App,
+    method: &str,
+    path: &str,
+    caller: Option<&Caller>,
+    headers: &[(&'static str, String)],
+    body: Option<String>,
+) -> lambda_http::Response<lambda_http::Body> {
     use aws_lambda_events::apigw::{
         ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
     };
@@ -222,12 +235,15 @@ pub async fn call_response(
         query_map.entry(k.into_owned()).or_default().push(v.into_owned());
     }
     let body = match body {
-        Some(b) => lambda_http::Body::Text(b.to_string()),
+        Some(b) => lambda_http::Body::Text(b),
         None => lambda_http::Body::Empty,
     };
     let mut req = lambda_http::Request::new(body);
     *req.method_mut() = method;
     req.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    for (name, value) in headers {
+        req.headers_mut().insert(*name, http::HeaderValue::from_str(value).expect("a header value"));
+    }
     let req = req
         .with_path_parameters(params)
         .with_query_string_parameters(query_map)
@@ -259,5 +275,52 @@ impl TestApp {
         t.app = t.app.with(t.app.store.clone(), t.app.mailer.clone(), keys, t.app.clock.clone());
         t.authorizer = crate::authorizer::Authorizer::beside(&mut t.app);
         t
+    }
+}
+
+/// A secret scanner of the test's own: its key pair, signing reports as GitHub does, and the
+/// keys an application must be configured with to trust it (identifier `test-key`).
+pub struct Scanner {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl Scanner {
+    pub const KEY_ID: &'static str = "test-key";
+
+    pub fn new() -> Self {
+        let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING)
+            .expect("a P-256 key");
+        Self { pair }
+    }
+
+    /// GitHub's public-keys document holding this scanner's key.
+    pub fn document(&self) -> String {
+        use aws_lc_rs::encoding::AsDer;
+        use aws_lc_rs::signature::KeyPair;
+        let der = self.pair.public_key().as_der().expect("a public key encodes");
+        let pem = pem::encode(&pem::Pem::new("PUBLIC KEY", der.as_ref().to_vec()));
+        serde_json::json!({"public_keys": [{"key_identifier": Self::KEY_ID, "key": pem, "is_current": true}]})
+            .to_string()
+    }
+
+    pub fn keys(&self) -> crate::scanning::ScanningKeys {
+        crate::scanning::ScanningKeys::from_document(&self.document()).expect("the document reads")
+    }
+
+    /// The headers GitHub sends with `body`.
+    pub fn headers(&self, body: &str) -> Vec<(&'static str, String)> {
+        use base64::Engine;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let signature = self.pair.sign(&rng, body.as_bytes()).expect("signing works");
+        vec![
+            (crate::scanning::KEY_IDENTIFIER_HEADER, Self::KEY_ID.to_owned()),
+            (crate::scanning::SIGNATURE_HEADER, base64::engine::general_purpose::STANDARD.encode(signature)),
+        ]
+    }
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Self::new()
     }
 }

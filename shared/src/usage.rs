@@ -134,6 +134,8 @@ impl Granularity {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Refusals {
     pub revoked: i64,
+    /// The token of a generation before the key's last reroll, after its grace period.
+    pub rerolled: i64,
     pub expired: i64,
     pub not_yet_valid: i64,
     pub permission: i64,
@@ -144,12 +146,13 @@ pub struct Refusals {
 
 impl Refusals {
     /// Every outcome counted per key, in the order the API, the export and the console show.
-    pub const OUTCOMES: [&'static str; 7] =
-        ["revoked", "expired", "not_yet_valid", "permission", "quota", "rate_limit", "key_not_usable"];
+    pub const OUTCOMES: [&'static str; 8] =
+        ["revoked", "rerolled", "expired", "not_yet_valid", "permission", "quota", "rate_limit", "key_not_usable"];
 
     fn slot(&mut self, outcome: &str) -> Option<&mut i64> {
         Some(match outcome {
             "revoked" => &mut self.revoked,
+            "rerolled" => &mut self.rerolled,
             "expired" => &mut self.expired,
             "not_yet_valid" => &mut self.not_yet_valid,
             "permission" => &mut self.permission,
@@ -172,9 +175,10 @@ impl Refusals {
     }
 
     /// Each outcome and its count, in [`Refusals::OUTCOMES`]' order.
-    pub fn counts(&self) -> [(&'static str, i64); 7] {
+    pub fn counts(&self) -> [(&'static str, i64); 8] {
         let c = [
             self.revoked,
+            self.rerolled,
             self.expired,
             self.not_yet_valid,
             self.permission,
@@ -281,6 +285,10 @@ pub struct UsageSeries {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct QuotaStatus {
     pub requests: i64,
+    /// Extra calls granted for the current period (a top-up), over `requests`.
+    pub top_up: i64,
+    /// Whether the quota is the key's own (set by the owner), not its template's.
+    pub own: bool,
     pub per: crate::template::QuotaPeriod,
     /// The current period: `2026-12-02` or `2026-12`.
     pub period: String,

@@ -295,6 +295,7 @@ mod tests {
                 exp: None,
                 nbf: None,
                 tpl: "t".into(),
+                generation: 0,
             })
             .unwrap();
         let tokens = UserTokens::new(&UserTokens::generate_secret());

@@ -283,9 +283,9 @@ test('the story of the seeds, screen by screen', async () => {
   const csv = readFileSync(await download.path(), 'utf8');
   const lines = csv.trim().split('\n');
   assert.equal(lines[0], 'key_id,user_id,user_email,template_id,template_name,start,requests,cost,refused,'
-    + 'refused_revoked,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,refused_rate_limit,refused_key_not_usable');
+    + 'refused_revoked,refused_rerolled,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,refused_rate_limit,refused_key_not_usable');
   assert.equal(lines.length, 2, csv);
-  assert.match(lines[1], /,bob,bob@example\.com,[^,]+,Forecast API,\d{4}-\d\d-\d\dT00:00:00Z,3,21,1,0,0,0,1,0,0,0$/);
+  assert.match(lines[1], /,bob,bob@example\.com,[^,]+,Forecast API,\d{4}-\d\d-\d\dT00:00:00Z,3,21,1,0,0,0,0,1,0,0,0$/);
   await row.getByRole('button', { name: 'Usage chart of Forecast API for bob@example.com' }).click();
   const chart = ann.getByRole('img', { name: /requests per day/ });
   await chart.waitFor();
@@ -301,6 +301,45 @@ test('the story of the seeds, screen by screen', async () => {
   await ann.getByRole('button', { name: 'Daily' }).click();
   await ann.getByRole('img', { name: /requests per day/ }).waitFor();
   await screen(ann, '16-issued-keys-chart');
+
+  // The holder rerolls from My keys, keeping the old token one more hour: the new token is
+  // shown, the client project's secret holds it, and both work until then.
+  await myKey.getByRole('button', { name: 'Reroll token of Forecast API' }).click();
+  const rerollDialog = bob.getByRole('dialog', { name: 'Give this key a new token?' });
+  await rerollDialog.getByRole('radio', { name: /works 1 more hour/ }).check();
+  await screen(bob, '15b-reroll-confirm');
+  await rerollDialog.getByRole('button', { name: 'Reroll key' }).click();
+  await myKey.getByText(/New token made for bob@example\.com's key; 1 imported secret now holds it; the old token works until/).waitFor();
+  const rerolled = (await myKey.getByLabel('Key token').innerText()).trim();
+  assert.match(rerolled, /^ey[\w-]+\.[\w-]+\.[\w-]+$/);
+  assert.notEqual(rerolled, token, 'a new token');
+  await myKey.getByText(/The token before the last reroll works until/).waitFor();
+  await screen(bob, '15c-my-keys-rerolled');
+  for (const t of [token, rerolled]) {
+    const r = await fetch(`${url}/api/projects/${p}/data_layers/last`, { headers: { Authorization: `Bearer ${t}` } });
+    assert.equal(r.status, 200, 'old and new tokens both work in the grace period');
+  }
+  await bob.goto(`${url}/projects/${c}`);
+  await openTab(bob, 'Secrets');
+  await bob.getByRole('button', { name: 'Reveal project_server_token' }).click();
+  assert.equal((await bob.locator('code.revealed').first().innerText()).trim(), rerolled, "the client project's secret holds the new token");
+  await screen(bob, '15d-secrets-after-reroll');
+
+  // The owner raises this one key's quota and grants extra calls for today; the holder sees it.
+  await ann.getByRole('button', { name: 'Refresh' }).click();
+  await row.getByRole('button', { name: 'Limits of the key of bob@example.com for Forecast API' }).click();
+  const limits = ann.getByRole('dialog', { name: "Limits of bob@example.com's key for Forecast API" });
+  await limits.getByLabel('Quota for this key (calls)').fill('500');
+  await limits.getByLabel(/Extra calls for the current period/).fill('50');
+  await screen(ann, '16b-key-limits');
+  await limits.getByRole('button', { name: 'Save limits' }).click();
+  await ann.getByText(/Saved the limits of bob@example\.com's key for Forecast API/).waitFor();
+  await row.getByRole('cell', { name: "5 of 500 + 50 extra today (UTC) (this key's own)" }).waitFor();
+  await row.getByText('rerolled once').waitFor();
+  await screen(ann, '16c-issued-keys-limits');
+  await bob.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My keys' }).click();
+  await myKey.getByText(/Set for this key by the project's owner: quota 500 calls per day \(UTC\)/).waitFor();
+  await myKey.getByText(/5 of 500 \+ 50 extra today \(UTC\)/).waitFor();
 
   // The owner revokes, after confirming; the user's tile shows it.
   await row.getByRole('button', { name: 'Revoke the key of bob@example.com for Forecast API' }).click();

@@ -104,6 +104,7 @@ fn forged_token(pem: &str) -> String {
         exp: None,
         nbf: None,
         tpl: "t1".into(),
+        generation: 0,
     };
     let token = ring.sign(&claims).expect("signed").expose().to_owned();
     let (signed, signature) = token.rsplit_once('.').expect("three parts");

@@ -54,6 +54,7 @@ pub fn config(endpoint: &str, table: &str) -> Config {
         usage_shards: 1,
         refusal_flush: keygate::config::DEFAULT_REFUSAL_FLUSH,
         metrics_namespace: keygate::figures::NAMESPACE.into(),
+        scanning: Default::default(),
         tls_roots: Default::default(),
         aws_timeouts: keygate::config::AwsTimeouts::with_attempt(EMULATOR_ATTEMPT_TIMEOUT),
         region: None,

@@ -262,6 +262,7 @@ pub mod lifecycle;
 pub mod names;
 pub mod proxy;
 pub mod refusals;
+pub mod rerolls;
 pub mod runtime;
 pub mod spellings;
 pub mod story;

@@ -18,7 +18,7 @@ use keygate::usage::{Granularity, Period, Refusals};
 use crate::story::{PRICE, Story, limit_template, pending_request};
 
 /// A token for `project` that keygate did not sign (a key ring of the attacker's own).
-fn forged_token(project: &ProjectId) -> String {
+pub fn forged_token(project: &ProjectId) -> String {
     let attacker =
         keygate::signing::KeyRing::new(keygate::testing::ISSUER, &keygate::signing::KeyRing::generate_pem(), &[])
             .unwrap();
@@ -31,6 +31,7 @@ fn forged_token(project: &ProjectId) -> String {
         exp: None,
         nbf: None,
         tpl: keygate::ids::TemplateId::generate().to_string(),
+        generation: 0,
     };
     attacker.sign(&claims).unwrap().expose().to_owned()
 }
@@ -67,6 +68,7 @@ async fn signed(app: &App, issued: &Issued, change: impl FnOnce(&mut KeyClaims))
         exp: key.expires_at.map(|t| t.timestamp()),
         nbf: None,
         tpl: key.template_id.to_string(),
+        generation: 0,
     };
     change(&mut claims);
     format!("Bearer {}", app.keys.sign(&claims).unwrap().expose())

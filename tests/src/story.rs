@@ -348,7 +348,7 @@ pub async fn the_export_agrees_with_the_issued_keys_page(app: &App) {
                     lines.next(),
                     Some(
                         "key_id,user_id,user_email,template_id,template_name,start,requests,cost,refused,\
-                         refused_revoked,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,\
+                         refused_revoked,refused_rerolled,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,\
                          refused_rate_limit,refused_key_not_usable"
                     )
                 );

@@ -95,6 +95,12 @@ fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
         KeyUsage => (format!("/v1/projects/{p}/keys/{}/usage", w.key), None),
         ExportUsage => (format!("/v1/projects/{p}/usage/export?granularity=day&format=jsonl"), None),
         RevokeKey => (format!("/v1/projects/{p}/keys/{}", w.key), None),
+        RerollKey => (format!("/v1/projects/{p}/keys/{}/reroll", w.key), Some(json!({"grace_seconds": 60}))),
+        SetKeyLimits => {
+            (format!("/v1/projects/{p}/keys/{}", w.key), Some(json!({"rate_limit": {"per_second": 5, "burst": 5}})))
+        }
+        // Not a user's route: GitHub signs it. No scanning keys are configured here.
+        LeakReport => ("/v1/leaks/github".into(), Some(json!([]))),
         MyKeys => ("/v1/me/keys".into(), None),
         MyKeyToken => (format!("/v1/me/keys/{}/token", w.key), None),
         ImportKey => {
@@ -131,7 +137,10 @@ fn expected(op: Operation) -> [u16; 6] {
         ApproveRequest | RejectRequest => [409, 409, 403, 404, 403, 404],
         // A key's usage and revocation: managers and the holder.
         KeyUsage => [200, 200, 403, 404, 200, 404],
-        RevokeKey => [200, 200, 403, 404, 200, 404],
+        RevokeKey | RerollKey => [200, 200, 403, 404, 200, 404],
+        // One key's limits: the key's managers, not its holder.
+        SetKeyLimits => [200, 200, 403, 404, 403, 404],
+        LeakReport => [403; 6],
         // The caller's own keys: everyone has a list; only the holder has this key.
         MyKeys | MyProjects => [200; 6],
         MyKeyToken => [404, 404, 404, 404, 200, 404],

@@ -159,7 +159,18 @@ fn read_only_functions_get_read_only_table_access_and_only_what_their_operation_
         assert_eq!(policies.contains("ssm:GetParameter"), needs.signing_key, "{} and the signing key", text(name));
     }
     let senders: Vec<&str> = ROUTES.iter().filter(|r| r.needs.mail).map(|r| r.function).collect();
-    assert_eq!(senders, ["delete-template", "request-key", "approve-request", "reject-request", "revoke-key"]);
+    assert_eq!(
+        senders,
+        [
+            "delete-template",
+            "request-key",
+            "approve-request",
+            "reject-request",
+            "revoke-key",
+            "reroll-key",
+            "leak-report"
+        ]
+    );
     let signers: Vec<&str> = ROUTES.iter().filter(|r| r.needs.signing_key).map(|r| r.function).collect();
-    assert_eq!(signers, ["my-key-token", "import-key"]);
+    assert_eq!(signers, ["reroll-key", "leak-report", "my-key-token", "import-key"]);
 }

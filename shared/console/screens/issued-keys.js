@@ -7,6 +7,7 @@ import { useState } from '../vendor/preact-hooks.js';
 import { html, Confirm, ListState, Pager, PeriodPicker, Problem, count, days, daysUntil, defaultPeriod, money, periodQuery, quotaUse, refusedWords, when, day, useAction, useLoad, usePages } from '../components.js';
 import { api, exportCsv, get, seg } from '../api.js';
 import { UsageChart } from '../chart.js';
+import { KeyLimits, Reroll, oldTokenEnd, rerollWords } from '../key-actions.js';
 
 export function IssuedKeys({ project }) {
   const base = `/v1/projects/${seg(project.id)}`;
@@ -17,6 +18,8 @@ export function IssuedKeys({ project }) {
     [project.id, period.from, period.to, pages.cursor],
   );
   const [revoking, setRevoking] = useState(/** @type {any} */ (null));
+  const [rerolling, setRerolling] = useState(/** @type {any} */ (null));
+  const [limiting, setLimiting] = useState(/** @type {any} */ (null));
   const [charted, setCharted] = useState(/** @type {any} */ (null));
   const [notice, setNotice] = useState('');
   const download = useAction();
@@ -58,7 +61,7 @@ export function IssuedKeys({ project }) {
         <td>${r.user_email}</td>
         <td>${r.template_name}</td>
         <td>${when(r.issued_at)}</td>
-        <td><span class=${`badge ${r.status}`}>${r.status}</span></td>
+        <td><span class=${`badge ${r.status}`}>${r.status}</span>${r.status === 'active' && r.generation ? html`<br /><span class="muted">rerolled ${r.generation === 1 ? 'once' : `${count(r.generation)} times`}</span>` : null}${r.status === 'active' && oldTokenEnd(r) ? html`<br />${oldTokenEnd(r, true)}` : null}</td>
         <td>${when(r.last_used_at)}</td>
         <td class="num">${count(r.requests)}</td>
         <td class="num">${money(r.cost)}</td>
@@ -68,7 +71,11 @@ export function IssuedKeys({ project }) {
         <td class="actions">
           <button type="button" aria-pressed=${charted?.key_id === r.key_id ? 'true' : 'false'} onClick=${() => setCharted(charted?.key_id === r.key_id ? null : r)}
             aria-label=${`Usage chart of ${r.template_name} for ${r.user_email}`}>Chart</button>
-          ${r.status === 'active' ? html`<button type="button" class="danger" onClick=${() => setRevoking(r)}
+          ${r.status === 'active' ? html`<button type="button" onClick=${() => setLimiting(r)}
+            aria-label=${`Limits of the key of ${r.user_email} for ${r.template_name}`}>Limits</button>
+          <button type="button" onClick=${() => setRerolling(r)}
+            aria-label=${`Reroll the key of ${r.user_email} for ${r.template_name}`}>Reroll</button>
+          <button type="button" class="danger" onClick=${() => setRevoking(r)}
             aria-label=${`Revoke the key of ${r.user_email} for ${r.template_name}`}>Revoke</button>` : null}
         </td>
       </tr>`)}</tbody>
@@ -76,6 +83,11 @@ export function IssuedKeys({ project }) {
     </table>` : null}
     <${Pager} pages=${pages} nextCursor=${load.data?.next_cursor} />
     ${charted ? html`<${KeyChart} base=${base} row=${charted} period=${period} />` : null}
+    <${Reroll} open=${!!rerolling} projectId=${project.id} keyId=${rerolling?.key_id} who=${rerolling ? `${rerolling.user_email}'s key for ${rerolling.template_name}` : ''}
+      onClose=${() => setRerolling(null)}
+      onDone=${(/** @type {any} */ answer) => { setRerolling(null); setNotice(`${rerollWords(answer)} They have been told by mail.`); load.reload(); }} />
+    ${limiting ? html`<${KeyLimits} row=${limiting} base=${base} onClose=${() => setLimiting(null)}
+      onDone=${(/** @type {any} */ key) => { setLimiting(null); setNotice(`Saved the limits of ${key.user_email}'s key for ${key.template_name}; they apply from the next call.`); load.reload(); }} />` : null}
     <${Revoke} row=${revoking} base=${base} onClose=${() => setRevoking(null)}
       onDone=${(/** @type {any} */ answer) => {
         setRevoking(null);

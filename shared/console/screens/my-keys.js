@@ -6,6 +6,7 @@ import { useState } from '../vendor/preact-hooks.js';
 import { html, ListState, PeriodPicker, Problem, count, defaultPeriod, money, periodQuery, quotaUse, refusedWords, when, useAction, useLoad } from '../components.js';
 import { all, api, get, seg } from '../api.js';
 import { UsageChart } from '../chart.js';
+import { Reroll, oldTokenEnd, ownLimitsWords, rerollWords } from '../key-actions.js';
 
 export function MyKeys() {
   const load = useLoad(() => all('/v1/me/keys'), []);
@@ -25,6 +26,8 @@ function MyKey({ k, project, period, onChange }) {
   const usage = useLoad(() => get(`/v1/projects/${seg(k.project_id)}/keys/${seg(k.id)}/usage?${periodQuery(period)}&granularity=day`), [k.id, period.from, period.to]);
   const [token, setToken] = useState(/** @type {string | null} */ (null));
   const [copied, setCopied] = useState(false);
+  const [rerolling, setRerolling] = useState(false);
+  const [notice, setNotice] = useState('');
   const action = useAction();
   const fetchToken = async () => (await get(`/v1/me/keys/${seg(k.id)}/token`)).token;
   const reveal = () => action.run(async () => setToken(await fetchToken()));
@@ -44,6 +47,8 @@ function MyKey({ k, project, period, onChange }) {
       <dt>Expires</dt><dd>${k.expires_at ? when(k.expires_at) : 'never'}</dd>
       <dt>Last used</dt><dd>${when(k.last_used_at)}</dd>
       ${k.quota ? html`<dt>Quota</dt><dd>${quotaUse(k.quota)}, renews ${when(k.quota.resets_at)}</dd>` : null}
+      ${ownLimitsWords(k.limits) ? html`<dt>Limits</dt><dd class="own-limits">${ownLimitsWords(k.limits)}</dd>` : null}
+      ${oldTokenEnd(k) ? html`<dt>Old token</dt><dd>${oldTokenEnd(k)}</dd>` : null}
       <dt>In the period</dt><dd>${usage.data ? `${count(total.requests)} requests, cost ${money(total.cost)}` : '…'}</dd>
       <dt>Refused in the period</dt><dd class=${refused?.total ? 'refused-note' : ''}>${usage.data ? refusedWords(refused) : '…'}</dd>
       ${k.refused?.total && k.refused.total !== refused?.total ? html`<dt>Refused in the last 7 days</dt><dd class="refused-note">${refusedWords(k.refused)}</dd>` : null}
@@ -55,9 +60,18 @@ function MyKey({ k, project, period, onChange }) {
         ${token ? html`<button type="button" onClick=${() => setToken(null)}>Hide token</button>`
           : html`<button type="button" onClick=${reveal} disabled=${action.busy} aria-label=${`Reveal token of ${k.template_name}`}>Reveal token</button>`}
         <button type="button" onClick=${copy} disabled=${action.busy} aria-label=${`Copy token of ${k.template_name}`}>${copied ? 'Copied' : 'Copy token'}</button>
+        <button type="button" onClick=${() => setRerolling(true)} aria-label=${`Reroll token of ${k.template_name}`}>Reroll token</button>
         <${RevokeOwn} k=${k} onChange=${onChange} />
       </div>
+      ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
     </div>` : null}
+    <${Reroll} open=${rerolling} projectId=${k.project_id} keyId=${k.id} who="Your key" onClose=${() => setRerolling(false)}
+      onDone=${(/** @type {any} */ answer) => {
+        setRerolling(false);
+        setToken(answer.token ?? null);
+        setNotice(`${rerollWords(answer)} The new token is shown above.`);
+        onChange();
+      }} />
     <${Problem} error=${action.error ?? usage.error} />
   </article>`;
 }

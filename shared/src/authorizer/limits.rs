@@ -234,14 +234,17 @@ impl Authorizer {
             vec![(usage::REQUESTS, 1), (usage::COST, grant.price)],
             usage::BucketBody::json(now),
         );
-        let Some(quota) = grant.quota else {
+        let (quota, quota_since) = key.quota_over(grant.quota, grant.quota_since);
+        let Some(quota) = quota else {
             let started = std::time::Instant::now();
             self.store.count(vec![bucket]).await.map_err(|e| metering_failed(e, &key.id))?;
             self.figures.metered(started.elapsed());
             return Ok(None);
         };
         let window = quota.per.window(now);
-        let period = window.counter(grant.quota_since);
+        // A top-up for this period raises the ceiling the store decides on.
+        let quota = Quota { requests: quota.requests + key.limits.extra_in(&window), ..quota };
+        let period = window.counter(quota_since);
         let limited = || Limited {
             limit: Limit::Quota { quota, resets_at: window.end },
             retry_after: seconds_until(window.end, now),

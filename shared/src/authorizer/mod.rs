@@ -243,6 +243,8 @@ pub enum Denial {
     Revoked,
     /// The key's record says it has expired.
     Expired,
+    /// The token is of a generation the key's rerolls have replaced, past its grace period.
+    Rerolled,
     /// The key no longer matches its record or its template.
     KeyNotUsable,
     MissingPermission(Permission),
@@ -274,6 +276,7 @@ impl Denial {
             Self::BadCall(_) => "bad_call",
             Self::UnknownKey => "unknown_key",
             Self::Revoked => "revoked",
+            Self::Rerolled => "rerolled",
             Self::KeyNotUsable => "key_not_usable",
             Self::MissingPermission(_) => "permission",
             Self::Limited(limited) => limited.name(),
@@ -297,6 +300,7 @@ impl Denial {
             Self::BadCall(problem) => format!("{problem}; this call was not forwarded"),
             Self::UnknownKey => format!("this project has no such key; {NEW_KEY}"),
             Self::Revoked => format!("this key was revoked; ask the project's owner why, or {NEW_KEY}"),
+            Self::Rerolled => "this key was given a new token (rerolled) and this old one no longer works; copy the new token from My keys, or read it again from the secrets the key was imported into".into(),
             Self::KeyNotUsable => format!("this key no longer matches its template; {NEW_KEY}"),
             Self::MissingPermission(p) => {
                 format!("this key's role lacks the {p} permission this call needs; ask the project's owner for a key whose role has it")
@@ -496,7 +500,7 @@ impl Authorizer {
 
     async fn decide(&self, method: &Method, path: &str, authorization: Option<&str>) -> Result<CallContext, Refused> {
         let Admitted { mut context, key, grant } = self.admit(method, path, authorization).await?;
-        if let Some(rate) = grant.rate_limit {
+        if let Some(rate) = key.limits.rate_limit.or(grant.rate_limit) {
             self.limits.take_rate(&key.id, rate).map_err(|limited| Refused::of_key(&key.id)(limited.into()))?;
         }
         context.quota = self.meter(&key, &grant).await.map_err(|denial| match denial {
@@ -549,6 +553,9 @@ impl Authorizer {
         }
         if !key.is_usable(now) {
             return Err(of_key()(Denial::Expired));
+        }
+        if !key.admits_generation(claims.generation, now) {
+            return Err(of_key()(Denial::Rerolled));
         }
         let needed = required_permission(method, &segments);
         if !grant.permissions.contains(needed) {
@@ -706,6 +713,7 @@ mod tests {
             (Denial::BadKey(Refusal::NotYetValid), "not_yet_valid", "clock"),
             (Denial::BadKey(Refusal::OtherProject), "other_project", "another project"),
             (Denial::Revoked, "revoked", "ask the project's owner"),
+            (Denial::Rerolled, "rerolled", "copy the new token"),
             (Denial::MissingPermission(Permission::PackageCreate), "permission", "package_create"),
             (Denial::BadCall(CallProblem::DotSegment), "bad_call", "not forwarded"),
             (Denial::StoreFailed, "unavailable", "retry"),

@@ -195,6 +195,30 @@ pub async fn revoke_key(app: &App, req: Request) -> Answer {
     Ok(json(StatusCode::OK, &app.revoke(&caller, &project(&req)?, &key(&req)?).await?))
 }
 
+pub async fn reroll_key(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    let input = optional_json_body(&req)?;
+    Ok(json(StatusCode::OK, &app.reroll(&caller, &project(&req)?, &key(&req)?, input).await?))
+}
+
+pub async fn set_key_limits(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    let patch = json_body(&req)?;
+    Ok(json(StatusCode::OK, &app.set_key_limits(&caller, &project(&req)?, &key(&req)?, patch).await?))
+}
+
+/// GitHub's secret scanning report: the signature is checked on the body as sent, before the
+/// body is read at all.
+pub async fn leak_report(app: &App, req: Request) -> Answer {
+    use crate::scanning;
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let body = crate::http::raw_body(&req)?;
+    app.settings.scanning.verify(body, header(scanning::KEY_IDENTIFIER_HEADER), header(scanning::SIGNATURE_HEADER))?;
+    crate::http::require_json(req.headers())?;
+    let found = scanning::parse_report(body)?;
+    Ok(json(StatusCode::OK, &app.leak_reports(scanning::GITHUB, &found).await?))
+}
+
 pub async fn my_keys(app: &App, req: Request) -> Answer {
     Ok(json(StatusCode::OK, &app.my_keys(&caller(&req)?, &page(&req)?).await?))
 }

@@ -84,6 +84,15 @@ fn body_bytes(req: &Request) -> &[u8] {
     }
 }
 
+/// The body as sent, within the size limit: what a signature is checked on.
+pub fn raw_body(req: &Request) -> Result<&[u8]> {
+    let bytes = body_bytes(req);
+    if bytes.len() > MAX_BODY {
+        return Err(Error::PayloadTooLarge { limit: MAX_BODY });
+    }
+    Ok(bytes)
+}
+
 /// Refuses a body that is not declared JSON (`application/json` or `application/*+json`): a
 /// browser sends other types cross-site without asking, JSON only after a CORS preflight.
 pub fn require_json(headers: &http::HeaderMap) -> Result<()> {

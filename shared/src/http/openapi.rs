@@ -54,6 +54,32 @@ fn field() -> Value {
     )
 }
 
+fn quota() -> Value {
+    json!({
+        "type": ["object", "null"],
+        "description": "At most `requests` allowed calls per key per UTC calendar day or month; null: none.",
+        "additionalProperties": false,
+        "required": ["requests", "per"],
+        "properties": {
+            "requests": {"type": "integer", "minimum": 1, "maximum": crate::template::MAX_QUOTA},
+            "per": {"enum": ["day", "month"]},
+        },
+    })
+}
+
+fn rate_limit() -> Value {
+    json!({
+        "type": ["object", "null"],
+        "description": "At most `per_second` calls per second per key, `burst` at once; null: none.",
+        "additionalProperties": false,
+        "required": ["per_second", "burst"],
+        "properties": {
+            "per_second": {"type": "integer", "minimum": 1, "maximum": crate::template::MAX_RATE},
+            "burst": {"type": "integer", "minimum": 1, "maximum": crate::template::MAX_BURST},
+        },
+    })
+}
+
 fn template(required: &[&str]) -> Value {
     object(
         json!({
@@ -62,26 +88,9 @@ fn template(required: &[&str]) -> Value {
             "role": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
             "price_per_request": {"type": "integer", "minimum": 0, "maximum": crate::template::MAX_PRICE},
             "validity_days": {"type": ["integer", "null"], "minimum": 1, "maximum": crate::template::MAX_VALIDITY_DAYS},
-            "quota": {
-                "type": ["object", "null"],
-                "description": "At most `requests` allowed calls per key per UTC calendar day or month; null: none.",
-                "additionalProperties": false,
-                "required": ["requests", "per"],
-                "properties": {
-                    "requests": {"type": "integer", "minimum": 1, "maximum": crate::template::MAX_QUOTA},
-                    "per": {"enum": ["day", "month"]},
-                },
-            },
-            "rate_limit": {
-                "type": ["object", "null"],
-                "description": "At most `per_second` calls per second per key, `burst` at once; null: none.",
-                "additionalProperties": false,
-                "required": ["per_second", "burst"],
-                "properties": {
-                    "per_second": {"type": "integer", "minimum": 1, "maximum": crate::template::MAX_RATE},
-                    "burst": {"type": "integer", "minimum": 1, "maximum": crate::template::MAX_BURST},
-                },
-            },
+            "quota": quota(),
+            "rate_limit": rate_limit(),
+            "on_leak": {"enum": ["revoke", "reroll", "notify"], "description": "What a secret scanner's report of a key of this template does (SECURITY.md, \"Leaked keys\"); default reroll."},
             "fields": {"type": "array", "maxItems": crate::template::MAX_FIELDS, "items": field()},
         }),
         required,
@@ -116,6 +125,25 @@ fn request_body(op: Operation) -> Option<Value> {
             patch
         }
         Operation::RejectRequest => object(json!({"reason": text()}), &[]),
+        Operation::RerollKey => object(
+            json!({"grace_seconds": {"type": "integer", "minimum": 0, "maximum": crate::key::MAX_REROLL_GRACE.num_seconds(), "description": "How long the old token keeps working; default 86400 (24 h)."}}),
+            &[],
+        ),
+        Operation::SetKeyLimits => object(
+            json!({
+                "quota": quota(),
+                "rate_limit": rate_limit(),
+                "top_up": {"type": "integer", "minimum": 1, "maximum": crate::template::MAX_QUOTA, "description": "Extra calls for the key's current quota period."},
+            }),
+            &[],
+        ),
+        Operation::LeakReport => json!({
+            "type": "array",
+            "maxItems": crate::scanning::MAX_ITEMS,
+            "items": {"type": "object", "required": ["token", "type"], "properties": {
+                "token": {"type": "string"}, "type": {"type": "string"}, "url": {"type": "string"}, "source": {"type": "string"},
+            }},
+        }),
         Operation::ImportKey => object(
             json!({
                 "key_id": {"type": "string", "pattern": "^[0-7][0-9A-HJKMNP-TV-Z]{25}$"},
@@ -190,7 +218,7 @@ fn usage_schemas() -> Value {
     json!({
         "Refused": {
             "type": "object", "required": required, "properties": refused,
-            "description": "Calls refused, by outcome (never metered, never billed): revoked, expired (the key's end, or the token's `exp`), not_yet_valid (`nbf`), permission (the key's role lacks what the call needs), quota, rate_limit, key_not_usable (the key no longer matches its record or template); and their total.",
+            "description": "Calls refused, by outcome (never metered, never billed): revoked, rerolled (a token replaced by a reroll, after its grace period), expired (the key's end, or the token's `exp`), not_yet_valid (`nbf`), permission (the key's role lacks what the call needs), quota, rate_limit, key_not_usable (the key no longer matches its record or template); and their total.",
         },
         "UsagePoint": {
             "type": "object", "required": ["start", "requests", "cost", "refused"],
@@ -253,7 +281,7 @@ pub fn document() -> Value {
             },
         });
         if let Some(schema) = request_body(route.operation) {
-            let required = route.operation != Operation::RejectRequest;
+            let required = !matches!(route.operation, Operation::RejectRequest | Operation::RerollKey);
             op["requestBody"] = json!({"required": required, "content": {"application/json": {"schema": schema}}});
         }
         if route.operation == Operation::ExportUsage {

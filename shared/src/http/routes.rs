@@ -35,6 +35,9 @@ pub enum Operation {
     KeyUsage,
     ExportUsage,
     RevokeKey,
+    RerollKey,
+    SetKeyLimits,
+    LeakReport,
     MyKeys,
     MyKeyToken,
     ImportKey,
@@ -147,6 +150,9 @@ routes! {
     GET "/v1/projects/{project}/keys/{key}/usage" => KeyUsage(key_usage), "key-usage", User, NOTHING;
     GET "/v1/projects/{project}/usage/export" => ExportUsage(export_usage), "export-usage", User, NOTHING;
     DELETE "/v1/projects/{project}/keys/{key}" => RevokeKey(revoke_key), "revoke-key", User, MAIL;
+    POST "/v1/projects/{project}/keys/{key}/reroll" => RerollKey(reroll_key), "reroll-key", User, MAIL_AND_SIGNING_KEY;
+    PATCH "/v1/projects/{project}/keys/{key}" => SetKeyLimits(set_key_limits), "key-limits", User, NOTHING;
+    POST "/v1/leaks/github" => LeakReport(leak_report), "leak-report", None, MAIL_AND_SIGNING_KEY;
     GET "/v1/me/keys" => MyKeys(my_keys), "my-keys", User, NOTHING;
     GET "/v1/me/keys/{key}/token" => MyKeyToken(my_key_token), "my-key-token", User, SIGNING_KEY;
     POST "/v1/projects/{project}/secrets/import" => ImportKey(import_key), "import-key", User, SIGNING_KEY;

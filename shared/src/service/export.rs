@@ -210,9 +210,9 @@ mod tests {
         assert_eq!(
             text,
             "key_id,user_id,user_email,template_id,template_name,start,requests,cost,refused,\
-             refused_revoked,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,\
+             refused_revoked,refused_rerolled,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,\
              refused_rate_limit,refused_key_not_usable\n\
-             k,u,a@b,t,\"Weather, \"\"daily\"\"\",2026-12-02T00:00:00Z,3,9,3,2,0,0,0,1,0,0\n"
+             k,u,a@b,t,\"Weather, \"\"daily\"\"\",2026-12-02T00:00:00Z,3,9,3,2,0,0,0,0,1,0,0\n"
         );
         let mut w = Writer::new(ExportFormat::Jsonl);
         w.row(&row).unwrap();

@@ -38,8 +38,14 @@ pub struct IssuedKeyRow {
     pub cost: i64,
     /// The calls refused in the period, by outcome.
     pub refused: Refusals,
-    /// The quota of the key's template and its use in the current quota period.
+    /// The quota of the key (its own or its template's) and its use in the current period.
     pub quota: Option<QuotaStatus>,
+    /// The key's own limits over its template's (empty: none).
+    pub limits: crate::key::KeyLimits,
+    /// The token's generation (rerolls so far), and until when the one before still works.
+    pub generation: u32,
+    pub rerolled_at: Option<DateTime<Utc>>,
+    pub previous_until: Option<DateTime<Utc>>,
 }
 
 /// A key as its holder sees it.
@@ -124,7 +130,8 @@ impl App {
             let quota =
                 item.as_ref().map(decode::<KeyTemplate>).transpose()?.and_then(|t| Some((t.quota?, t.quota_since)));
             for &i in positions {
-                quotas[i] = quota;
+                let (own, since) = keys[i].quota_over(quota.map(|(q, _)| q), quota.and_then(|(_, s)| s));
+                quotas[i] = own.map(|q| (q, since));
             }
         }
         let now = self.now();
@@ -138,11 +145,14 @@ impl App {
         Ok(quotas
             .into_iter()
             .zip(windows)
-            .map(|(quota, window)| {
+            .zip(keys)
+            .map(|((quota, window), key)| {
                 let ((quota, _), window) = (quota?, window?);
                 let used = used.next().flatten().map_or(0, |item| item.counter(usage::REQUESTS));
                 Some(QuotaStatus {
                     requests: quota.requests,
+                    top_up: key.limits.extra_in(&window),
+                    own: key.limits.quota.is_some(),
                     per: quota.per,
                     period: window.label[1..].to_owned(),
                     used,
@@ -237,6 +247,10 @@ impl App {
                 cost,
                 refused,
                 quota,
+                limits: k.limits,
+                generation: k.generation,
+                rerolled_at: k.rerolled_at,
+                previous_until: k.previous_until,
             })
         }))
         .await?;
@@ -244,7 +258,7 @@ impl App {
     }
 
     /// A key of the project, for its managers or its holder.
-    async fn key_for(
+    pub(crate) async fn key_for(
         &self,
         caller: &Caller,
         id: &ProjectId,
@@ -287,8 +301,20 @@ impl App {
     pub async fn revoke(&self, caller: &Caller, id: &ProjectId, kid: &KeyId) -> Result<Revocation> {
         let (access, key) = self.key_for(caller, id, kid).await?;
         let now = self.now();
-        let revoked = key.revoke(&caller.id, now)?;
         let mut tx = Tx::default();
+        let revoked = self.plan_revoke(&mut tx, &key, &caller.id).await?;
+        tx.audit(id, caller, AuditAction::KeyRevoked, kid, json!({"user_id": key.user_id}), now)
+            .mail(mail::key_revoked(&self.settings.console_url, &access.project, &revoked), now);
+        let notification = self.commit(tx, |_| Error::conflict("the key changed meanwhile; try again")).await?;
+        self.key_events.key_retired(id, kid);
+        tracing::info!(key_id = %kid, project_id = %id, "key revoked");
+        Ok(Revocation { key: revoked, notification })
+    }
+
+    /// Adds to `tx` the revoked key and its holder's tile (which lets them request again).
+    pub(crate) async fn plan_revoke(&self, tx: &mut Tx, key: &IssuedKey, by: &UserId) -> Result<IssuedKey> {
+        let (id, kid) = (&key.project_id, &key.id);
+        let revoked = key.revoke(by, self.now())?;
         tx.put_indexed(
             layout::key(id, kid),
             layout::key_by_holder(&key.user_id, kid),
@@ -303,12 +329,7 @@ impl App {
             let tile = Tile { state: TileState::Revoked, reason: None, ..tile };
             tx.put(tile_key, version + 1, &tile, Cond::Version(version));
         }
-        tx.audit(id, caller, AuditAction::KeyRevoked, kid, json!({"user_id": key.user_id}), now)
-            .mail(mail::key_revoked(&self.settings.console_url, &access.project, &revoked), now);
-        let notification = self.commit(tx, |_| Error::conflict("the key changed meanwhile; try again")).await?;
-        self.key_events.key_retired(id, kid);
-        tracing::info!(key_id = %kid, project_id = %id, "key revoked");
-        Ok(Revocation { key: revoked, notification })
+        Ok(revoked)
     }
 
     /// The caller's own key, found through the holder index (so nobody reaches another's).
@@ -347,6 +368,7 @@ impl App {
             exp: key.expires_at.map(|t| t.timestamp()),
             nbf: None,
             tpl: key.template_id.to_string(),
+            generation: key.generation,
         };
         self.keys.sign(&claims).map_err(Error::internal)
     }

@@ -3,9 +3,11 @@
 
 mod export;
 mod keys;
+mod leaks;
 mod outbox;
 mod projects;
 mod requests;
+mod rerolls;
 mod secrets;
 mod templates;
 
@@ -17,8 +19,10 @@ use serde::de::DeserializeOwned;
 pub use export::{Export, ExportFormat, MAX_EXPORT_KEYS};
 pub(crate) use keys::usage_items;
 pub use keys::{IssuedKeyRow, MyKey, Revocation, TokenAnswer};
+pub use leaks::LeakOutcome;
 pub use outbox::{Notification, queued_mail};
 pub use requests::{Approval, Decision as RequestDecision};
+pub use rerolls::{Reroll, RerollInput};
 pub use secrets::ImportAnswer;
 pub use templates::{Expected, TemplateWithTile};
 
@@ -40,11 +44,13 @@ pub struct Settings {
     pub console_url: String,
     /// Partitions each key's usage buckets are spread over (1 unless a key is very busy).
     pub usage_shards: u32,
+    /// The public keys leaked-key reports must be signed with (none: reports are refused).
+    pub scanning: crate::scanning::ScanningKeys,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { console_url: "http://127.0.0.1:3000".into(), usage_shards: 1 }
+        Self { console_url: "http://127.0.0.1:3000".into(), usage_shards: 1, scanning: Default::default() }
     }
 }
 
@@ -148,6 +154,11 @@ pub(crate) struct Tx {
 }
 
 impl Tx {
+    /// The writes so far.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
     pub fn put<T: Serialize>(&mut self, key: ItemKey, version: u64, value: &T, cond: Cond) -> &mut Self {
         self.writes.push(Write::Put { item: encode(key, version, value), cond });
         self

@@ -134,6 +134,11 @@ impl App {
             status: KeyStatus::Active,
             revoked_at: None,
             revoked_by: None,
+            generation: 0,
+            rerolled_at: None,
+            previous_until: None,
+            limits: Default::default(),
+            leak: None,
             version: 1,
         };
         let layer = DataLayer {

@@ -12,7 +12,7 @@ use crate::identity::Caller;
 use crate::ids::{KeyId, NodeId, ProjectId, SecretName};
 use crate::permission::Permission;
 use crate::project::Node;
-use crate::secret::{ImportInput, Secret, SecretInput, SecretOrigin, SecretView, plan_import};
+use crate::secret::{ImportInput, ImportRef, Secret, SecretInput, SecretOrigin, SecretView, plan_import};
 use crate::store::{Cond, Query, layout};
 
 #[derive(Debug, Serialize)]
@@ -67,6 +67,9 @@ impl App {
         let mut tx = Tx::default();
         let mut views = Vec::new();
         let mut names = Vec::new();
+        // The token's secret comes first in the plan; the key remembers where it went.
+        let token_secret = ImportRef { project_id: client.clone(), name: plan[0].name.clone() };
+        tx.put(layout::import(&key.project_id, &key.id, client, &token_secret.name), 1, &token_secret, Cond::Always);
         for (planned, current) in plan.into_iter().zip(existing) {
             let (created_at, version, cond) = match current {
                 Some((s, v)) => (s.created_at, v + 1, Cond::Version(v)),
@@ -97,7 +100,8 @@ impl App {
         let conflict_names = names.clone();
         self.commit(tx, move |i| Error::Conflict {
             detail: "a secret of this import was created or changed meanwhile; try again".into(),
-            names: conflict_names.get(i).cloned().into_iter().collect(),
+            // The import's record is the transaction's first write, the secrets follow.
+            names: i.checked_sub(1).and_then(|i| conflict_names.get(i)).cloned().into_iter().collect(),
         })
         .await?;
         tracing::info!(key_id = %key.id, client = %client, secrets = names.len(), "key imported");

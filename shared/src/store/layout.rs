@@ -86,6 +86,15 @@ pub fn secret(p: &ProjectId, name: &SecretName) -> ItemKey {
     ItemKey::new(project_pk(p), format!("{SECRETS}{name}"))
 }
 
+/// Where a key's token was imported: one item per secret holding it, in the key's project
+/// (`IMPORT#<key>#<client project>#<secret>`), so that a reroll finds and updates them all.
+pub fn imports_of(k: &KeyId) -> String {
+    format!("IMPORT#{k}#")
+}
+pub fn import(key_project: &ProjectId, k: &KeyId, client: &ProjectId, name: &SecretName) -> ItemKey {
+    ItemKey::new(project_pk(key_project), format!("{}{client}#{name}", imports_of(k)))
+}
+
 pub const AUDIT: &str = "AUDIT#";
 pub fn audit(p: &ProjectId, e: &EventId) -> ItemKey {
     ItemKey::new(project_pk(p), format!("{AUDIT}{e}"))
