@@ -198,18 +198,23 @@ impl App {
         {
             let window = quota.per.window(now);
             let counter = window.counter(Some(since));
-            let period = crate::usage::Period { from: window.start, to: now };
-            let used: i64 = self.buckets(kid, period).await?.iter().map(|b| b.requests).sum();
-            tx.writes.push(crate::store::Write::Put {
-                item: crate::store::Item {
-                    key: layout::quota_counter(kid, &counter.label),
-                    index_key: None,
-                    version: 0,
-                    body: json!({"period": window.label, "resets_at": window.end}).to_string(),
-                    counters: [(crate::usage::REQUESTS.to_owned(), used)].into(),
-                },
-                cond: Cond::NotExists,
-            });
+            let at = layout::quota_counter(kid, &counter.label);
+            // (A counter of that name exists when the template's quota was set in the same
+            // millisecond: it counts the same calls, so it is used as it is.)
+            if self.store.get(&at).await?.is_none() {
+                let period = crate::usage::Period { from: window.start, to: now };
+                let used: i64 = self.buckets(kid, period).await?.iter().map(|b| b.requests).sum();
+                tx.writes.push(crate::store::Write::Put {
+                    item: crate::store::Item {
+                        key: at,
+                        index_key: None,
+                        version: 0,
+                        body: json!({"period": window.label, "resets_at": window.end}).to_string(),
+                        counters: [(crate::usage::REQUESTS.to_owned(), used)].into(),
+                    },
+                    cond: Cond::NotExists,
+                });
+            }
         }
         self.commit(tx, |_| Error::conflict("the key changed meanwhile; try again")).await?;
         self.key_events.key_retired(id, kid);
