@@ -64,6 +64,11 @@ pub fn audience(project: &ProjectId) -> String {
     format!("{AUDIENCE_PREFIX}{project}")
 }
 
+/// The project an API key's `aud` names, if it names one.
+pub fn audience_project(aud: &str) -> Option<ProjectId> {
+    aud.strip_prefix(AUDIENCE_PREFIX).and_then(ProjectId::parse)
+}
+
 /// A public key in JWKS form.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicJwk {

@@ -315,13 +315,7 @@ impl App {
     pub(crate) async fn plan_revoke(&self, tx: &mut Tx, key: &IssuedKey, by: &UserId) -> Result<IssuedKey> {
         let (id, kid) = (&key.project_id, &key.id);
         let revoked = key.revoke(by, self.now())?;
-        tx.put_indexed(
-            layout::key(id, kid),
-            layout::key_by_holder(&key.user_id, kid),
-            revoked.version,
-            &revoked,
-            Cond::Version(key.version),
-        );
+        tx.put_key(&revoked, Cond::Version(key.version));
         let tile_key = layout::tile(id, &key.user_id, &key.template_id);
         if let Some((tile, version)) = self.load::<Tile>(&tile_key).await?
             && tile.key_id.as_ref() == Some(kid)

@@ -8,7 +8,7 @@ use super::{App, Tx};
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
-use crate::ids::{KeyId, ProjectId, TemplateId, UserId};
+use crate::ids::{KeyId, TemplateId, UserId};
 use crate::key::{IssuedKey, LeakReport};
 use crate::mail;
 use crate::scanning::{Found, Label};
@@ -66,12 +66,12 @@ impl App {
             OnLeak::Reroll => {
                 // The token reported is the one before the last reroll: its grace ends now.
                 let ended = IssuedKey { previous_until: Some(now), version: key.version + 1, ..reported };
-                self.put_key(&mut tx, &ended, key.version);
+                tx.put_key(&ended, Cond::Version(key.version));
                 (ended, "The key had been rerolled; the old token reported stopped working at once. The current token is unchanged.".to_owned())
             }
             OnLeak::Notify => {
                 let noted = IssuedKey { version: key.version + 1, ..reported };
-                self.put_key(&mut tx, &noted, key.version);
+                tx.put_key(&noted, Cond::Version(key.version));
                 (noted, "The key still works (its template asks only to be told). Consider rerolling it from My keys.".to_owned())
             }
         };
@@ -96,7 +96,7 @@ impl App {
     /// The key a token names and the token's generation, if keygate signed it and it works now.
     async fn live_key_of(&self, token: &str) -> Result<Option<(IssuedKey, u32)>> {
         let Ok(claims) = self.keys.verify_signature(token) else { return Ok(None) };
-        let project = claims.aud.strip_prefix("project:").and_then(ProjectId::parse);
+        let project = crate::signing::audience_project(&claims.aud);
         let (Some(project), Some(kid), true) = (project, KeyId::parse(&claims.jti), claims.iss == self.keys.issuer())
         else {
             return Ok(None);
@@ -107,16 +107,6 @@ impl App {
             key.user_id.as_str() == claims.sub && TemplateId::parse(&claims.tpl).as_ref() == Some(&key.template_id);
         let works = key.is_usable(now) && key.admits_generation(claims.generation, now);
         Ok((same && works).then_some((key, claims.generation)))
-    }
-
-    fn put_key(&self, tx: &mut Tx, key: &IssuedKey, was: u64) {
-        tx.put_indexed(
-            layout::key(&key.project_id, &key.id),
-            layout::key_by_holder(&key.user_id, &key.id),
-            key.version,
-            key,
-            Cond::Version(was),
-        );
     }
 }
 

@@ -217,6 +217,12 @@ impl Tx {
         self.put(key, 1, &pending, Cond::NotExists)
     }
 
+    /// A key's record, at its own version, with its place in the holder's index (My keys).
+    pub fn put_key(&mut self, key: &crate::key::IssuedKey, cond: Cond) -> &mut Self {
+        let index = layout::key_by_holder(&key.user_id, &key.id);
+        self.put_indexed(layout::key(&key.project_id, &key.id), index, key.version, key, cond)
+    }
+
     /// Queues mail in the outbox, committed with the state change it reports.
     pub fn mail(&mut self, mail: Mail, now: chrono::DateTime<chrono::Utc>) -> &mut Self {
         let key = layout::outbox(&ulid::Ulid::new().to_string());

@@ -164,13 +164,7 @@ impl App {
         };
         let mut tx = Tx::default();
         tx.put(layout::request(id, rid), approved.version, &approved, Cond::Version(request.version))
-            .put_indexed(
-                layout::key(id, &key.id),
-                layout::key_by_holder(&key.user_id, &key.id),
-                1,
-                &key,
-                Cond::NotExists,
-            )
+            .put_key(&key, Cond::NotExists)
             .put(layout::data_layer(id, &layer.id), 1, &layer, Cond::NotExists)
             .put(
                 layout::tile(id, &request.user_id, &request.template_id),

@@ -92,13 +92,7 @@ impl App {
         let rerolled = key.reroll(grace, now)?;
         let (old, new) = (self.token_of(key)?, self.token_of(&rerolled)?);
         let id = &key.project_id;
-        tx.put_indexed(
-            layout::key(id, &key.id),
-            layout::key_by_holder(&key.user_id, &key.id),
-            rerolled.version,
-            &rerolled,
-            Cond::Version(key.version),
-        );
+        tx.put_key(&rerolled, Cond::Version(key.version));
         let imports: Vec<ImportRef> = self.load_all(layout::project_pk(id), &layout::imports_of(&key.id)).await?;
         let mut secrets = Vec::new();
         for import in imports {
@@ -182,14 +176,14 @@ impl App {
         let limits: KeyLimits = patch.apply_to(&key.limits, window.as_ref(), now)?;
         let changed = IssuedKey { limits, version: version + 1, ..key };
         let mut tx = Tx::default();
-        tx.put_indexed(
-            layout::key(id, kid),
-            layout::key_by_holder(&changed.user_id, kid),
-            changed.version,
-            &changed,
-            Cond::Version(version),
-        )
-        .audit(id, caller, AuditAction::KeyLimitsChanged, kid, json!({"limits": changed.limits}), now);
+        tx.put_key(&changed, Cond::Version(version)).audit(
+            id,
+            caller,
+            AuditAction::KeyLimitsChanged,
+            kid,
+            json!({"limits": changed.limits}),
+            now,
+        );
         // A new quota of its own is decided on a counter of its own, which starts from what the
         // key used so far in the period (as the authorizer would seed it on the next call):
         // created now, so that the pages show the use at once.

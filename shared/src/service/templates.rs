@@ -195,13 +195,7 @@ impl App {
             .delete(layout::template_name(id, &template.name), Cond::Always);
         for key in &active {
             let revoked = key.revoke(&caller.id, now)?;
-            tx.put_indexed(
-                layout::key(id, &key.id),
-                layout::key_by_holder(&key.user_id, &key.id),
-                revoked.version,
-                &revoked,
-                Cond::Version(key.version),
-            );
+            tx.put_key(&revoked, Cond::Version(key.version));
             tx.put(
                 layout::tile(id, &key.user_id, tid),
                 1,
