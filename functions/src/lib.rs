@@ -115,12 +115,12 @@ pub async fn serve_mail_retry() -> Result<(), Error> {
 /// key, no mail; only how people sign in (the platform's OpenID Connect provider).
 pub async fn serve_console() -> Result<(), Error> {
     init_tracing();
-    let sign_in = keygate::config::console_sign_in_from_env()
-        .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let sign_in = Arc::new(sign_in);
+    let config =
+        keygate::config::console_config_from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let config = Arc::new(config);
     lambda_http::run(service_fn(move |req: lambda_http::Request| {
-        let sign_in = sign_in.clone();
-        async move { Ok::<_, std::convert::Infallible>(keygate::console::answer(&req, &sign_in)) }
+        let config = config.clone();
+        async move { Ok::<_, std::convert::Infallible>(keygate::console::answer(&req, &config)) }
     }))
     .await
 }

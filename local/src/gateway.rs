@@ -30,7 +30,8 @@ pub struct Gateway {
     pub authorizer: keygate::authorizer::Authorizer,
     pub users: UserTokens,
     /// How the console signs people in: keygate-local's form, or an identity provider.
-    pub sign_in: keygate::console::SignIn,
+    /// What the console's page is told: how people sign in, and the currency.
+    pub console: keygate::console::ConsoleConfig,
     pub upstream: Option<Upstream>,
     pub openapi: String,
     /// The `Host` values this gateway answers (SECURITY.md, "The Host rule").
@@ -116,7 +117,7 @@ async fn route(gw: &Gateway, req: axum::extract::Request) -> Response {
     if keygate::console::owns(&parts.method, path) {
         let encoding = parts.headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
         let gzip = keygate::console::accepts_gzip(encoding);
-        return to_axum(keygate::console::serve(path, gzip, &gw.sign_in));
+        return to_axum(keygate::console::serve(path, gzip, &gw.console));
     }
     v1(gw, parts, body).await
 }

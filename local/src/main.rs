@@ -93,6 +93,13 @@ struct Cli {
     /// GitHub's secret scanning public keys document, or one of your own for trials.
     #[arg(long, global = true, env = "KEYGATE_SCANNING_KEYS_FILE")]
     scanning_keys: Option<std::path::PathBuf>,
+    /// ISO 4217 code of the currency prices are in: the console and the billing export show
+    /// amounts in it (the API keeps integers of its minor unit).
+    #[arg(long, global = true, default_value = "EUR", env = "KEYGATE_CURRENCY")]
+    currency: String,
+    /// Decimal places of the currency's minor unit, the unit of prices (2: cents; 0 for JPY).
+    #[arg(long, global = true, default_value_t = 2, env = "KEYGATE_CURRENCY_EXPONENT", value_parser = clap::value_parser!(u8).range(0..=keygate::money::MAX_EXPONENT as i64))]
+    currency_exponent: u8,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -195,6 +202,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             Some(Upstream { client, base: base.clone() })
         }
     };
+    let currency =
+        keygate::money::Currency::new(&cli.currency, cli.currency_exponent).map_err(|e| format!("--currency: {e}"))?;
     let keys = KeyRing::new(&cli.issuer, &dir.signing_key()?, &[])
         .map_err(|e| format!("{}: {e}", dir.root.join("signing-key.pem").display()))?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, cli.port)))
@@ -212,7 +221,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         mailer(&cli, &dir, clients.as_ref())?,
         Arc::new(keys),
         Arc::new(SystemClock),
-        Settings { console_url, usage_shards: cli.usage_shards, scanning: scanning_keys(&cli)? },
+        Settings {
+            console_url,
+            usage_shards: cli.usage_shards,
+            scanning: scanning_keys(&cli)?,
+            currency: currency.clone(),
+        },
     );
     let metrics = Arc::new(metrics::Metrics::default());
     let authorizer = keygate::authorizer::Authorizer::beside(&mut app).reporting_to(metrics.clone());
@@ -220,7 +234,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         app,
         authorizer,
         users,
-        sign_in,
+        console: keygate::console::ConsoleConfig { sign_in, currency },
         upstream,
         openapi: serde_json::to_string_pretty(&keygate::http::openapi::document()).unwrap_or_default(),
         hosts: gateway::AllowedHosts::new(addr.port(), &cli.allowed_hosts),
@@ -307,6 +321,7 @@ fn aws_config(cli: &Cli, console_url: &str) -> keygate::config::Config {
         refusal_flush: keygate::config::DEFAULT_REFUSAL_FLUSH,
         metrics_namespace: keygate::figures::NAMESPACE.into(),
         scanning: Default::default(),
+        currency: Default::default(),
         tls_roots: cli.tls_roots,
         aws_timeouts: AwsTimeouts::with_attempt(Duration::from_millis(cli.aws_attempt_timeout_ms)),
         region: None,

@@ -18,6 +18,10 @@ export class ApiError extends Error {
   }
 }
 
+/** The event sent on `window` after every change made through the API, so that the lists on
+ * the screen (and the pending count on the Requests tab) load again. */
+export const CHANGED = 'keygate:changed';
+
 /** Listeners told when the token is refused, so that the console asks to sign in again. */
 const unauthenticated = new Set();
 /** @param {() => void} f */
@@ -53,6 +57,7 @@ export async function api(method, path, body, headers = {}) {
     }
     throw new ApiError(r.status, answer);
   }
+  if (method !== 'GET') window.dispatchEvent(new Event(CHANGED));
   return answer;
 }
 
@@ -75,24 +80,24 @@ export async function exportCsv(/** @type {string} */ path) {
   return text;
 }
 
-/** Answers asked for ahead of the screen part that needs them (see `prefetch`). */
+/** Answers asked for ahead of the screen part that needs them (see `prefetch`), and when. */
 const early = new Map();
+/** How long an early answer may wait for its taker: after that it is asked for again. */
+const EARLY_MS = 2000;
 
 /** Starts a GET now for a part of the screen that will ask for it once it is drawn; that first
  * ask takes this answer instead of asking again. */
 export function prefetch(/** @type {string} */ path) {
-  if (early.has(path)) return;
+  if (early.has(path) && Date.now() - early.get(path).at < EARLY_MS) return;
   const answer = api('GET', path);
   answer.catch(() => {}); // a failure is reported to whoever takes the answer
-  early.set(path, answer);
+  early.set(path, { answer, at: Date.now() });
 }
 
 export function get(/** @type {string} */ path) {
-  const answer = early.get(path);
-  if (answer) {
-    early.delete(path);
-    return answer;
-  }
+  const ahead = early.get(path);
+  early.delete(path);
+  if (ahead && Date.now() - ahead.at < EARLY_MS) return ahead.answer;
   return api('GET', path);
 }
 

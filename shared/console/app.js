@@ -6,7 +6,7 @@ import { render } from './vendor/preact.js';
 import { useEffect, useState } from './vendor/preact-hooks.js';
 import { LocationProvider, Router, Route, useLocation } from './vendor/preact-iso-router.js';
 import lazy from './vendor/preact-iso-lazy.js';
-import { html } from './components.js';
+import { html, setCurrency } from './components.js';
 import { onUnauthenticated } from './api.js';
 import { consoleConfig, oidcCallback, signOut, user } from './auth.js';
 
@@ -81,5 +81,9 @@ function App() {
 }
 
 const root = /** @type {HTMLElement} */ (document.getElementById('app'));
-root.textContent = '';
-render(html`<${App} />`, root);
+// Amounts are drawn in the deployment's currency, so the screens wait for it (preloaded by the
+// page beside the modules); without it they show euros.
+consoleConfig().then((c) => setCurrency(c.currency), () => {}).finally(() => {
+  root.textContent = '';
+  render(html`<${App} />`, root);
+});

@@ -6,10 +6,13 @@
 import { h } from './vendor/preact.js';
 import { useCallback, useEffect, useId, useRef, useState } from './vendor/preact-hooks.js';
 import htm from './vendor/htm.js';
+import { CHANGED } from './api.js';
 
 export const html = htm.bind(h);
 
-/** Loads with `load` whenever `deps` change; answers {data, error, loading, reload}. */
+/** Loads with `load` whenever `deps` change, and again when the window regains focus or the
+ * console changed something (see `api`), keeping what it shows meanwhile: a list is never older
+ * than the last look at it. Answers {data, error, loading, reload}. */
 export function useLoad(/** @type {() => Promise<any>} */ load, /** @type {any[]} */ deps) {
   const [state, setState] = useState({ data: null, error: null, loading: true });
   const [tick, setTick] = useState(0);
@@ -25,7 +28,59 @@ export function useLoad(/** @type {() => Promise<any>} */ load, /** @type {any[]
     };
   }, [...deps, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
+  useRefresh(reload);
   return { ...state, reload };
+}
+
+/** Calls `f` when the page becomes visible again or the window regains focus (at most once a
+ * second for both), and when the console changed something through the API. */
+export function useRefresh(/** @type {() => void} */ f) {
+  useEffect(() => {
+    let last = 0;
+    const again = () => {
+      if (document.visibilityState !== 'visible' || Date.now() - last < 1000) return;
+      last = Date.now();
+      f();
+    };
+    window.addEventListener('focus', again);
+    document.addEventListener('visibilitychange', again);
+    window.addEventListener(CHANGED, f);
+    return () => {
+      window.removeEventListener('focus', again);
+      document.removeEventListener('visibilitychange', again);
+      window.removeEventListener(CHANGED, f);
+    };
+  }, [f]);
+}
+
+
+/** Calls `f` every `ms` while `on` and the page is visible: a gentle poll for a state that
+ * someone else will change (a pending request). */
+export function usePoll(/** @type {() => void} */ f, /** @type {boolean} */ on, ms = 15_000) {
+  useEffect(() => {
+    if (!on) return undefined;
+    const timer = setInterval(() => { if (document.visibilityState === 'visible') f(); }, ms);
+    return () => clearInterval(timer);
+  }, [f, on, ms]);
+}
+
+/** Moves focus to the element with `id` (a tile, a row) after an action on it, once no dialog
+ * is open and the element is drawn; and again, for a moment, if the redrawn list removed what
+ * had focus (the button pressed), which would leave it on the page's body. Keyboard and
+ * screen-reader users stay where things happened. */
+export function focusSoon(/** @type {string} */ id) {
+  const until = Date.now() + 1500;
+  let focused = false;
+  const attempt = () => {
+    const el = document.getElementById(id);
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (el && !document.querySelector('dialog[open]') && (!focused || lost)) {
+      el.focus();
+      focused = true;
+    }
+    if (Date.now() < until) setTimeout(attempt, 50);
+  };
+  setTimeout(attempt, 0);
 }
 
 /** A problem the API answered, in words; `fields` are shown by the inputs they belong to. */
@@ -37,8 +92,8 @@ export function Problem({ error, fieldsShown = [] }) {
   const detail = named.length && !rest.length ? 'See the marked fields above.' : error.message;
   return html`<div class="problem" role="alert">
     <strong>${problemTitle(error)}</strong>
-    ${detail ? html`<span> ${detail}</span>` : null}
-    ${rest.length ? html`<ul>${rest.map(([f, m]) => html`<li><code>${f}</code>: ${m}</li>`)}</ul>` : null}
+    ${detail ? html`<span> ${plain(detail)}</span>` : null}
+    ${rest.length ? html`<ul>${rest.map(([f, m]) => html`<li><code>${f}</code>: ${plain(m)}</li>`)}</ul>` : null}
     ${error.conflicts?.length ? html`<p>Already taken: ${error.conflicts.map((n) => html`<code class="conflict">${n}</code> `)}</p>` : null}
   </div>`;
 }
@@ -46,14 +101,37 @@ export function Problem({ error, fieldsShown = [] }) {
 function problemTitle(error) {
   switch (error.status) {
     case 0: return 'Not reachable.';
-    case 403: return 'Not allowed.';
+    case 403: return 'You may not do this here.';
     case 404: return 'Not found.';
-    case 409: return 'Conflict.';
+    case 409: return 'This cannot be done as things are now.';
     case 412: return 'Changed meanwhile.';
     case 422: return 'Please correct the form.';
     case 503: return 'Temporarily unavailable.';
     default: return error.title ? `${error.title}.` : 'Something went wrong.';
   }
+}
+
+/** What each permission lets a key or a member do, in words. */
+export const PERMISSION_WORDS = {
+  project_view: 'see the project',
+  project_edit: 'edit the project',
+  project_manage: 'manage the project (its keys, requests, members and secrets)',
+  graph_ui: 'open the graph editor',
+  graph_view: 'see graphs',
+  graph_edit: 'edit graphs',
+  code_view: 'see code',
+  code_edit: 'edit code',
+  interface_manage: 'manage interfaces',
+  package_view: 'see packages',
+  package_create: 'create packages',
+  package_delete: 'delete packages',
+};
+
+/** An API message with its permission ids in words: "this needs the project_manage permission
+ * on the project" reads "this needs the permission to manage the project (…)". */
+export function plain(/** @type {string} */ message) {
+  return String(message ?? '').replace(/\bthe (\w+) permission\b/g,
+    (whole, id) => (PERMISSION_WORDS[id] ? `the permission to ${PERMISSION_WORDS[id]}` : whole));
 }
 
 /** The message for one input, from the problem's `errors[{field, message}]`. */
@@ -63,13 +141,14 @@ export function FieldError({ error, field, id }) {
 }
 
 /** A labelled input whose problem, when the API names it, shows beside it. */
-export function Input({ label, field, error, value, onInput, type = 'text', required = false, ...rest }) {
+export function Input({ label, field, error, value, onInput, type = 'text', required = false, 'aria-describedby': hint = '', ...rest }) {
   const id = useId();
   const message = error?.fields?.[field];
+  const described = [message ? `${id}-error` : '', hint].filter(Boolean).join(' ');
   return html`<div class="input">
     <label for=${id}>${label}</label>
     <input id=${id} type=${type} value=${value} required=${required} aria-invalid=${message ? 'true' : undefined}
-      aria-describedby=${message ? `${id}-error` : undefined}
+      aria-describedby=${described || undefined}
       onInput=${(e) => onInput(e.currentTarget.value)} ...${rest} />
     <${FieldError} error=${error} field=${field} id=${`${id}-error`} />
   </div>`;
@@ -154,8 +233,19 @@ export const day = (/** @type {string | null | undefined} */ t) => (t ? dateOnly
  * hand: Intl's number formatter would load the locale's data for the price on a tile. */
 export const count = (/** @type {number} */ n) => String(Math.trunc(n ?? 0)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 
-/** Minor currency units as an amount ("1,234"): keygate counts integers and names no currency. */
-export const money = count;
+/** The deployment's currency (`config.json`), set once before the first screen is drawn. */
+let currency = { code: 'EUR', exponent: 2 };
+const moneyFormat = once(() => new Intl.NumberFormat('en', {
+  style: 'currency', currency: currency.code, minimumFractionDigits: currency.exponent, maximumFractionDigits: currency.exponent,
+}));
+export function setCurrency(/** @type {{code: string, exponent: number} | undefined} */ c) {
+  if (c?.code) currency = c;
+}
+export const currencyCode = () => currency.code;
+export const currencyExponent = () => currency.exponent;
+
+/** An amount in minor units (the API's integers) as money: 21 → "€0.21" (EUR, 2 places). */
+export const money = (/** @type {number} */ minor) => moneyFormat().format((minor ?? 0) / 10 ** currency.exponent);
 
 /** A template's quota as a rule: "1,000 calls per day (UTC)". */
 export const quotaRule = (/** @type {any} */ q) => (q ? `${count(q.requests)} calls per ${q.per} (UTC)` : 'none');
@@ -199,16 +289,31 @@ export const days = (/** @type {number} */ n) => `${count(n)} ${n === 1 ? 'day' 
 /** yyyy-mm-dd of a Date, in UTC (the API's periods are UTC days). */
 export const isoDay = (/** @type {Date} */ d) => d.toISOString().slice(0, 10);
 
-/** From / to dates; the period runs from the start of `from` to the end of `to` (UTC). */
+/** From / to dates; the period runs from the start of `from` to the end of `to` (UTC). A
+ * period that ends before it starts is refused here, once, beside the date it concerns. */
 export function PeriodPicker({ period, onChange }) {
   const [from, setFrom] = useState(period.from);
   const [to, setTo] = useState(period.to);
-  return html`<form class="period" onSubmit=${(e) => { e.preventDefault(); onChange({ from, to }); }}>
-    <${Input} label="From" type="date" value=${from} onInput=${setFrom} required />
-    <${Input} label="To" type="date" value=${to} onInput=${setTo} required />
+  const [error, setError] = useState(/** @type {any} */ (null));
+  const submit = (/** @type {Event} */ e) => {
+    e.preventDefault();
+    if (to < from) {
+      setError({ fields: { to: `must be on or after the start (${day(from)})` } });
+      return;
+    }
+    setError(null);
+    onChange({ from, to });
+  };
+  return html`<form class="period" onSubmit=${submit} aria-label="Period">
+    <${Input} label="From" type="date" field="from" error=${error} value=${from} onInput=${setFrom} required />
+    <${Input} label="To" type="date" field="to" error=${error} value=${to} onInput=${setTo} required />
     <button type="submit">Show period</button>
   </form>`;
 }
+
+/** Whole days of a period (both ends counted). */
+export const periodDays = (/** @type {{from: string, to: string}} */ p) =>
+  Math.round((new Date(`${p.to}T00:00:00Z`).getTime() - new Date(`${p.from}T00:00:00Z`).getTime()) / 86400e3) + 1;
 
 /** The last 30 days up to today, as the API's default. */
 export function defaultPeriod() {

@@ -72,6 +72,8 @@ pub struct Config {
     pub metrics_namespace: String,
     /// The keys leaked-key reports are signed with.
     pub scanning: crate::scanning::ScanningKeys,
+    /// The currency of prices and costs ([`CURRENCY`]).
+    pub currency: crate::money::Currency,
     pub tls_roots: TlsRoots,
     pub aws_timeouts: AwsTimeouts,
     /// The AWS region, as Lambda gives it to every function (`AWS_REGION`): a Lambda function's
@@ -163,6 +165,10 @@ pub const SCANNING_KEYS: &str = "KEYGATE_SCANNING_KEYS";
 /// write per key per interval; an instance that dies loses at most one interval's.
 pub const DEFAULT_REFUSAL_FLUSH: Duration = Duration::from_secs(5);
 pub const TLS_ROOTS: &str = "KEYGATE_TLS_ROOTS";
+/// The ISO 4217 code of the currency prices are in (default EUR), and the number of decimal
+/// places of its minor unit, the unit of every price and cost (default 2).
+pub const CURRENCY: &str = "KEYGATE_CURRENCY";
+pub const CURRENCY_EXPONENT: &str = "KEYGATE_CURRENCY_EXPONENT";
 pub const AWS_ATTEMPT_TIMEOUT_MS: &str = "KEYGATE_AWS_ATTEMPT_TIMEOUT_MS";
 /// Set by Lambda for every function; the credentials come from `AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, which Lambda sets too.
@@ -192,9 +198,29 @@ pub fn console_sign_in(get: impl Fn(&str) -> Option<String>) -> Result<crate::co
     Ok(crate::console::SignIn::Oidc { issuer: issuer.trim_end_matches('/').to_owned(), client_id, scope })
 }
 
-/// [`console_sign_in`] from the process environment.
-pub fn console_sign_in_from_env() -> Result<crate::console::SignIn, ConfigError> {
-    console_sign_in(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+/// The deployment's currency ([`CURRENCY`], [`CURRENCY_EXPONENT`]); EUR in cents when unset.
+pub fn currency(get: impl Fn(&str) -> Option<String>) -> Result<crate::money::Currency, ConfigError> {
+    let exponent = get(CURRENCY_EXPONENT);
+    match get(CURRENCY) {
+        None if exponent.is_none() => Ok(crate::money::Currency::default()),
+        None => Err(ConfigError::Missing(CURRENCY)),
+        Some(code) => {
+            let exponent = match exponent {
+                None => 2,
+                Some(e) => crate::money::parse_exponent(e.trim())
+                    .map_err(|why| ConfigError::Invalid { name: CURRENCY_EXPONENT, why })?,
+            };
+            crate::money::Currency::new(code.trim(), exponent)
+                .map_err(|why| ConfigError::Invalid { name: CURRENCY, why })
+        }
+    }
+}
+
+/// What the console Lambda's page is told ([`crate::console::ConsoleConfig`]), from the
+/// process environment.
+pub fn console_config_from_env() -> Result<crate::console::ConsoleConfig, ConfigError> {
+    let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    Ok(crate::console::ConsoleConfig { sign_in: console_sign_in(get)?, currency: currency(get)? })
 }
 
 impl Config {
@@ -291,6 +317,7 @@ impl Config {
             refusal_flush,
             metrics_namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| crate::figures::NAMESPACE.to_owned()),
             scanning,
+            currency: currency(&get)?,
             tls_roots,
             aws_timeouts,
             region: Some(required(AWS_REGION)?),
@@ -498,6 +525,7 @@ pub async fn build_app(config: &Config, needs: Needs) -> Result<App, ConfigError
             console_url: config.console_url.clone(),
             usage_shards: config.usage_shards,
             scanning: config.scanning.clone(),
+            currency: config.currency.clone(),
         },
     ))
 }

@@ -46,6 +46,22 @@ pub enum SignIn {
     Oidc { issuer: String, client_id: String, scope: String },
 }
 
+/// What the console's `config.json` tells the page: how people sign in, and the currency
+/// amounts are shown in.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConsoleConfig {
+    #[serde(flatten)]
+    pub sign_in: SignIn,
+    pub currency: crate::money::Currency,
+}
+
+impl ConsoleConfig {
+    /// keygate-local's own sign-in form, and `currency`.
+    pub fn local(currency: crate::money::Currency) -> Self {
+        Self { sign_in: SignIn::Local, currency }
+    }
+}
+
 /// One embedded file.
 struct Asset {
     path: &'static str,
@@ -135,11 +151,11 @@ pub fn owns(method: &Method, path: &str) -> bool {
 /// The console's answer to a GET of `path`: one of its files, its `config.json`, or (for every
 /// other path it owns) the page, whose script routes by the path. `accepts_gzip` comes from the
 /// request's `Accept-Encoding`.
-pub fn serve(path: &str, accepts_gzip: bool, sign_in: &SignIn) -> Response<Body> {
-    let csp = content_security_policy(sign_in);
+pub fn serve(path: &str, accepts_gzip: bool, config: &ConsoleConfig) -> Response<Body> {
+    let csp = content_security_policy(&config.sign_in);
     let (status, content_type, body, gzip) = match path.strip_prefix(ASSET_PREFIX) {
         Some("config.json") => {
-            let config = serde_json::to_vec(sign_in).unwrap_or_default();
+            let config = serde_json::to_vec(config).unwrap_or_default();
             (StatusCode::OK, "application/json", Body::Binary(config), false)
         }
         Some(file) => match ASSETS.iter().find(|a| a.path == file && a.path != "index.html") {
@@ -179,7 +195,7 @@ pub fn serve(path: &str, accepts_gzip: bool, sign_in: &SignIn) -> Response<Body>
 /// The console Lambda's answer to any request that reaches it: its page and files for a GET or
 /// HEAD of a path it owns; for anything else (an unknown `/v1/...` path, another method) the
 /// problem+json the API would answer.
-pub fn answer(req: &lambda_http::Request, sign_in: &SignIn) -> Response<Body> {
+pub fn answer(req: &lambda_http::Request, config: &ConsoleConfig) -> Response<Body> {
     let path = req.uri().path();
     if !owns(req.method(), path) {
         let e = match req.method() == Method::GET || req.method() == Method::HEAD {
@@ -189,7 +205,7 @@ pub fn answer(req: &lambda_http::Request, sign_in: &SignIn) -> Response<Body> {
         return crate::http::problem(&e);
     }
     let encoding = req.headers().get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
-    serve(path, accepts_gzip(encoding), sign_in)
+    serve(path, accepts_gzip(encoding), config)
 }
 
 impl Asset {
@@ -263,19 +279,19 @@ mod tests {
     #[test]
     fn pages_and_files_carry_the_security_headers() {
         for path in ["/", "/projects/01ABC", "/console/app.js", "/console/nothing.js"] {
-            let r = serve(path, false, &SignIn::Local);
+            let r = serve(path, false, &local());
             let csp = r.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
             assert!(csp.contains("script-src 'self';"), "{csp}");
             assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
             assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
             assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         }
-        assert_eq!(serve("/console/nothing.js", false, &SignIn::Local).status(), 404);
+        assert_eq!(serve("/console/nothing.js", false, &local()).status(), 404);
     }
 
     #[test]
     fn every_path_the_console_owns_is_the_page_and_the_api_is_not_its() {
-        let page = serve("/projects/01ABC/issued-keys", false, &SignIn::Local);
+        let page = serve("/projects/01ABC/issued-keys", false, &local());
         assert!(String::from_utf8(body(&page)).unwrap().contains("<script type=\"module\" src=\"/console/app.js\">"));
         assert!(owns(&Method::GET, "/"));
         assert!(owns(&Method::GET, "/me/keys"));
@@ -301,7 +317,7 @@ mod tests {
 
     #[test]
     fn gzip_is_served_when_accepted_and_decodes_to_the_file() {
-        let r = serve("/console/vendor/preact.js", true, &SignIn::Local);
+        let r = serve("/console/vendor/preact.js", true, &local());
         assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
         let mut plain = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body(&r).as_slice()), &mut plain).unwrap();
@@ -314,8 +330,14 @@ mod tests {
 
     #[test]
     fn the_lambda_answers_pages_and_leaves_the_api_to_problems() {
-        let oidc =
-            SignIn::Oidc { issuer: "https://id.example.com".into(), client_id: "k".into(), scope: "openid".into() };
+        let oidc = ConsoleConfig {
+            sign_in: SignIn::Oidc {
+                issuer: "https://id.example.com".into(),
+                client_id: "k".into(),
+                scope: "openid".into(),
+            },
+            currency: Default::default(),
+        };
         let get = |path: &str| {
             let req = http::Request::builder().uri(path).header("accept-encoding", "gzip").body(Body::Empty).unwrap();
             answer(&req, &oidc)
@@ -346,6 +368,10 @@ mod tests {
         assert!(text("screens/project.js").contains("{ id: 'requests',"));
     }
 
+    fn local() -> ConsoleConfig {
+        ConsoleConfig::local(Default::default())
+    }
+
     #[test]
     fn config_tells_the_page_how_to_sign_in_and_csp_admits_the_identity_provider() {
         let oidc = SignIn::Oidc {
@@ -353,13 +379,15 @@ mod tests {
             client_id: "keygate".into(),
             scope: "openid email profile".into(),
         };
-        let r = serve("/console/config.json", false, &oidc);
+        let currency = crate::money::Currency::new("JPY", 0).unwrap();
+        let r = serve("/console/config.json", false, &ConsoleConfig { sign_in: oidc.clone(), currency });
         let config: serde_json::Value = serde_json::from_slice(&body(&r)).unwrap();
         assert_eq!(config["sign_in"], "oidc");
         assert_eq!(config["client_id"], "keygate");
+        assert_eq!(config["currency"], serde_json::json!({"code": "JPY", "exponent": 0}));
         assert!(content_security_policy(&oidc).contains("connect-src 'self' https://id.example.com;"));
         let local: serde_json::Value =
-            serde_json::from_slice(&body(&serve("/console/config.json", false, &SignIn::Local))).unwrap();
-        assert_eq!(local, serde_json::json!({"sign_in": "local"}));
+            serde_json::from_slice(&body(&serve("/console/config.json", false, &local()))).unwrap();
+        assert_eq!(local, serde_json::json!({"sign_in": "local", "currency": {"code": "EUR", "exponent": 2}}));
     }
 }

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod ids;
 pub mod key;
 pub mod mail;
+pub mod money;
 pub mod permission;
 pub mod platform;
 pub mod project;

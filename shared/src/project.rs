@@ -148,6 +148,9 @@ pub struct ProjectView {
     #[serde(flatten)]
     pub project: Project,
     pub permissions: Permissions,
+    /// Requests waiting for a decision: for those who may decide them (`project_manage`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_requests: Option<usize>,
 }
 
 /// One of the caller's projects in `GET /v1/me/projects`: the project and the caller's role.
@@ -156,6 +159,9 @@ pub struct MyProject {
     #[serde(flatten)]
     pub project: Project,
     pub role: RoleName,
+    /// Requests waiting for a decision, where the role may decide them (`project_manage`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_requests: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,7 +18,8 @@ const axeSource = readFileSync(join(here, 'node_modules', 'axe-core', 'axe.min.j
 export async function startGateway(args = [], binary = 'debug') {
   const dataDir = mkdtempSync(join(tmpdir(), 'keygate-browser-'));
   const bin = process.env.KEYGATE_LOCAL_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), binary, 'keygate-local');
-  const child = spawn(bin, ['--port', '0', '--data-dir', join(dataDir, 'data'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const port = args.includes('--port') ? [] : ['--port', '0'];
+  const child = spawn(bin, [...port, '--data-dir', join(dataDir, 'data'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stderr.on('data', (d) => { log += d; });
   // The gateway goes when the test goes, however it ends.

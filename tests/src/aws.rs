@@ -55,6 +55,7 @@ pub fn config(endpoint: &str, table: &str) -> Config {
         refusal_flush: keygate::config::DEFAULT_REFUSAL_FLUSH,
         metrics_namespace: keygate::figures::NAMESPACE.into(),
         scanning: Default::default(),
+        currency: Default::default(),
         tls_roots: Default::default(),
         aws_timeouts: keygate::config::AwsTimeouts::with_attempt(EMULATOR_ATTEMPT_TIMEOUT),
         region: None,

@@ -110,6 +110,60 @@ pub async fn another_request(app: &App, first: &Story, i: usize) -> Story {
     }
 }
 
+/// The pending count of a project follows every request and decision, for those who decide
+/// (the project itself, and the owner's project list) and for nobody else; the pending list
+/// pages over pending requests alone, however many were decided before.
+pub async fn pending_counts_follow_every_decision(app: &App) {
+    use keygate::testing::call;
+    let first = pending_request(app).await;
+    let (project, me) = (format!("/v1/projects/{}", first.project), "/v1/me/projects".to_owned());
+    let pending = |caller: &keygate::identity::Caller| {
+        let (project, me, caller) = (project.clone(), me.clone(), caller.clone());
+        async move {
+            let (status, p) = call(app, "GET", &project, Some(&caller), None).await;
+            assert_eq!(status, 200, "{p}");
+            let (status, mine) = call(app, "GET", &me, Some(&caller), None).await;
+            assert_eq!(status, 200, "{mine}");
+            assert_eq!(mine["items"][0]["pending_requests"], p["pending_requests"], "the list and the project agree");
+            p["pending_requests"].as_u64()
+        }
+    };
+    assert_eq!(pending(&first.owner).await, Some(1));
+    assert_eq!(pending(&first.holder).await, None, "a member who cannot decide is told no count");
+    let others: Vec<Story> = futures_util::future::join_all((0..4).map(|i| another_request(app, &first, i))).await;
+    assert_eq!(pending(&first.owner).await, Some(5));
+    app.approve(&first.owner, &first.project, &first.request).await.unwrap();
+    app.approve(&first.owner, &first.project, &others[0].request).await.unwrap();
+    let reason = keygate::request::Rejection { reason: "not yet".into() };
+    app.reject(&first.owner, &first.project, &others[1].request, reason).await.unwrap();
+    assert_eq!(pending(&first.owner).await, Some(2));
+    // One pending request a page: each page holds one, and the decided ones are never in it.
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let after = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let url = format!("{project}/requests?status=pending&limit=1{after}");
+        let (status, page) = call(app, "GET", &url, Some(&first.owner), None).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() == 1 || (items.is_empty() && page["next_cursor"].is_null()), "{page}");
+        listed.extend(items.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut waiting: Vec<String> = others[2..].iter().map(|s| s.request.to_string()).collect();
+    waiting.sort();
+    listed.sort();
+    assert_eq!(listed, waiting);
+    // Deleting the template cancels the pending requests: nothing waits any more.
+    let deleted = format!("{project}/templates/{}?revoke_keys=true", first.template);
+    let (status, body) = call(app, "DELETE", &deleted, Some(&first.owner), None).await;
+    assert!(status < 300, "{body}");
+    assert_eq!(pending(&first.owner).await, Some(0));
+}
+
 /// The story's project with `n` keys of its template issued, to Bob and `n - 1` other members.
 pub async fn issued_keys(app: &App, n: usize) -> (Story, Vec<keygate::ids::KeyId>) {
     let first = pending_request(app).await;
@@ -329,6 +383,16 @@ pub async fn the_export_agrees_with_the_issued_keys_page(app: &App) {
     let expected: std::collections::BTreeMap<String, (i64, i64)> =
         page.items.iter().map(|r| (r.key_id.to_string(), (r.requests, r.cost))).collect();
     assert!(expected.values().any(|(r, _)| *r > 0) && expected.len() == 5, "{expected:?}");
+    // The project's totals are every page's: the sum of the five keys, however they are paged.
+    let usage = format!("/v1/projects/{}/usage?from={from}&to={to}", first.project);
+    let (status, totals) = keygate::testing::call(app, "GET", &usage, Some(&first.owner), None).await;
+    assert_eq!(status, 200, "{totals}");
+    let sum = expected.values().fold((0, 0), |(r, c), (requests, cost)| (r + requests, c + cost));
+    assert_eq!((totals["requests"].as_i64(), totals["cost"].as_i64()), (Some(sum.0), Some(sum.1)), "{totals}");
+    assert_eq!(totals["keys"], 5);
+    assert_eq!(totals["currency"], serde_json::json!({"code": "EUR", "exponent": 2}));
+    let (status, refused) = keygate::testing::call(app, "GET", &usage, Some(&first.holder), None).await;
+    assert_eq!(status, 403, "only those who manage the project see its totals: {refused}");
     for (format, granularity) in [("csv", "hour"), ("jsonl", "day"), ("csv", "day"), ("jsonl", "hour")] {
         let mut got: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
         let mut next = Some(format!(
@@ -349,7 +413,7 @@ pub async fn the_export_agrees_with_the_issued_keys_page(app: &App) {
                     Some(
                         "key_id,user_id,user_email,template_id,template_name,start,requests,cost,refused,\
                          refused_revoked,refused_rerolled,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,\
-                         refused_rate_limit,refused_key_not_usable"
+                         refused_rate_limit,refused_key_not_usable,amount,currency"
                     )
                 );
             } else {
@@ -358,6 +422,12 @@ pub async fn the_export_agrees_with_the_issued_keys_page(app: &App) {
             for line in lines {
                 let (key, start, requests, cost) = if format == "csv" {
                     let cells: Vec<&str> = line.split(',').collect();
+                    let money = keygate::money::Currency::default();
+                    assert_eq!(
+                        cells[cells.len() - 2..],
+                        [money.amount(cells[7].parse().unwrap()).as_str(), "EUR"],
+                        "{line}"
+                    );
                     (
                         cells[0].to_owned(),
                         cells[5].to_owned(),

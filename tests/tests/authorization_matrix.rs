@@ -92,6 +92,7 @@ fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
         ApproveRequest => (format!("/v1/projects/{p}/requests/{}/approve", w.request), None),
         RejectRequest => (format!("/v1/projects/{p}/requests/{}/reject", w.request), Some(json!({"reason": "no"}))),
         ListIssuedKeys => (format!("/v1/projects/{p}/keys"), None),
+        ProjectUsage => (format!("/v1/projects/{p}/usage"), None),
         KeyUsage => (format!("/v1/projects/{p}/keys/{}/usage", w.key), None),
         ExportUsage => (format!("/v1/projects/{p}/usage/export?granularity=day&format=jsonl"), None),
         RevokeKey => (format!("/v1/projects/{p}/keys/{}", w.key), None),
@@ -125,9 +126,8 @@ fn expected(op: Operation) -> [u16; 6] {
         // Managing it: the owner and managers; members are told no; others see nothing.
         PutRole | PutNode | PutMember => [200, 200, 403, 404, 403, 404],
         // The billing export is the issued-keys page's figures: the same people.
-        ListRoles | ListNodes | ListMembers | ListRequests | ListIssuedKeys | ExportUsage | ListAudit => {
-            [200, 200, 403, 404, 403, 404]
-        }
+        ListRoles | ListNodes | ListMembers | ListRequests | ListIssuedKeys | ProjectUsage | ExportUsage
+        | ListAudit => [200, 200, 403, 404, 403, 404],
         CreateTemplate => [201, 201, 403, 404, 403, 404],
         EditTemplate => [200, 200, 403, 404, 403, 404],
         // The template has an active key: deleting it without revoke_keys is a conflict.

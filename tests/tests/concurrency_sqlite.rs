@@ -48,3 +48,9 @@ async fn an_allowed_call_writes_once_without_limits_and_twice_with_a_quota() {
     let dir = Scratch::new("writes");
     story::store_writes_per_allowed_call(Arc::new(SqliteStore::open(&dir.0.join("keygate.db")).unwrap())).await;
 }
+
+#[tokio::test]
+async fn pending_counts_follow_every_decision() {
+    let dir = Scratch::new("pending");
+    story::pending_counts_follow_every_decision(&app(&dir)).await;
+}

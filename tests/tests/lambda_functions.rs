@@ -477,6 +477,8 @@ async fn the_compiled_console_serves_its_page_files_and_sign_in_settings() {
     let env = [
         ("KEYGATE_OIDC_ISSUER", "https://id.example.com/realms/platform".to_owned()),
         ("KEYGATE_OIDC_CLIENT_ID", "keygate-console".to_owned()),
+        ("KEYGATE_CURRENCY", "JPY".to_owned()),
+        ("KEYGATE_CURRENCY_EXPONENT", "0".to_owned()),
     ];
     let _console = runtime.spawn(&function_binary("console"), &env);
     let page = runtime.invoke(console_event("/projects/01ABC/requests")).await.expect("an answer");
@@ -500,7 +502,7 @@ async fn the_compiled_console_serves_its_page_files_and_sign_in_settings() {
     let config: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         config,
-        json!({"sign_in": "oidc", "issuer": "https://id.example.com/realms/platform", "client_id": "keygate-console", "scope": "openid email profile"})
+        json!({"sign_in": "oidc", "issuer": "https://id.example.com/realms/platform", "client_id": "keygate-console", "scope": "openid email profile", "currency": {"code": "JPY", "exponent": 0}})
     );
     let api = runtime.invoke(console_event("/v1/nothing")).await.expect("an answer");
     assert_eq!(api["statusCode"], 404);

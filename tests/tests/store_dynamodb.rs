@@ -71,3 +71,10 @@ async fn an_allowed_call_writes_once_without_limits_and_twice_with_a_quota_on_dy
     let Some(endpoint) = require_aws!() else { return };
     story::store_writes_per_allowed_call(Arc::new(aws::store(&endpoint, "writes").await)).await;
 }
+
+#[tokio::test]
+async fn pending_counts_follow_every_decision_on_dynamodb() {
+    let Some(endpoint) = require_aws!() else { return };
+    story::pending_counts_follow_every_decision(&TestApp::on(Arc::new(aws::store(&endpoint, "pending").await)).app)
+        .await;
+}

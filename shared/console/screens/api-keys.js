@@ -4,7 +4,7 @@
  * REQUEST button. Owners add templates (the + button), edit and delete them. */
 
 import { useId, useState } from '../vendor/preact-hooks.js';
-import { html, FormActions, Confirm, Dialog, FieldError, Input, ListState, Problem, money, quotaRule, rateRule, useAction, useLoad } from '../components.js';
+import { html, FormActions, Confirm, Dialog, FieldError, Input, ListState, Problem, currencyCode, currencyExponent, days, focusSoon, money, quotaRule, rateRule, useAction, useLoad, usePoll } from '../components.js';
 import { all, api, get, seg } from '../api.js';
 
 const STATES = {
@@ -25,6 +25,8 @@ export function ApiKeys({ project, manage }) {
   const [adding, setAdding] = useState(false);
   const [editing, setEditing] = useState(/** @type {string | null} */ (null));
   const [roles, nodes] = extras.data ?? [[], []];
+  // While one of the viewer's requests waits, the owner's decision shows without a reload.
+  usePoll(load.reload, (load.data ?? []).some((t) => t.tile.state === 'pending'));
   return html`<div>
     <div class="toolbar">
       <h2>API key templates</h2>
@@ -55,16 +57,17 @@ function Tile({ project, template: t, manage, onEdit, onChange }) {
       ? 'Requested. The owner will be told by mail as soon as mail can be sent.'
       : 'Requested. The owner has been told by mail.');
     onChange();
+    focusSoon(`tile-card-${t.id}`);
   });
   const titleId = `tile-${t.id}`;
-  return html`<article class=${`tile state-${state}`} aria-labelledby=${titleId}>
+  return html`<article class=${`tile state-${state}`} aria-labelledby=${titleId} id=${`tile-card-${t.id}`} tabindex="-1">
     <h3 id=${titleId}>${t.name}</h3>
     ${t.description ? html`<p>${t.description}</p>` : null}
     <dl>
       <dt>Role</dt><dd>${t.role}</dd>
       <dt>Permissions</dt><dd>${t.permissions.length ? t.permissions.map((p) => html`<span class="perm">${p}</span> `) : '—'}</dd>
       <dt>Price per request</dt><dd>${money(t.price_per_request)}</dd>
-      <dt>Valid</dt><dd>${t.validity_days ? `${t.validity_days} days after issue` : 'no expiry'}</dd>
+      <dt>Valid</dt><dd>${t.validity_days ? `${days(t.validity_days)} after issue` : 'no expiry'}</dd>
       <dt>Quota</dt><dd>${quotaRule(t.quota)}</dd>
       <dt>Rate limit</dt><dd>${rateRule(t.rate_limit)}</dd>
       ${t.fields.length ? html`<dt>Information</dt><dd><ul class="fields">${t.fields.map((f) => html`<li>
@@ -138,6 +141,17 @@ function RoleSelect({ roles, value, error, onChange }) {
   </div>`;
 }
 
+/** The part of a repeated label only screen readers hear, so that each field's inputs have
+ * names of their own: "Field name, field 2". */
+const nth = (/** @type {number} */ i) => html`<span class="sr-only">, field ${i + 1}</span>`;
+
+/** The currency's minor unit in words: "hundredths of EUR (cents: 7 = €0.07)". */
+function minorUnit() {
+  const e = currencyExponent();
+  if (e === 0) return `whole ${currencyCode()} (7 = ${money(7)})`;
+  return `${e === 2 ? 'hundredths' : e === 3 ? 'thousandths' : `1/${10 ** e}`} of ${currencyCode()} (7 = ${money(7)})`;
+}
+
 /** The owner's editor of one tile: every property, and the information fields with the seeds'
  * "insert project ID" and node picker. */
 function TemplateEditor({ project, template: t, roles, nodes, onDone, onCancel }) {
@@ -188,7 +202,9 @@ function TemplateEditor({ project, template: t, roles, nodes, onDone, onCancel }
     <${Input} label="Name" field="name" error=${action.error} value=${form.name} onInput=${set('name')} required />
     <${Input} label="Description" field="description" error=${action.error} value=${form.description} onInput=${set('description')} />
     <${RoleSelect} roles=${roles} value=${form.role} error=${action.error} onChange=${set('role')} />
-    <${Input} label="Price per request (minor units)" field="price_per_request" type="number" min="0" step="1" error=${action.error} value=${form.price_per_request} onInput=${set('price_per_request')} />
+    <${Input} label=${`Price per request, in ${minorUnit()}`} field="price_per_request" type="number" min="0" step="1" error=${action.error} value=${form.price_per_request} onInput=${set('price_per_request')}
+      aria-describedby=${`${uid}-price`} />
+    <p class="price-preview" id=${`${uid}-price`}>${/^\d+$/.test(form.price_per_request) ? `${money(Number(form.price_per_request))} per request` : 'A whole number.'}</p>
     <${Input} label="Valid for days (empty: no expiry)" field="validity_days" type="number" min="1" step="1" error=${action.error} value=${form.validity_days} onInput=${set('validity_days')} />
     <fieldset class="limits">
       <legend>Limits per key (empty: none). Calls over a limit are refused with 429 and not billed.</legend>
@@ -207,10 +223,10 @@ function TemplateEditor({ project, template: t, roles, nodes, onDone, onCancel }
       <legend>Information fields (imported as secrets with the key)</legend>
       <p class="hint">Recommended: <code>project</code> (this project's id), <code>input</code> and <code>output</code> (the nodes to send data to and fetch results from).</p>
       ${form.fields.map((f, i) => html`<div class="field-row" key=${i}>
-        <${Input} label="Field name" field=${`fields[${i}].name`} error=${action.error} value=${f.name} onInput=${(v) => setField(i, 'name', v)} required />
-        <${Input} label="Label" field=${`fields[${i}].description`} error=${action.error} value=${f.description} onInput=${(v) => setField(i, 'description', v)} />
+        <${Input} label=${html`Field name${nth(i)}`} field=${`fields[${i}].name`} error=${action.error} value=${f.name} onInput=${(v) => setField(i, 'name', v)} required />
+        <${Input} label=${html`Label${nth(i)}`} field=${`fields[${i}].description`} error=${action.error} value=${f.description} onInput=${(v) => setField(i, 'description', v)} />
         <div class="input">
-          <label for=${`${uid}-kind-${i}`}>Kind</label>
+          <label for=${`${uid}-kind-${i}`}>Kind${nth(i)}</label>
           <select id=${`${uid}-kind-${i}`} value=${f.kind} onChange=${(e) => setField(i, 'kind', e.currentTarget.value)}>
             <option value="text">text</option>
             <option value="project">project ID</option>
@@ -219,7 +235,7 @@ function TemplateEditor({ project, template: t, roles, nodes, onDone, onCancel }
         </div>
         ${f.kind === 'node'
           ? html`<div class="input">
-              <label for=${`${uid}-node-${i}`}>Node</label>
+              <label for=${`${uid}-node-${i}`}>Node${nth(i)}</label>
               <select id=${`${uid}-node-${i}`} value=${f.value} onChange=${(e) => setField(i, 'value', e.currentTarget.value)}
                 aria-describedby=${action.error?.fields?.[`fields[${i}].value`] ? `${uid}-node-${i}-error` : undefined}>
                 <option value="">Choose a node…</option>
@@ -228,8 +244,8 @@ function TemplateEditor({ project, template: t, roles, nodes, onDone, onCancel }
               <${FieldError} error=${action.error} field=${`fields[${i}].value`} id=${`${uid}-node-${i}-error`} />
             </div>`
           : f.kind === 'project'
-            ? html`<div class="input"><span class="label">Value</span><code>${project.id}</code></div>`
-            : html`<${Input} label="Value" field=${`fields[${i}].value`} error=${action.error} value=${f.value} onInput=${(v) => setField(i, 'value', v)} />`}
+            ? html`<div class="input"><span class="label">Value${nth(i)}</span><code>${project.id}</code></div>`
+            : html`<${Input} label=${html`Value${nth(i)}`} field=${`fields[${i}].value`} error=${action.error} value=${f.value} onInput=${(v) => setField(i, 'value', v)} />`}
         <button type="button" class="danger small" onClick=${() => removeField(i)} aria-label=${`Remove field ${f.name || i + 1}`}>Remove</button>
       </div>`)}
       <button type="button" onClick=${addField}>+ Field</button>

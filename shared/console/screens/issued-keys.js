@@ -1,10 +1,11 @@
 // @ts-check
 /** The owner's issued keys, as in the seeds: user, template, issued, status, last used,
- * requests, cost and refused calls over a period the owner picks, paged; revoke with
- * confirmation; each key's usage as a chart; and the keys that expire within a week. */
+ * requests, cost and refused calls over a period the owner picks, paged, with the period's
+ * totals over every key of the project above the pages; revoke with confirmation; each key's
+ * usage as a chart; and the keys that expire within a week. */
 
 import { useState } from '../vendor/preact-hooks.js';
-import { html, Confirm, ListState, Pager, PeriodPicker, Problem, count, days, daysUntil, defaultPeriod, money, periodQuery, quotaUse, refusedWords, when, day, useAction, useLoad, usePages } from '../components.js';
+import { html, Confirm, ListState, Pager, PeriodPicker, Problem, count, days, daysUntil, defaultPeriod, focusSoon, money, periodDays, periodQuery, quotaUse, refusedWords, when, day, useAction, useLoad, usePages } from '../components.js';
 import { api, exportCsv, get, seg } from '../api.js';
 import { UsageChart } from '../chart.js';
 import { KeyLimits, Reroll, oldTokenEnd, rerollWords } from '../key-actions.js';
@@ -17,6 +18,8 @@ export function IssuedKeys({ project }) {
     () => get(`${base}/keys?${periodQuery(period)}&limit=20${pages.cursor ? `&cursor=${seg(pages.cursor)}` : ''}`),
     [project.id, period.from, period.to, pages.cursor],
   );
+  // The period over every key, not only this page's: summed by the server (GET …/usage).
+  const whole = useLoad(() => get(`${base}/usage?${periodQuery(period)}`), [project.id, period.from, period.to]);
   const [revoking, setRevoking] = useState(/** @type {any} */ (null));
   const [rerolling, setRerolling] = useState(/** @type {any} */ (null));
   const [limiting, setLimiting] = useState(/** @type {any} */ (null));
@@ -46,6 +49,8 @@ export function IssuedKeys({ project }) {
     <${Problem} error=${download.error} />
     ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
     <${ListState} load=${load} empty="No keys have been issued in this project." />
+    ${whole.data && whole.data.keys ? html`<${PeriodTotals} totals=${whole.data} period=${period} />` : null}
+    <${Problem} error=${whole.error} />
     ${expiring.length ? html`<section class="expiring" aria-labelledby="expiring-title">
       <strong id="expiring-title">${expiring.length === 1 ? '1 key expires' : `${expiring.length} keys expire`} within 7 days</strong>
       (its holder is mailed 7 days and 1 day before):
@@ -55,9 +60,9 @@ export function IssuedKeys({ project }) {
       <caption>Keys and their use from ${day(period.from)} to ${day(period.to)} (UTC days)</caption>
       <thead><tr>
         <th scope="col">User</th><th scope="col">API key</th><th scope="col">Issued</th><th scope="col">Status</th>
-        <th scope="col">Last used</th><th scope="col" class="num">Requests</th><th scope="col" class="num">Cost</th><th scope="col">Refused calls</th><th scope="col">Quota used</th><th scope="col">Actions</th>
+        <th scope="col">Last used</th><th scope="col" class="num">Requests</th><th scope="col" class="num">Cost</th><th scope="col">Refused calls</th><th scope="col">Quota used now</th><th scope="col">Actions</th>
       </tr></thead>
-      <tbody>${rows.map((r) => html`<tr key=${r.key_id} class=${r.refused.total && !r.requests ? 'refused-only' : ''}>
+      <tbody>${rows.map((r) => html`<tr key=${r.key_id} id=${`key-row-${r.key_id}`} tabindex="-1" class=${r.refused.total && !r.requests ? 'refused-only' : ''}>
         <td>${r.user_email}</td>
         <td>${r.template_name}</td>
         <td>${when(r.issued_at)}</td>
@@ -67,7 +72,7 @@ export function IssuedKeys({ project }) {
         <td class="num">${money(r.cost)}</td>
         <td class=${r.refused.total ? 'refused alert' : 'refused'}>${refusedWords(r.refused)}${r.refused.total && !r.requests
           ? html`<br /><span class="refused-note">every call refused in the period</span>` : null}</td>
-        <td class=${r.quota && r.quota.used >= r.quota.requests ? 'quota used-up' : 'quota'}>${quotaUse(r.quota)}</td>
+        <td class=${r.quota && r.quota.used >= r.quota.requests ? 'quota used-up' : 'quota'}>${r.status === 'active' ? quotaUse(r.quota) : '—'}</td>
         <td class="actions">
           <button type="button" aria-pressed=${charted?.key_id === r.key_id ? 'true' : 'false'} onClick=${() => setCharted(charted?.key_id === r.key_id ? null : r)}
             aria-label=${`Usage chart of ${r.template_name} for ${r.user_email}`}>Chart</button>
@@ -79,7 +84,10 @@ export function IssuedKeys({ project }) {
             aria-label=${`Revoke the key of ${r.user_email} for ${r.template_name}`}>Revoke</button>` : null}
         </td>
       </tr>`)}</tbody>
-      <tfoot><tr><th scope="row" colspan="5">Total on this page</th><td class="num">${count(totals.requests)}</td><td class="num">${money(totals.cost)}</td><td>${count(totals.refused)}</td><td></td><td></td></tr></tfoot>
+      <tfoot>
+        <tr><th scope="row" colspan="5">Total on this page (${rows.length === 1 ? '1 key' : `${count(rows.length)} keys`})</th><td class="num">${count(totals.requests)}</td><td class="num">${money(totals.cost)}</td><td>${count(totals.refused)}</td><td></td><td></td></tr>
+        ${whole.data && (load.data?.next_cursor || pages.page > 1) ? html`<tr class="all"><th scope="row" colspan="5">Total of all ${count(whole.data.keys)} keys in the period</th><td class="num">${count(whole.data.requests)}</td><td class="num">${money(whole.data.cost)}</td><td>${count(whole.data.refused.total)}</td><td></td><td></td></tr>` : null}
+      </tfoot>
     </table>` : null}
     <${Pager} pages=${pages} nextCursor=${load.data?.next_cursor} />
     ${charted ? html`<${KeyChart} base=${base} row=${charted} period=${period} />` : null}
@@ -93,14 +101,31 @@ export function IssuedKeys({ project }) {
         setRevoking(null);
         setNotice(`Revoked the key of ${answer.key.user_email}; ${answer.notification === 'pending' ? 'the mail will be retried' : 'they have been told by mail'}.`);
         load.reload();
+        focusSoon(`key-row-${answer.key.id}`);
       }} />
   </div>`;
 }
 
+/** The period's totals over every key of the project (revoked ones included). */
+function PeriodTotals({ totals, period }) {
+  return html`<section class="totals" aria-labelledby="totals-title">
+    <h3 id="totals-title">Whole project, ${day(period.from)} to ${day(period.to)} (${count(totals.keys)} ${totals.keys === 1 ? 'key' : 'keys'})</h3>
+    <dl>
+      <div><dt>Requests</dt><dd>${count(totals.requests)}</dd></div>
+      <div><dt>Cost</dt><dd>${money(totals.cost)}</dd></div>
+      <div><dt>Refused calls (not billed)</dt><dd>${refusedWords(totals.refused)}</dd></div>
+    </dl>
+  </section>`;
+}
+
+/** Periods up to this many days are drawn by the hour at first; longer ones by the day, and
+ * Hourly draws their last days only: more hours would be bars a pixel wide. */
+const HOURLY_DAYS = 3;
+
 function KeyChart({ base, row, period }) {
-  const [granularity, setGranularity] = useState(/** @type {'hour'|'day'} */ ('day'));
+  const long = periodDays(period) > HOURLY_DAYS;
+  const [granularity, setGranularity] = useState(/** @type {'hour'|'day'} */ (long ? 'day' : 'hour'));
   const [measure, setMeasure] = useState(/** @type {'requests'|'cost'} */ ('requests'));
-  // An hourly series is at most 31 days: the last 31 days of the period.
   const q = granularity === 'hour' ? hourly(period) : periodQuery(period);
   const load = useLoad(() => get(`${base}/keys/${seg(row.key_id)}/usage?${q}&granularity=${granularity}`), [row.key_id, q, granularity]);
   return html`<section class="panel" aria-labelledby="chart-title">
@@ -115,18 +140,22 @@ function KeyChart({ base, row, period }) {
         <button type="button" aria-pressed=${measure === 'cost' ? 'true' : 'false'} onClick=${() => setMeasure('cost')}>Cost</button>
       </div>
     </div>
+    ${granularity === 'hour' && long ? html`<p class="hint">By the hour: the last ${HOURLY_DAYS} days of the period (${day(lastDays(period).from)} to ${day(period.to)}). Choose Daily for the whole period.</p>` : null}
     ${load.error ? html`<${Problem} error=${load.error} />` : load.data
       ? html`<${UsageChart} series=${load.data} measure=${measure} title=${`${row.template_name}, ${row.user_email}`} />`
       : html`<p class="loading" role="status">Loading…</p>`}
   </section>`;
 }
 
-/** The period's last 31 days at most, for an hourly series. */
-function hourly(/** @type {{from: string, to: string}} */ p) {
+/** The period's last [`HOURLY_DAYS`] days at most. */
+function lastDays(/** @type {{from: string, to: string}} */ p) {
   const to = new Date(`${p.to}T00:00:00Z`);
-  const earliest = new Date(to.getTime() - 30 * 86400e3).toISOString().slice(0, 10);
-  return periodQuery({ from: p.from > earliest ? p.from : earliest, to: p.to });
+  const earliest = new Date(to.getTime() - (HOURLY_DAYS - 1) * 86400e3).toISOString().slice(0, 10);
+  return { from: p.from > earliest ? p.from : earliest, to: p.to };
 }
+
+/** The query of an hourly series: the period's last days. */
+const hourly = (/** @type {{from: string, to: string}} */ p) => periodQuery(lastDays(p));
 
 function Revoke({ row, base, onClose, onDone }) {
   const action = useAction();

@@ -1,6 +1,8 @@
 // @ts-check
 /** One project: its name, and the sections the signed-in person may use, as tabs. Viewers see
- * the API keys; managers also Requests, Issued keys, Secrets, Settings and the Audit log. */
+ * the API keys; managers also Requests (with the number waiting), Issued keys, Secrets,
+ * Settings and the Audit log. The project is read again on focus and after every change, so
+ * the count follows decisions made here or elsewhere. */
 
 import { html, Problem, useLoad } from '../components.js';
 import { firstPage, get, prefetch, seg } from '../api.js';
@@ -41,7 +43,8 @@ export function Project({ project: id, tab = 'api-keys' }) {
     <h1>${project.name}</h1>
     ${project.description ? html`<p class="muted">${project.description}</p>` : null}
     <nav class="tabs" aria-label="Project sections">
-      ${tabs.map((t) => html`<a href=${`/projects/${seg(id)}/${t.id}`} aria-current=${t === current ? 'page' : undefined}>${t.title}</a>`)}
+      ${tabs.map((t) => html`<a href=${`/projects/${seg(id)}/${t.id}`} aria-current=${t === current ? 'page' : undefined}>${t.title}${t.id === 'requests' && project.pending_requests
+        ? html` <span class="count">${project.pending_requests}</span><span class="sr-only"> pending</span>` : null}</a>`)}
     </nav>
     <${current.screen} project=${project} manage=${manage} />
   </section>`;

@@ -20,6 +20,7 @@ export function Projects() {
             <a href=${`/projects/${seg(p.id)}`}><strong>${p.name}</strong></a>
             <span class="muted">${p.description}</span>
             <span class="badge">${p.role}</span>
+            ${p.pending_requests ? html`<a class="pending" href=${`/projects/${seg(p.id)}/requests`}>${p.pending_requests === 1 ? '1 request waits' : `${p.pending_requests} requests wait`} for your decision</a>` : null}
             <span class="muted">since ${day(p.created_at)}</span>
           </li>`)}
         </ul>` : null}

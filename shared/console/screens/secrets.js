@@ -21,6 +21,11 @@ export function Secrets({ project }) {
   const values = async () => Object.fromEntries((await all(`${base}/secrets?reveal=true`)).map((s) => [s.name, s.value]));
   const show = (/** @type {string} */ name) => reveal.run(async () => setRevealed({ ...revealed, [name]: (await values())[name] ?? '' }));
   const nodeName = (/** @type {string} */ id) => (nodes.data ?? []).find((n) => n.id === id)?.name ?? id;
+  const [copied, setCopied] = useState('');
+  const copy = (/** @type {string} */ name) => reveal.run(async () => {
+    await navigator.clipboard.writeText(revealed[name]);
+    setCopied(name);
+  });
   return html`<div>
     <div class="toolbar">
       <h2>Secrets</h2>
@@ -35,7 +40,8 @@ export function Secrets({ project }) {
       <tbody>${load.data.items.map((s) => html`<tr key=${s.name}>
         <td><code>${s.name}</code>${s.description ? html`<br /><small class="muted">${s.description}</small>` : null}</td>
         <td class="secret">${s.name in revealed
-          ? html`<code class="revealed">${revealed[s.name]}</code> <button type="button" class="small" onClick=${() => { const r = { ...revealed }; delete r[s.name]; setRevealed(r); }} aria-label=${`Hide ${s.name}`}>Hide</button>`
+          ? html`<code class="revealed">${revealed[s.name]}</code> <button type="button" class="small" onClick=${() => copy(s.name)} aria-label=${`Copy ${s.name}`}>${copied === s.name ? 'Copied' : 'Copy'}</button>
+            <button type="button" class="small" onClick=${() => { const r = { ...revealed }; delete r[s.name]; setRevealed(r); }} aria-label=${`Hide ${s.name}`}>Hide</button>`
           : html`<span aria-label="hidden value">••••••</span> <button type="button" class="small" onClick=${() => show(s.name)} aria-label=${`Reveal ${s.name}`}>Reveal</button>`}</td>
         <td>${s.nodes.length ? s.nodes.map((n) => html`<span class="badge">${nodeName(n)}</span> `) : html`<span class="muted">no node</span>`}</td>
         <td>${s.origin ? html`API key <code>${s.origin.key_id}</code>` : 'set by hand'}</td>
@@ -69,6 +75,8 @@ function NodePicker({ nodes, chosen, onChange, legend }) {
 /** The "add API key" menu: pick a key, a prefix, see the secrets it makes, choose the nodes. */
 function ImportKey({ open, base, nodes, onClose, onDone }) {
   const keys = useLoad(() => (open ? all('/v1/me/keys') : Promise.resolve([])), [open]);
+  const projects = useLoad(() => (open ? all('/v1/me/projects') : Promise.resolve([])), [open]);
+  const projectName = (/** @type {string} */ id) => (projects.data ?? []).find((p) => p.id === id)?.name;
   const active = (keys.data ?? []).filter((k) => k.status === 'active');
   const [form, setForm] = useState({ key_id: '', prefix: 'project_server', nodes: /** @type {string[]} */ ([]), overwrite: false });
   const key = active.find((k) => k.id === form.key_id);
@@ -89,7 +97,7 @@ function ImportKey({ open, base, nodes, onClose, onDone }) {
         <legend>Your key</legend>
         ${active.map((k) => html`<label>
           <input type="radio" name="key" value=${k.id} checked=${form.key_id === k.id} onChange=${() => setForm({ ...form, key_id: k.id })} />
-          <strong>${k.template_name}</strong> <small class="muted">project ${k.project_id}, issued ${when(k.issued_at)}</small>
+          <strong>${k.template_name}</strong> <small class="muted">of ${projectName(k.project_id) ?? `project ${k.project_id}`}, issued ${when(k.issued_at)}</small>
         </label>`)}
       </fieldset>` : null}
       <${Input} label="Prefix of the secrets" field="prefix" error=${action.error} value=${form.prefix} onInput=${(v) => setForm({ ...form, prefix: v })} required />

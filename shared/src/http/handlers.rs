@@ -156,6 +156,13 @@ pub async fn list_issued_keys(app: &App, req: Request) -> Answer {
     Ok(json(StatusCode::OK, &app.list_issued_keys(&caller, &project(&req)?, period, &page(&req)?).await?))
 }
 
+/// The period's totals over every key of the project.
+pub async fn project_usage(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    let period = period(&req, app, MAX_PERIOD_DAYS)?;
+    Ok(json(StatusCode::OK, &app.project_usage(&caller, &project(&req)?, period).await?))
+}
+
 pub async fn key_usage(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     let granularity = Granularity::parse(query(&req, "granularity"))?;

@@ -244,6 +244,15 @@ fn usage_schemas() -> Value {
             "properties": {"id": {"type": "string"}, "refused": {"$ref": "#/components/schemas/Refused"}},
             "description": "`refused`: the calls refused in the last 7 days.",
         },
+        "ProjectUsage": {
+            "type": "object", "required": ["from", "to", "keys", "requests", "cost", "refused", "currency"],
+            "properties": {
+                "from": {"type": "string"}, "to": {"type": "string"}, "keys": integer, "requests": integer, "cost": integer,
+                "refused": {"$ref": "#/components/schemas/Refused"},
+                "currency": {"type": "object", "required": ["code", "exponent"],
+                             "properties": {"code": {"type": "string"}, "exponent": integer}},
+            },
+        },
         "IssuedKeyPage": page("IssuedKeyRow"),
         "MyKeyPage": page("MyKey"),
     })
@@ -259,6 +268,10 @@ fn usage_answer(op: Operation) -> Option<(&'static str, &'static str)> {
         Operation::ListIssuedKeys => Some((
             "IssuedKeyPage",
             "Issued keys with their requests, cost and refused calls (by outcome) in the period.",
+        )),
+        Operation::ProjectUsage => Some((
+            "ProjectUsage",
+            "The period's requests, cost (minor units of `currency`) and refused calls over every key of the project, revoked ones included: the totals of all pages of issued keys.",
         )),
         Operation::MyKeys => Some(("MyKeyPage", "The caller's keys, with the calls refused in the last 7 days.")),
         _ => None,

@@ -32,6 +32,7 @@ pub enum Operation {
     ApproveRequest,
     RejectRequest,
     ListIssuedKeys,
+    ProjectUsage,
     KeyUsage,
     ExportUsage,
     RevokeKey,
@@ -147,6 +148,7 @@ routes! {
     POST "/v1/projects/{project}/requests/{request}/approve" => ApproveRequest(approve_request), "approve-request", User, MAIL;
     POST "/v1/projects/{project}/requests/{request}/reject" => RejectRequest(reject_request), "reject-request", User, MAIL;
     GET "/v1/projects/{project}/keys" => ListIssuedKeys(list_issued_keys), "usage-stats", User, NOTHING;
+    GET "/v1/projects/{project}/usage" => ProjectUsage(project_usage), "project-usage", User, NOTHING;
     GET "/v1/projects/{project}/keys/{key}/usage" => KeyUsage(key_usage), "key-usage", User, NOTHING;
     GET "/v1/projects/{project}/usage/export" => ExportUsage(export_usage), "export-usage", User, NOTHING;
     DELETE "/v1/projects/{project}/keys/{key}" => RevokeKey(revoke_key), "revoke-key", User, MAIL;

@@ -69,14 +69,20 @@ pub struct ExportRow<'a> {
     /// The calls refused in the row's hour or day, by outcome (never billed). In the CSV: a
     /// `refused` column with their total, then one `refused_<outcome>` column per outcome.
     pub refused: Refusals,
+    /// `cost` as money in the deployment's currency: a decimal of its major unit (`0.21`).
+    pub amount: String,
+    /// The ISO 4217 code of that currency (`EUR`).
+    pub currency: &'a str,
 }
 
-/// The CSV's columns: the row's text, its usage, then its refusals.
+/// The CSV's columns: the row's text, its usage, its refusals, then the cost as money. New
+/// columns are only ever added at the end, so that a reader by position keeps working.
 fn header() -> Vec<String> {
     let text =
         ["key_id", "user_id", "user_email", "template_id", "template_name", "start", "requests", "cost", "refused"];
     let outcomes = Refusals::OUTCOMES.iter().map(|o| format!("refused_{o}"));
-    text.iter().map(|c| (*c).to_owned()).chain(outcomes).collect()
+    let money = ["amount", "currency"].map(str::to_owned);
+    text.iter().map(|c| (*c).to_owned()).chain(outcomes).chain(money).collect()
 }
 
 /// One answer of the export: its body, and where the next page of keys starts.
@@ -103,7 +109,8 @@ impl ExportRow<'_> {
             .into_iter()
             .chain(self.refused.counts().map(|(_, n)| n))
             .map(|n| std::borrow::Cow::Owned(n.to_string()));
-        text.into_iter().map(inert).chain(numbers).collect()
+        let money = [std::borrow::Cow::Borrowed(self.amount.as_str()), inert(self.currency)];
+        text.into_iter().map(inert).chain(numbers).chain(money).collect()
     }
 }
 
@@ -140,6 +147,8 @@ impl App {
                     requests,
                     cost,
                     refused,
+                    amount: self.settings.currency.amount(cost),
+                    currency: &self.settings.currency.code,
                 })?;
             }
         }
@@ -204,6 +213,8 @@ mod tests {
             requests: 3,
             cost: 9,
             refused: Refusals { revoked: 2, quota: 1, ..Refusals::default() },
+            amount: "0.09".into(),
+            currency: "EUR",
         };
         w.row(&row).unwrap();
         let text = String::from_utf8(w.finish().unwrap()).unwrap();
@@ -211,13 +222,14 @@ mod tests {
             text,
             "key_id,user_id,user_email,template_id,template_name,start,requests,cost,refused,\
              refused_revoked,refused_rerolled,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,\
-             refused_rate_limit,refused_key_not_usable\n\
-             k,u,a@b,t,\"Weather, \"\"daily\"\"\",2026-12-02T00:00:00Z,3,9,3,2,0,0,0,0,1,0,0\n"
+             refused_rate_limit,refused_key_not_usable,amount,currency\n\
+             k,u,a@b,t,\"Weather, \"\"daily\"\"\",2026-12-02T00:00:00Z,3,9,3,2,0,0,0,0,1,0,0,0.09,EUR\n"
         );
         let mut w = Writer::new(ExportFormat::Jsonl);
         w.row(&row).unwrap();
         let line: serde_json::Value = serde_json::from_slice(&w.finish().unwrap()).unwrap();
         assert_eq!(line["requests"], 3);
+        assert_eq!((line["amount"].as_str(), line["currency"].as_str()), (Some("0.09"), Some("EUR")));
         assert_eq!((line["refused"]["revoked"].as_i64(), line["refused"]["total"].as_i64()), (Some(2), Some(3)));
         assert!(ExportFormat::parse(Some("xml")).is_err());
     }
@@ -235,6 +247,8 @@ mod tests {
                 requests: 1,
                 cost: 2,
                 refused: Refusals::default(),
+                amount: "0.02".into(),
+                currency: "EUR",
             };
             let mut w = Writer::new(ExportFormat::Csv);
             w.row(&row).unwrap();

@@ -46,11 +46,18 @@ pub struct Settings {
     pub usage_shards: u32,
     /// The public keys leaked-key reports must be signed with (none: reports are refused).
     pub scanning: crate::scanning::ScanningKeys,
+    /// The currency of prices and costs, for the billing export's amounts.
+    pub currency: crate::money::Currency,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { console_url: "http://127.0.0.1:3000".into(), usage_shards: 1, scanning: Default::default() }
+        Self {
+            console_url: "http://127.0.0.1:3000".into(),
+            usage_shards: 1,
+            scanning: Default::default(),
+            currency: Default::default(),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Projects, roles, nodes, members and the audit log.
 
+use futures_util::future::try_join_all;
 use serde_json::json;
 
 use super::{App, ListPage, PageRequest, Tx, decode};
@@ -60,7 +61,11 @@ impl App {
     pub async fn get_project(&self, caller: &Caller, id: &ProjectId) -> Result<ProjectView> {
         let access = self.access(caller, id).await?;
         access.require_view()?;
-        Ok(ProjectView { project: access.project, permissions: access.permissions })
+        let pending_requests = match access.can(Permission::ProjectManage) {
+            true => Some(self.pending_requests(id).await?),
+            false => None,
+        };
+        Ok(ProjectView { project: access.project, permissions: access.permissions, pending_requests })
     }
 
     /// The projects the caller belongs to (owned ones included), with the caller's role in each,
@@ -71,12 +76,23 @@ impl App {
         let members: Vec<(RoleName, ProjectId)> =
             members.into_iter().filter_map(|m| Some((m.role, m.project_id?))).collect();
         let keys: Vec<_> = members.iter().map(|(_, p)| layout::project(p)).collect();
-        let projects = self.store.get_many(&keys).await?;
+        let roles: Vec<_> = members.iter().map(|(r, p)| layout::role(p, r)).collect();
+        let (projects, roles) = tokio::try_join!(self.store.get_many(&keys), self.store.get_many(&roles))?;
+        // The pending count, where the member's role may decide requests: one query each,
+        // concurrently.
+        let counts = try_join_all(members.iter().zip(&roles).map(|((_, p), role)| async move {
+            let role = role.as_ref().map(decode::<Role>).transpose()?;
+            match role.is_some_and(|r| r.permissions.contains(Permission::ProjectManage)) {
+                true => Ok::<_, Error>(Some(self.pending_requests(p).await?)),
+                false => Ok(None),
+            }
+        }))
+        .await?;
         let mut items = Vec::with_capacity(projects.len());
         // A membership whose project is gone is not listed.
-        for ((role, _), item) in members.into_iter().zip(projects) {
+        for (((role, _), item), pending_requests) in members.into_iter().zip(projects).zip(counts) {
             if let Some(item) = item {
-                items.push(MyProject { project: decode(&item)?, role });
+                items.push(MyProject { project: decode(&item)?, role, pending_requests });
             }
         }
         Ok(ListPage { items, next_cursor })

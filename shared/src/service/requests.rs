@@ -1,10 +1,10 @@
 //! Key requests: ask for a key, list requests, approve (issue the key) or reject.
 
 use chrono::Duration;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{App, ListPage, Notification, PageRequest, Tx};
+use super::{App, ListPage, Notification, PageRequest, Tx, decode};
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
@@ -18,13 +18,19 @@ pub const EXPIRY_NOTICE_DAYS: [i64; 2] = [7, 1];
 use crate::permission::Permission;
 use crate::project::MAX_TEXT;
 use crate::request::{KeyRequest, Rejection, RequestStatus};
-use crate::store::{Cond, Query, layout};
+use crate::store::{Cond, Query, layout, query_all};
 
 /// The answer of a decision: the request as it is now, and whether its mail went out.
 #[derive(Debug, Serialize)]
 pub struct Decision {
     pub request: KeyRequest,
     pub notification: Notification,
+}
+
+/// The marker of a pending request ([`layout::pending`]).
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    request_id: RequestId,
 }
 
 /// The answer of an approval: the request, the key it issued, and the mail's fate.
@@ -69,6 +75,7 @@ impl App {
         tx.check(layout::template(id, tid), Cond::Version(template.version))
             .put(layout::tile(id, &caller.id, tid), tile_version + 1, &tile, version_or_absent(tile_version))
             .put(layout::request(id, &request.id), 1, &request, Cond::NotExists)
+            .put(layout::pending(id, &request.id), 1, &Marker { request_id: request.id.clone() }, Cond::NotExists)
             .audit(id, caller, AuditAction::KeyRequested, &request.id, json!({"template_id": tid}), now)
             .mail(mail::key_requested(&self.settings.console_url, &access.project, &request), now);
         let notification = self
@@ -88,12 +95,30 @@ impl App {
         page: &PageRequest,
     ) -> Result<ListPage<KeyRequest>> {
         self.access(caller, id).await?.require(Permission::ProjectManage)?;
+        if status == Some(RequestStatus::Pending) {
+            // The markers name the pending requests alone: a page is full of them however many
+            // requests were decided before.
+            let markers: ListPage<Marker> =
+                self.page(Query::prefix(layout::project_pk(id), layout::PENDING), page).await?;
+            let keys: Vec<_> = markers.items.iter().map(|m| layout::request(id, &m.request_id)).collect();
+            let found = if keys.is_empty() { Vec::new() } else { self.store.get_many(&keys).await? };
+            let items = found.iter().flatten().map(decode::<KeyRequest>).collect::<Result<Vec<_>>>()?;
+            let items = items.into_iter().filter(|r| r.status == RequestStatus::Pending).collect();
+            return Ok(ListPage { items, next_cursor: markers.next_cursor });
+        }
         let mut list: ListPage<KeyRequest> =
             self.page(Query::prefix(layout::project_pk(id), layout::REQUESTS), page).await?;
         if let Some(status) = status {
             list.items.retain(|r| r.status == status);
         }
         Ok(list)
+    }
+
+    /// How many requests of the project wait for a decision: one query over their markers,
+    /// which hold nothing but the request's id.
+    pub(crate) async fn pending_requests(&self, id: &ProjectId) -> Result<usize> {
+        let q = Query::prefix(layout::project_pk(id), layout::PENDING).limit(1000);
+        Ok(query_all(self.store.as_ref(), q).await?.len())
     }
 
     async fn pending_request(
@@ -164,6 +189,7 @@ impl App {
         };
         let mut tx = Tx::default();
         tx.put(layout::request(id, rid), approved.version, &approved, Cond::Version(request.version))
+            .delete(layout::pending(id, rid), Cond::Always)
             .put_key(&key, Cond::NotExists)
             .put(layout::data_layer(id, &layer.id), 1, &layer, Cond::NotExists)
             .put(
@@ -211,6 +237,7 @@ impl App {
         let tile = Tile { state: TileState::Rejected, request_id: Some(rid.clone()), key_id: None, reason };
         let mut tx = Tx::default();
         tx.put(layout::request(id, rid), rejected.version, &rejected, Cond::Version(request.version))
+            .delete(layout::pending(id, rid), Cond::Always)
             .put(
                 layout::tile(id, &request.user_id, &request.template_id),
                 tile_version + 1,

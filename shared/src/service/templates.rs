@@ -186,7 +186,7 @@ impl App {
         let requests: Vec<KeyRequest> = self.load_all(layout::project_pk(id), layout::REQUESTS).await?;
         let pending: Vec<KeyRequest> =
             requests.into_iter().filter(|r| &r.template_id == tid && r.status == RequestStatus::Pending).collect();
-        if 3 + 3 * active.len() + 2 * pending.len() > crate::store::MAX_TRANSACTION_ITEMS {
+        if 3 + 3 * active.len() + 3 * pending.len() > crate::store::MAX_TRANSACTION_ITEMS {
             return Err(Error::conflict("too many keys and requests to settle at once; revoke some keys first"));
         }
         let now = self.now();
@@ -211,7 +211,8 @@ impl App {
                 version: r.version + 1,
                 ..r.clone()
             };
-            tx.put(layout::request(id, &r.id), cancelled.version, &cancelled, Cond::Version(r.version));
+            tx.put(layout::request(id, &r.id), cancelled.version, &cancelled, Cond::Version(r.version))
+                .delete(layout::pending(id, &r.id), Cond::Always);
             tx.put(layout::tile(id, &r.user_id, tid), 1, &Tile::REQUESTABLE, Cond::Always);
         }
         tx.audit(

@@ -48,6 +48,13 @@ pub fn request(p: &ProjectId, r: &RequestId) -> ItemKey {
     ItemKey::new(project_pk(p), format!("{REQUESTS}{r}"))
 }
 
+/// A pending request's marker, written and removed with the request's status: the owner's
+/// pending list and count read these alone, however many requests were decided before.
+pub const PENDING: &str = "PENDING#";
+pub fn pending(p: &ProjectId, r: &RequestId) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{PENDING}{r}"))
+}
+
 pub const KEYS: &str = "KEY#";
 pub fn key(p: &ProjectId, k: &KeyId) -> ItemKey {
     ItemKey::new(project_pk(p), format!("{KEYS}{k}"))
