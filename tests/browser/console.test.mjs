@@ -225,6 +225,7 @@ test('the story of the seeds, screen by screen', async () => {
   for (const name of ['project_server_token', 'project_server_project', 'project_server_input', 'project_server_output']) {
     assert.ok(preview.includes(name), `the menu shows ${name} before importing`);
   }
+  assert.match(await menu.getByText(/of Weather, issued/).innerText(), /of Weather/, "the key's project by its name, not its id");
   await menu.getByRole('checkbox', { name: /Worker/ }).check();
   await screen(bob, '12-import-menu');
   await menu.getByRole('button', { name: 'Import key' }).click();
@@ -247,6 +248,7 @@ test('the story of the seeds, screen by screen', async () => {
   await bob.getByRole('button', { name: 'Reveal project_server_token' }).click();
   const token = (await bob.locator('code.revealed').first().innerText()).trim();
   assert.match(token, /^ey[\w-]+\.[\w-]+\.[\w-]+$/);
+  await bob.getByRole('button', { name: 'Copy project_server_token' }).waitFor();
 
   // A program calls the platform API with the key, over HTTP: metered three times.
   for (let i = 0; i < 3; i++) {
