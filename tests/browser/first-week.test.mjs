@@ -151,6 +151,12 @@ test('a week later: totals over every page, pending counts, focus, mail links to
   await bob.evaluate(() => window.dispatchEvent(new Event('focus')));
   await tile.getByText('Your key is active').waitFor();
   assert.equal(await bob.evaluate(() => window.__stayed), true, 'the same page, not a reload');
+  // A member who opens the owner's Issued keys is told why once, in words, not once per list.
+  await bob.goto(`${url}/projects/${p}/issued-keys`);
+  await bob.getByRole('alert').first().waitFor();
+  await bob.waitForLoadState('networkidle');
+  assert.equal(await bob.getByRole('alert').count(), 1, 'one problem, shown once');
+  assert.match(await bob.getByRole('alert').innerText(), /You may not do this here\.[\s\S]*permission to manage the project/);
 
   // Reject: the dialog names the request; focus lands on its row; nothing waits any more.
   await ann.getByRole('button', { name: 'Reject the request of wcarl@example.com for Forecast API' }).click();

@@ -50,7 +50,7 @@ export function IssuedKeys({ project }) {
     ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
     <${ListState} load=${load} empty="No keys have been issued in this project." />
     ${whole.data && whole.data.keys ? html`<${PeriodTotals} totals=${whole.data} period=${period} />` : null}
-    <${Problem} error=${whole.error} />
+    ${load.error ? null : html`<${Problem} error=${whole.error} />`}
     ${expiring.length ? html`<section class="expiring" aria-labelledby="expiring-title">
       <strong id="expiring-title">${expiring.length === 1 ? '1 key expires' : `${expiring.length} keys expire`} within 7 days</strong>
       (its holder is mailed 7 days and 1 day before):
