@@ -4,6 +4,7 @@
  * Settings and the Audit log. The project is read again on focus and after every change, so
  * the count follows decisions made here or elsewhere. */
 
+import { useRef } from '../vendor/preact-hooks.js';
 import { html, Problem, useLoad } from '../components.js';
 import { firstPage, get, prefetch, seg } from '../api.js';
 import lazy from '../vendor/preact-iso-lazy.js';
@@ -26,9 +27,12 @@ const TABS = [
 ];
 
 export function Project({ project: id, tab = 'api-keys' }) {
+  const prefetched = useRef(/** @type {string | null} */ (null));
   const load = useLoad(() => {
-    // The API keys section's templates are asked for at once, beside the project, not after it.
-    if (tab === 'api-keys') prefetch(firstPage(`/v1/projects/${seg(id)}/templates`));
+    // The API keys section's templates are asked for at once, beside the project, not after it:
+    // on the project's first load only (the section reads them again itself on later ones).
+    if (tab === 'api-keys' && prefetched.current !== id) prefetch(firstPage(`/v1/projects/${seg(id)}/templates`));
+    prefetched.current = id;
     return get(`/v1/projects/${seg(id)}`);
   }, [id]);
   if (load.loading && !load.data) return html`<p class="loading" role="status">Loading…</p>`;
