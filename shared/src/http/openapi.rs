@@ -161,17 +161,24 @@ fn request_body(op: Operation) -> Option<Value> {
     })
 }
 
+/// An optional query parameter.
+fn query(name: &str, schema: Value, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
+}
+
+/// The period of a usage route, from its query.
+fn period() -> [Value; 2] {
+    [
+        query("from", json!({"type": "string"}), "Start (RFC 3339 time or date, UTC); default: 30 days before `to`."),
+        query("to", json!({"type": "string"}), "End, exclusive (RFC 3339 time or date, UTC); default: now."),
+    ]
+}
+
 /// The billing export answers a file, not JSON, and reads its period and format from the query.
 fn export_usage(op: &mut Value) {
-    let query = |name: &str, schema: Value, description: &str| json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description});
     if let Some(params) = op["parameters"].as_array_mut() {
+        params.extend(period());
         params.extend([
-            query(
-                "from",
-                json!({"type": "string"}),
-                "Start (RFC 3339 time or date, UTC); default: 30 days before `to`.",
-            ),
-            query("to", json!({"type": "string"}), "End, exclusive (RFC 3339 time or date, UTC); default: now."),
             query(
                 "granularity",
                 json!({"enum": ["hour", "day"]}),
@@ -301,6 +308,11 @@ pub fn document() -> Value {
             export_usage(&mut op);
         }
         if let Some((schema, description)) = usage_answer(route.operation) {
+            if route.operation != Operation::MyKeys
+                && let Some(params) = op["parameters"].as_array_mut()
+            {
+                params.extend(period());
+            }
             op["description"] = json!(description);
             op["responses"]["2XX"]["content"]["application/json"]["schema"] =
                 json!({"$ref": format!("#/components/schemas/{schema}")});
