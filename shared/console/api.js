@@ -19,7 +19,8 @@ export class ApiError extends Error {
 }
 
 /** The event sent on `window` after every change made through the API, so that the lists on
- * the screen (and the pending count on the Requests tab) load again. */
+ * the screen (and the pending count on the Requests tab) load again (`useLoad` listens): a
+ * screen does not reload them itself after its own changes. */
 export const CHANGED = 'keygate:changed';
 
 /** Listeners told when the token is refused, so that the console asks to sign in again. */
@@ -48,8 +49,7 @@ export async function api(method, path, body, headers = {}) {
   } catch {
     throw new ApiError(0, { detail: 'keygate cannot be reached; check that it is running and try again' });
   }
-  if (r.status === 204) return null;
-  const answer = await r.json().catch(() => null);
+  const answer = r.status === 204 ? null : await r.json().catch(() => null);
   if (!r.ok) {
     if (r.status === 401) {
       signOut();

@@ -55,13 +55,6 @@ pub struct ConsoleConfig {
     pub currency: crate::money::Currency,
 }
 
-impl ConsoleConfig {
-    /// keygate-local's own sign-in form, and `currency`.
-    pub fn local(currency: crate::money::Currency) -> Self {
-        Self { sign_in: SignIn::Local, currency }
-    }
-}
-
 /// One embedded file.
 struct Asset {
     path: &'static str,
@@ -369,7 +362,7 @@ mod tests {
     }
 
     fn local() -> ConsoleConfig {
-        ConsoleConfig::local(Default::default())
+        ConsoleConfig { sign_in: SignIn::Local, currency: Default::default() }
     }
 
     #[test]

@@ -8,27 +8,15 @@
 // It starts its own keygate-local ($KEYGATE_LOCAL_BIN, else target/release/keygate-local) on a
 // fresh data directory (SQLite), and stops it at the end.
 
-import { startGateway } from './harness.mjs';
+import { callApi, localToken, startGateway } from './harness.mjs';
 
 const keys = Number(process.argv[2] ?? 200);
 const calls = Number(process.argv[3] ?? 15);
 const gateway = await startGateway([], 'release');
 const { url } = gateway;
 
-async function call(token, method, path, body) {
-  const r = await fetch(`${url}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-  return r.json();
-}
-
-const tokenOf = async (sub) => (await (await fetch(`${url}/local/sign-in`, {
-  method: 'POST', headers: { 'Content-Type': 'application/json' },
-  body: JSON.stringify({ sub, email: `${sub}@example.com`, name: sub }),
-})).json()).token;
+const call = (token, method, path, body) => callApi(url, token, method, path, body);
+const tokenOf = (sub) => localToken(url, sub);
 
 try {
   const owner = await tokenOf('owner');

@@ -9,26 +9,15 @@
 // It starts its own keygate-local ($KEYGATE_LOCAL_BIN, else target/release/keygate-local) on a
 // fresh data directory, and stops it at the end.
 
-import { launchBrowser, startGateway } from './harness.mjs';
+import { callApi, launchBrowser, localToken, startGateway } from './harness.mjs';
 
 const loads = Number(process.argv[2] ?? 15);
 const gateway = await startGateway([], 'release');
 const { url } = gateway;
 
-async function call(token, method, path, body) {
-  const r = await fetch(`${url}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-  return r.json();
-}
+const call = (token, method, path, body) => callApi(url, token, method, path, body);
 
-const { token } = await (await fetch(`${url}/local/sign-in`, {
-  method: 'POST', headers: { 'Content-Type': 'application/json' },
-  body: JSON.stringify({ sub: 'bench', email: 'bench@example.com', name: 'Bench' }),
-})).json();
+const token = await localToken(url, 'bench');
 const project = await call(token, 'POST', '/v1/projects', { name: 'Twenty templates' });
 await call(token, 'PUT', `/v1/projects/${project.id}/roles/reader`, { permissions: ['project_view', 'package_view'] });
 await call(token, 'PUT', `/v1/projects/${project.id}/nodes/in`, { name: 'Input' });

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { launchBrowser, person as open, screen, startGateway } from './harness.mjs';
+import { callApi, launchBrowser, localToken, person as open, screen, startGateway } from './harness.mjs';
 
 let gateway;
 let url;
@@ -42,26 +42,8 @@ after(async () => {
   gateway?.stop();
 });
 
-/** A user token of keygate-local's sign-in, for setting the project up over the API. */
-async function tokenOf(sub) {
-  const r = await fetch(`${url}/local/sign-in`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ sub, email: `${sub}@example.com`, name: sub }),
-  });
-  assert.equal(r.status, 200);
-  return (await r.json()).token;
-}
-
-async function call(token, method, path, body) {
-  const r = await fetch(`${url}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const answer = r.status === 204 ? null : await r.json();
-  assert.ok(r.ok, `${method} ${path}: ${r.status} ${JSON.stringify(answer)}`);
-  return answer;
-}
+const tokenOf = (sub) => localToken(url, sub);
+const call = (token, method, path, body) => callApi(url, token, method, path, body);
 
 async function signIn(page, sub) {
   await page.goto(`${url}/`);

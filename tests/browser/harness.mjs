@@ -42,6 +42,28 @@ export async function startGateway(args = [], binary = 'debug') {
   };
 }
 
+/** A user token of keygate-local's sign-in form, for setting a project up over the API. */
+export async function localToken(url, sub) {
+  const r = await fetch(`${url}/local/sign-in`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ sub, email: `${sub}@example.com`, name: sub }),
+  });
+  if (!r.ok) throw new Error(`sign-in of ${sub}: ${r.status} ${await r.text()}`);
+  return (await r.json()).token;
+}
+
+/** One call of the /v1 API with a user token; its JSON answer, or an error naming the call. */
+export async function callApi(url, token, method, path, body) {
+  const r = await fetch(`${url}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
 export function launchBrowser() {
   mkdirSync(out, { recursive: true });
   return chromium.launch({

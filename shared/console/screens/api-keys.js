@@ -37,16 +37,16 @@ export function ApiKeys({ project, manage }) {
       ${(load.data ?? []).map((t) => html`<li key=${t.id} class=${editing === t.id ? 'wide' : undefined}>
         ${editing === t.id
           ? html`<${TemplateEditor} project=${project} template=${t} roles=${roles} nodes=${nodes}
-              onDone=${() => { setEditing(null); load.reload(); }} onCancel=${() => setEditing(null)} />`
-          : html`<${Tile} project=${project} template=${t} manage=${manage} onEdit=${() => setEditing(t.id)} onChange=${load.reload} />`}
+              onDone=${() => setEditing(null)} onCancel=${() => setEditing(null)} />`
+          : html`<${Tile} project=${project} template=${t} manage=${manage} onEdit=${() => setEditing(t.id)} />`}
       </li>`)}
     </ul>
     <${NewTemplate} open=${adding} base=${base} roles=${roles}
-      onClose=${() => setAdding(false)} onCreated=${(t) => { setAdding(false); load.reload(); setEditing(t.id); }} />
+      onClose=${() => setAdding(false)} onCreated=${(t) => { setAdding(false); setEditing(t.id); }} />
   </div>`;
 }
 
-function Tile({ project, template: t, manage, onEdit, onChange }) {
+function Tile({ project, template: t, manage, onEdit }) {
   const request = useAction();
   const [notice, setNotice] = useState('');
   const [deleting, setDeleting] = useState(false);
@@ -56,7 +56,6 @@ function Tile({ project, template: t, manage, onEdit, onChange }) {
     setNotice(answer.notification === 'pending'
       ? 'Requested. The owner will be told by mail as soon as mail can be sent.'
       : 'Requested. The owner has been told by mail.');
-    onChange();
     focusSoon(`tile-card-${t.id}`);
   });
   const titleId = `tile-${t.id}`;
@@ -88,16 +87,15 @@ function Tile({ project, template: t, manage, onEdit, onChange }) {
       ${manage ? html`<button type="button" onClick=${onEdit} aria-label=${`Edit template ${t.name}`}>Edit</button>
         <button type="button" class="danger" onClick=${() => setDeleting(true)} aria-label=${`Delete template ${t.name}`}>Delete</button>` : null}
     </div>
-    ${manage ? html`<${DeleteTemplate} open=${deleting} project=${project} template=${t} onClose=${() => setDeleting(false)} onDone=${onChange} />` : null}
+    ${manage ? html`<${DeleteTemplate} open=${deleting} project=${project} template=${t} onClose=${() => setDeleting(false)} />` : null}
   </article>`;
 }
 
-function DeleteTemplate({ open, project, template: t, onClose, onDone }) {
+function DeleteTemplate({ open, project, template: t, onClose }) {
   const action = useAction();
   const remove = (/** @type {boolean} */ revoke) => action.run(async () => {
     await api('DELETE', `/v1/projects/${seg(project.id)}/templates/${seg(t.id)}${revoke ? '?revoke_keys=true' : ''}`);
     onClose();
-    onDone();
   });
   const hasKeys = action.error?.status === 409;
   return html`<${Confirm} open=${open} title=${`Delete template “${t.name}”?`}

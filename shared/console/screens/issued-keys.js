@@ -93,14 +93,13 @@ export function IssuedKeys({ project }) {
     ${charted ? html`<${KeyChart} base=${base} row=${charted} period=${period} />` : null}
     <${Reroll} open=${!!rerolling} projectId=${project.id} keyId=${rerolling?.key_id} who=${rerolling ? `${rerolling.user_email}'s key for ${rerolling.template_name}` : ''}
       onClose=${() => setRerolling(null)}
-      onDone=${(/** @type {any} */ answer) => { setRerolling(null); setNotice(`${rerollWords(answer)} They have been told by mail.`); load.reload(); }} />
+      onDone=${(/** @type {any} */ answer) => { setRerolling(null); setNotice(`${rerollWords(answer)} They have been told by mail.`); }} />
     ${limiting ? html`<${KeyLimits} row=${limiting} base=${base} onClose=${() => setLimiting(null)}
-      onDone=${(/** @type {any} */ key) => { setLimiting(null); setNotice(`Saved the limits of ${key.user_email}'s key for ${key.template_name}; they apply from the next call.`); load.reload(); }} />` : null}
+      onDone=${(/** @type {any} */ key) => { setLimiting(null); setNotice(`Saved the limits of ${key.user_email}'s key for ${key.template_name}; they apply from the next call.`); }} />` : null}
     <${Revoke} row=${revoking} base=${base} onClose=${() => setRevoking(null)}
       onDone=${(/** @type {any} */ answer) => {
         setRevoking(null);
         setNotice(`Revoked the key of ${answer.key.user_email}; ${answer.notification === 'pending' ? 'the mail will be retried' : 'they have been told by mail'}.`);
-        load.reload();
         focusSoon(`key-row-${answer.key.id}`);
       }} />
   </div>`;

@@ -18,11 +18,11 @@ export function MyKeys() {
     <p class="muted">To use a key from another project's compute nodes, open that project's Secrets and choose “Add API key”.</p>
     <${PeriodPicker} period=${period} onChange=${setPeriod} />
     <${ListState} load=${load} empty="You hold no keys. Request one on a project's API keys tab." />
-    <ul class="tiles keys">${(load.data ?? []).map((k) => html`<li key=${k.id}><${MyKey} k=${k} project=${names[k.project_id]} period=${period} onChange=${load.reload} /></li>`)}</ul>
+    <ul class="tiles keys">${(load.data ?? []).map((k) => html`<li key=${k.id}><${MyKey} k=${k} project=${names[k.project_id]} period=${period} /></li>`)}</ul>
   </section>`;
 }
 
-function MyKey({ k, project, period, onChange }) {
+function MyKey({ k, project, period }) {
   const usage = useLoad(() => get(`/v1/projects/${seg(k.project_id)}/keys/${seg(k.id)}/usage?${periodQuery(period)}&granularity=day`), [k.id, period.from, period.to]);
   const [token, setToken] = useState(/** @type {string | null} */ (null));
   const [copied, setCopied] = useState(false);
@@ -61,7 +61,7 @@ function MyKey({ k, project, period, onChange }) {
           : html`<button type="button" onClick=${reveal} disabled=${action.busy} aria-label=${`Reveal token of ${k.template_name}`}>Reveal token</button>`}
         <button type="button" onClick=${copy} disabled=${action.busy} aria-label=${`Copy token of ${k.template_name}`}>${copied ? 'Copied' : 'Copy token'}</button>
         <button type="button" onClick=${() => setRerolling(true)} aria-label=${`Reroll token of ${k.template_name}`}>Reroll token</button>
-        <${RevokeOwn} k=${k} onChange=${onChange} />
+        <${RevokeOwn} k=${k} />
       </div>
       ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
     </div>` : null}
@@ -70,18 +70,17 @@ function MyKey({ k, project, period, onChange }) {
         setRerolling(false);
         setToken(answer.token ?? null);
         setNotice(`${rerollWords(answer)} The new token is shown above.`);
-        onChange();
       }} />
     <${Problem} error=${action.error ?? usage.error} />
   </article>`;
 }
 
-function RevokeOwn({ k, onChange }) {
+function RevokeOwn({ k }) {
   const action = useAction();
   const [sure, setSure] = useState(false);
   return sure
     ? html`<span class="confirm-inline" role="group" aria-label="Confirm revocation">Revoke for good?
-        <button type="button" class="danger" disabled=${action.busy} onClick=${() => action.run(async () => { await api('DELETE', `/v1/projects/${seg(k.project_id)}/keys/${seg(k.id)}`); onChange(); })}>Yes, revoke</button>
+        <button type="button" class="danger" disabled=${action.busy} onClick=${() => action.run(async () => { await api('DELETE', `/v1/projects/${seg(k.project_id)}/keys/${seg(k.id)}`); })}>Yes, revoke</button>
         <button type="button" onClick=${() => setSure(false)}>No</button>
         <${Problem} error=${action.error} /></span>`
     : html`<button type="button" class="danger" onClick=${() => setSure(true)}>Revoke my key</button>`;

@@ -54,10 +54,10 @@ export function Secrets({ project }) {
     </table>` : null}
     <${Pager} pages=${pages} nextCursor=${load.data?.next_cursor} />
     <${ImportKey} open=${importing} base=${base} nodes=${nodes.data ?? []} onClose=${() => setImporting(false)}
-      onDone=${(/** @type {any} */ answer) => { setImporting(false); setNotice(`Imported ${answer.secrets.length} secrets: ${answer.secrets.map((s) => s.name).join(', ')}.`); load.reload(); }} />
+      onDone=${(/** @type {any} */ answer) => { setImporting(false); setNotice(`Imported ${answer.secrets.length} secrets: ${answer.secrets.map((s) => s.name).join(', ')}.`); }} />
     <${NodeAccess} secret=${editing} base=${base} nodes=${nodes.data ?? []} values=${values} onClose=${() => setEditing(null)}
-      onDone=${() => { setEditing(null); load.reload(); }} />
-    <${DeleteSecret} secret=${deleting} base=${base} onClose=${() => setDeleting(null)} onDone=${() => { setDeleting(null); load.reload(); }} />
+      onDone=${() => setEditing(null)} />
+    <${DeleteSecret} secret=${deleting} base=${base} onClose=${() => setDeleting(null)} onDone=${() => setDeleting(null)} />
   </div>`;
 }
 

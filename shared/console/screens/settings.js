@@ -30,7 +30,6 @@ function Roles({ base, load }) {
     action.run(async () => {
       await api('PUT', `${base}/roles/${seg(form.name)}`, { description: form.description, permissions: form.permissions, public: form.public });
       setForm(empty);
-      load.reload();
     });
   };
   return html`<section class="panel" aria-labelledby="roles-title">
@@ -72,7 +71,6 @@ function Nodes({ base, load }) {
     action.run(async () => {
       await api('PUT', `${base}/nodes/${seg(form.id)}`, { name: form.name });
       setForm({ id: '', name: '' });
-      load.reload();
     });
   };
   return html`<section class="panel" aria-labelledby="nodes-title">
@@ -97,7 +95,6 @@ function Members({ base, load, roles, ownerId }) {
     action.run(async () => {
       await api('PUT', `${base}/members/${seg(form.user)}`, { email: form.email, role: form.role });
       setForm({ user: '', email: '', role: '' });
-      load.reload();
     });
   };
   return html`<section class="panel" aria-labelledby="members-title">
