@@ -6,6 +6,12 @@ use chrono::{DateTime, Utc};
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+
+    /// How long to wait for `at` to come (nothing once it has). A clock that tests set by hand
+    /// moves to `at` itself and answers nothing.
+    fn wait_for(&self, at: DateTime<Utc>) -> std::time::Duration {
+        (at - self.now()).to_std().unwrap_or_default()
+    }
 }
 
 pub struct SystemClock;
@@ -32,5 +38,11 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wait_for(&self, at: DateTime<Utc>) -> std::time::Duration {
+        let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *now = (*now).max(at);
+        std::time::Duration::ZERO
     }
 }

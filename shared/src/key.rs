@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, FieldError, Result};
 use crate::ids::{DataLayerId, KeyId, ProjectId, RequestId, TemplateId, UserId};
-use crate::template::{MAX_QUOTA, Quota, QuotaWindow, RateLimit};
+use crate::limits::{InForce, TemplateLimits};
+use crate::template::{MAX_QUOTA, Quota, RateLimit};
 
 /// The longest a rerolled key's old token may keep working.
 pub const MAX_REROLL_GRACE: Duration = Duration::days(7);
@@ -47,7 +48,7 @@ pub struct IssuedKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_until: Option<DateTime<Utc>>,
     /// The owner's limits for this key alone, over its template's.
-    #[serde(default, skip_serializing_if = "KeyLimits::is_empty")]
+    #[serde(default, skip_serializing_if = "KeyLimits::is_default")]
     pub limits: KeyLimits,
     /// The last secret-scanning report of this key's token (so that a report twice acts once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,42 +56,7 @@ pub struct IssuedKey {
     pub version: u64,
 }
 
-/// What an owner set for one key over its template's limits.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyLimits {
-    /// Replaces the template's quota for this key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quota: Option<Quota>,
-    /// When `quota` was set: like a template's `quota_since`, the calls of the current period
-    /// made before then still count against it (its counter starts from the usage metered).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quota_since: Option<DateTime<Utc>>,
-    /// Replaces the template's rate limit for this key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<RateLimit>,
-    /// Extra calls for one quota period, over the quota.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_up: Option<TopUp>,
-}
-
-impl KeyLimits {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-
-    /// The calls `top_up` adds in `window` (none once its period is over).
-    pub fn extra_in(&self, window: &QuotaWindow) -> i64 {
-        self.top_up.as_ref().filter(|t| t.period == window.label).map_or(0, |t| t.requests)
-    }
-}
-
-/// Extra calls granted for one quota period (`D2026-12-03`, `M2026-12`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopUp {
-    pub period: String,
-    pub requests: i64,
-    pub granted_at: DateTime<Utc>,
-}
+pub use crate::limits::{KeyLimits, TopUp};
 
 /// A secret scanner's report of the key's token, found in public.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,35 +83,32 @@ pub struct LimitsPatch {
 }
 
 impl LimitsPatch {
-    /// The key's limits after this patch at `now`; `window` is the key's current quota period
-    /// (the one `top_up` is for), `None` when the key has no quota.
-    pub fn apply_to(self, current: &KeyLimits, window: Option<&QuotaWindow>, now: DateTime<Utc>) -> Result<KeyLimits> {
+    /// The key's limits after this patch takes effect at `at`: `current` are the key's limits
+    /// and `template` its template's, both as they are at `at` ([`crate::limits`]).
+    pub fn apply_to(self, current: &KeyLimits, template: &TemplateLimits, at: DateTime<Utc>) -> Result<KeyLimits> {
         let mut errors = Vec::new();
         if self.quota.is_none() && self.rate_limit.is_none() && self.top_up.is_none() {
             errors.push(FieldError::new("quota", "name quota, rate_limit or top_up to change"));
         }
         crate::template::check_limits(&mut errors, self.quota.flatten(), self.rate_limit.flatten());
-        let mut next = current.clone();
-        if let Some(quota) = self.quota {
-            if quota != current.quota {
-                next.quota_since = quota.map(|_| now);
-                next.top_up = None;
-            }
-            next.quota = quota;
-        }
+        let mut next = match self.quota {
+            Some(quota) => current.with_quota(quota, template, at),
+            None => current.at(at),
+        };
         if let Some(rate) = self.rate_limit {
             next.rate_limit = rate;
         }
         if let Some(extra) = self.top_up {
+            // The period a top-up is for: that of the quota the key has after this patch.
+            let window = crate::limits::in_force(template, &next, at).quota.map(|q| q.window);
             match window {
                 None => errors.push(FieldError::new("top_up", "this key has no quota to top up")),
                 Some(_) if !(1..=MAX_QUOTA).contains(&extra) => {
                     errors.push(FieldError::new("top_up", format!("must be an integer from 1 to {MAX_QUOTA}")))
                 }
                 Some(window) => {
-                    let before = next.extra_in(window);
-                    next.top_up =
-                        Some(TopUp { period: window.label.clone(), requests: before + extra, granted_at: now });
+                    let before = next.extra_in(&window);
+                    next.top_up = Some(TopUp { period: window.label, requests: before + extra, granted_at: at });
                 }
             }
         }
@@ -202,17 +165,9 @@ impl IssuedKey {
             || (generation + 1 == self.generation && self.previous_until.is_some_and(|until| now < until))
     }
 
-    /// The quota that applies to this key: its own, or its template's; with the `quota_since`
-    /// its counter is decided on.
-    pub fn quota_over(
-        &self,
-        template: Option<Quota>,
-        template_since: Option<DateTime<Utc>>,
-    ) -> (Option<Quota>, Option<DateTime<Utc>>) {
-        match self.limits.quota {
-            Some(own) => (Some(own), self.limits.quota_since),
-            None => (template, template_since),
-        }
+    /// The limits that decide this key's calls at `now`, over its template's limits at `now`.
+    pub fn limits_in_force(&self, template: &TemplateLimits, now: DateTime<Utc>) -> InForce {
+        crate::limits::in_force(template, &self.limits.at(now), now)
     }
 }
 
@@ -313,30 +268,30 @@ mod tests {
         use crate::template::QuotaPeriod;
         let now = Utc::now();
         let window = QuotaPeriod::Day.window(now);
+        let none = TemplateLimits::default();
         let patch = |json: &str| serde_json::from_str::<LimitsPatch>(json).unwrap();
-        let limits = patch(r#"{"quota": {"requests": 50, "per": "day"}}"#)
-            .apply_to(&KeyLimits::default(), Some(&window), now)
-            .unwrap();
+        let limits =
+            patch(r#"{"quota": {"requests": 50, "per": "day"}}"#).apply_to(&KeyLimits::default(), &none, now).unwrap();
         assert_eq!(limits.quota, Some(Quota { requests: 50, per: QuotaPeriod::Day }));
-        assert_eq!(limits.quota_since, Some(now));
-        let topped = patch(r#"{"top_up": 5}"#).apply_to(&limits, Some(&window), now).unwrap();
-        let topped = patch(r#"{"top_up": 7}"#).apply_to(&topped, Some(&window), now).unwrap();
+        assert_eq!(limits.counted_since, Some(now), "a quota where there was none counts from now on");
+        let topped = patch(r#"{"top_up": 5}"#).apply_to(&limits, &none, now).unwrap();
+        let topped = patch(r#"{"top_up": 7}"#).apply_to(&topped, &none, now).unwrap();
         assert_eq!(topped.extra_in(&window), 12);
         assert_eq!(
             topped.extra_in(&QuotaPeriod::Day.window(now + Duration::days(1))),
             0,
             "a top-up ends with its period"
         );
-        let back = patch(r#"{"quota": null}"#).apply_to(&topped, Some(&window), now).unwrap();
-        assert_eq!((back.quota, back.top_up.clone()), (None, None));
+        let back = patch(r#"{"quota": null}"#).apply_to(&topped, &none, now).unwrap();
+        assert_eq!((back.quota, back.top_up.clone(), back.own_until), (None, None, Some(now)));
         assert!(back.is_empty());
-        let e = patch(r#"{"top_up": 5}"#).apply_to(&KeyLimits::default(), None, now).unwrap_err();
+        let e = patch(r#"{"top_up": 5}"#).apply_to(&KeyLimits::default(), &none, now).unwrap_err();
         assert!(e.to_string().contains("no quota"), "{e}");
         let e = patch(r#"{"quota": {"requests": 0, "per": "day"}, "top_up": 0}"#)
-            .apply_to(&limits, Some(&window), now)
+            .apply_to(&limits, &none, now)
             .unwrap_err();
         assert!(format!("{e:?}").contains("quota.requests") && format!("{e:?}").contains("top_up"), "{e:?}");
-        assert!(patch("{}").apply_to(&limits, Some(&window), now).is_err());
+        assert!(patch("{}").apply_to(&limits, &none, now).is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod key;
+pub mod limits;
 pub mod mail;
 pub mod money;
 pub mod permission;

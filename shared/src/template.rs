@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, FieldError, Result};
 use crate::ids::{FieldName, NodeId, ProjectId, RoleName, TemplateId};
+use crate::limits::{Before, TemplateLimits};
 use crate::permission::Permission;
 use crate::project::{Role, check_name, check_text, finish};
 
@@ -87,41 +88,15 @@ impl QuotaPeriod {
     }
 }
 
-/// The counter a key's calls of one quota period are counted on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QuotaCounter {
-    /// The counter's sort key: the period's label, and the moment the quota took its present
-    /// form when that was within the period.
-    pub label: String,
-    /// Whether the counter starts from the key's usage metered earlier in the period (from the
-    /// start of the period), rather than from 0.
-    pub starts_from_usage: bool,
-}
-
-impl QuotaWindow {
-    /// The counter of this period for a quota in its present form since `since` (a template's
-    /// `quota_since`). A period that began after `since` was counted from its start, on the
-    /// plain label; one that `since` falls into gets a counter of its own, seeded from usage.
-    pub fn counter(&self, since: Option<DateTime<Utc>>) -> QuotaCounter {
-        match since {
-            Some(since) if since > self.start => {
-                QuotaCounter { label: format!("{}@{}", self.label, since.timestamp_millis()), starts_from_usage: true }
-            }
-            _ => QuotaCounter { label: self.label.clone(), starts_from_usage: false },
-        }
-    }
-}
-
 impl KeyTemplate {
-    /// `quota_since` of this template edited into one with `next` as its quota at `now`: kept
-    /// while the quota keeps its period (a changed number of calls counts on), `now` when a
-    /// quota is set or its period changes, none without a quota.
-    pub fn quota_since_after_edit(&self, next: Option<Quota>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match (self.quota, next) {
-            (_, None) => None,
-            (Some(current), Some(next)) if current.per == next.per => self.quota_since,
-            (_, Some(_)) => Some(now),
-        }
+    /// The template's limits as they are now (or will be, once the last change takes effect).
+    pub fn limits(&self) -> TemplateLimits {
+        TemplateLimits { quota: self.quota, rate_limit: self.rate_limit, quota_since: self.quota_since }
+    }
+
+    /// The template's limits in force at `now`.
+    pub fn limits_at(&self, now: DateTime<Utc>) -> TemplateLimits {
+        crate::limits::at(&self.limits(), self.limits_before.as_ref(), now)
     }
 }
 
@@ -168,11 +143,13 @@ pub struct KeyTemplate {
     pub quota: Option<Quota>,
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
-    /// When the quota was set again or its period changed by an edit (none: since the template
-    /// was created, or no quota). Calls of the current period made before then, under no quota
-    /// or another period, still count against it: its counter starts from the usage metered.
+    /// Since when the template has had a quota without a break (none: since it was created, or
+    /// no quota): the run of quotas its keys' calls are counted in ([`crate::limits`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_since: Option<DateTime<Utc>>,
+    /// The limits in force until the last edit of them took effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits_before: Option<Before<TemplateLimits>>,
     #[serde(default)]
     pub on_leak: OnLeak,
     pub fields: Vec<InfoField>,
@@ -319,6 +296,7 @@ impl ValidTemplate {
             quota: self.quota,
             rate_limit: self.rate_limit,
             quota_since: None,
+            limits_before: None,
             on_leak: self.on_leak,
             fields: self.fields,
             created_at,
@@ -622,6 +600,7 @@ mod tests {
             quota: valid.quota,
             rate_limit: valid.rate_limit,
             quota_since: None,
+            limits_before: None,
             on_leak: valid.on_leak,
             fields: valid.fields,
             created_at: Utc::now(),

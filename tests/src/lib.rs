@@ -261,6 +261,7 @@ pub mod conformance;
 pub mod lifecycle;
 pub mod names;
 pub mod proxy;
+pub mod quota_model;
 pub mod refusals;
 pub mod rerolls;
 pub mod runtime;

@@ -251,9 +251,11 @@ pub async fn a_quota_holds_exactly_under_concurrency(t: keygate::testing::TestAp
     use keygate::authorizer::{Denial, Limit};
     let keygate::testing::TestApp { app, authorizer, mailer, clock } = t;
     let day = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
-    clock.set(day);
+    clock.set(day - keygate::limits::SETTLE);
     let story = pending_request(&app).await;
+    // The edit answers when its quota is in force: at 09:00 sharp.
     limit_template(&app, &story, serde_json::json!({"quota": {"requests": 50, "per": "day"}})).await;
+    assert_eq!(keygate::clock::Clock::now(clock.as_ref()), day);
     let key = app.approve(&story.owner, &story.project, &story.request).await.unwrap().key;
     let token = app.my_key_token(&story.holder, &key.id).await.unwrap().token;
     let path = format!("/api/projects/{}/data_layers/last", story.project);
@@ -307,6 +309,58 @@ pub async fn a_quota_holds_exactly_under_concurrency(t: keygate::testing::TestAp
     clock.set(chrono::Utc.with_ymd_and_hms(2026, 12, 3, 0, 0, 1).unwrap());
     let next = authorizer.authorize(&http::Method::GET, &path, Some(&authorization)).await.unwrap();
     assert_eq!(next.quota_remaining, Some(49));
+}
+
+/// Issue 30's first case: a key on its template's 100 a day makes 30 calls; its owner gives it
+/// 150 of its own and a top-up of 30, and it makes 150 more (180 today, all allowed); then
+/// `{"quota": null}` puts it back on the template's 100 a day: 100 calls at once allow none,
+/// and the pages say 180 of 100.
+pub async fn a_key_back_on_its_templates_quota_counts_every_call(t: keygate::testing::TestApp) {
+    use chrono::TimeZone;
+    use keygate::authorizer::Denial;
+    let keygate::testing::TestApp { app, authorizer, clock, .. } = t;
+    let day = chrono::Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap();
+    clock.set(day);
+    let story = pending_request(&app).await;
+    limit_template(&app, &story, serde_json::json!({"quota": {"requests": 100, "per": "day"}})).await;
+    let key = app.approve(&story.owner, &story.project, &story.request).await.unwrap().key;
+    let token = app.my_key_token(&story.holder, &key.id).await.unwrap().token;
+    let path = format!("/api/projects/{}/data_layers/last", story.project);
+    let authorization = format!("Bearer {}", token.expose());
+    let authorizer = std::sync::Arc::new(authorizer);
+    let burst = |n: usize| {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let (authorizer, path, authorization) = (authorizer.clone(), path.clone(), authorization.clone());
+                tokio::spawn(async move { authorizer.authorize(&http::Method::GET, &path, Some(&authorization)).await })
+            })
+            .collect();
+        async move {
+            let mut allowed = 0;
+            for verdict in futures_util::future::join_all(tasks).await {
+                match verdict.unwrap() {
+                    Ok(_) => allowed += 1,
+                    Err(Denial::Limited(_)) => {}
+                    Err(other) => panic!("only the quota may refuse: {other:?}"),
+                }
+            }
+            allowed
+        }
+    };
+    let patch = |v: serde_json::Value| serde_json::from_value::<keygate::key::LimitsPatch>(v).unwrap();
+    let (owner, p) = (&story.owner, &story.project);
+    assert_eq!(burst(30).await, 30);
+    app.set_key_limits(owner, p, &key.id, patch(serde_json::json!({"quota": {"requests": 150, "per": "day"}})))
+        .await
+        .unwrap();
+    app.set_key_limits(owner, p, &key.id, patch(serde_json::json!({"top_up": 30}))).await.unwrap();
+    assert_eq!(burst(150).await, 150, "180 of 150 + 30");
+    app.set_key_limits(owner, p, &key.id, patch(serde_json::json!({"quota": null}))).await.unwrap();
+    assert_eq!(burst(100).await, 0, "180 calls today already, over the template's 100");
+    let today = keygate::usage::Period::parse(Some("2026-12-04"), Some("2026-12-05"), day, 366).unwrap();
+    let rows = app.list_issued_keys(owner, p, today, &Default::default()).await.unwrap();
+    let status = rows.items[0].quota.clone().expect("the template's quota");
+    assert_eq!((rows.items[0].requests, status.used, status.requests, status.own), (180, 180, 100, false));
 }
 
 /// A quota switched off and on again, or moved from days to months, counts what the key used

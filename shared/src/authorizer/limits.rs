@@ -3,22 +3,22 @@
 //! - The **rate limit** is a GCRA per key (`governor`), in the memory of one process: exact
 //!   within one `keygate-local`; on AWS each authorizer instance keeps its own, so a key gets at
 //!   most `per_second × instances` calls per second there (SECURITY.md).
-//! - The **quota** is decided by the store: the key's counter for the period is increased only
-//!   while it stays within the quota (a conditional write), in the same [`Store::count`] as
-//!   the usage bucket. So under any concurrency no period allows more than the quota, and every
-//!   allowed call is counted once; a refused call writes nothing.
+//! - The **quota** is decided by the store: the key's counter is increased only while the
+//!   period's count stays within the quota in force (a conditional write), in the same
+//!   [`Store::count`] as the usage bucket. So under any concurrency no period allows more than
+//!   the quota, and every allowed call is counted once; a refused call writes nothing. Which
+//!   quota is in force and which counter counts it is [`crate::limits`]' rule: every instance
+//!   agrees on both at every moment, through every change of limits.
+//! - A counter item is created before its first call from the key's hour buckets since the
+//!   month began (`NotExists`, the first creation wins), so calls made before it, under no
+//!   quota or by an earlier release, count against it. Each instance checks once per item.
 //! - At 80 % and 100 % of a quota the holder is told once per period: a flag on the counter
 //!   (set only while it is 0) and the mail in the outbox, in one transaction.
-//! - A quota set again, or given another period, within a period (`quota_since`) is decided on
-//!   a counter of its own that starts from the key's usage metered so far in the period (the
-//!   hour buckets), created once (`NotExists`) before its first call: switching a quota off
-//!   and on, or from days to months, forgets nothing. Only such keys pay for it: one read of
-//!   the counter per instance and period, and the buckets' read and the creation once.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, RateLimiter};
 use quick_cache::sync::Cache;
@@ -27,8 +27,9 @@ use serde::Serialize;
 use super::{Authorizer, CACHE_CAPACITY, Denial, Grant};
 use crate::ids::KeyId;
 use crate::key::IssuedKey;
+use crate::limits::{Counting, QuotaInForce};
 use crate::store::{Cond, Counters, Increment, Item, StoreError, Write, layout};
-use crate::template::{Quota, QuotaCounter, QuotaPeriod, QuotaWindow, RateLimit};
+use crate::template::{Quota, QuotaPeriod, RateLimit};
 use crate::usage;
 
 /// Which limit refused a call.
@@ -173,11 +174,18 @@ struct Bucket {
 /// The limits' memory in one process.
 pub(super) struct Limits {
     rates: Cache<KeyId, Arc<Bucket>>,
-    /// Keys whose quota is used up: the period and the quota it was used up for. Later calls
-    /// in that period are refused without a store write (a raised quota is seen again).
-    exhausted: Cache<KeyId, (String, i64)>,
-    /// Counters that start from usage and are known to exist (key, counter label).
+    /// Keys whose quota is used up: the counter item, the counter and the ceiling it was used
+    /// up for. Later calls are refused without a store write (a raised quota is seen again).
+    exhausted: Cache<KeyId, Exhausted>,
+    /// Counter items known to exist (key, item's label).
     seeded: Cache<(KeyId, String), ()>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Exhausted {
+    label: String,
+    counter: &'static str,
+    ceiling: i64,
 }
 
 impl Default for Limits {
@@ -209,22 +217,66 @@ impl Limits {
             Limited { limit: Limit::Rate(rate), retry_after: wait.as_millis().div_ceil(1000).max(1) as u64 }
         })
     }
-
-    fn is_exhausted(&self, key: &KeyId, counter: &QuotaCounter, quota: &Quota) -> bool {
-        self.exhausted.get(key).is_some_and(|(label, requests)| label == counter.label && requests == quota.requests)
-    }
 }
 
-/// The counter flag set once the holder was told of `percent` % in a period.
-fn notice_flag(percent: u8) -> &'static str {
-    if percent >= 100 { "notice_100" } else { "notice_80" }
+/// The 31 counter names `<prefix>01` to `<prefix>31`.
+macro_rules! notices {
+    ($prefix:literal) => {
+        [
+            concat!($prefix, "01"),
+            concat!($prefix, "02"),
+            concat!($prefix, "03"),
+            concat!($prefix, "04"),
+            concat!($prefix, "05"),
+            concat!($prefix, "06"),
+            concat!($prefix, "07"),
+            concat!($prefix, "08"),
+            concat!($prefix, "09"),
+            concat!($prefix, "10"),
+            concat!($prefix, "11"),
+            concat!($prefix, "12"),
+            concat!($prefix, "13"),
+            concat!($prefix, "14"),
+            concat!($prefix, "15"),
+            concat!($prefix, "16"),
+            concat!($prefix, "17"),
+            concat!($prefix, "18"),
+            concat!($prefix, "19"),
+            concat!($prefix, "20"),
+            concat!($prefix, "21"),
+            concat!($prefix, "22"),
+            concat!($prefix, "23"),
+            concat!($prefix, "24"),
+            concat!($prefix, "25"),
+            concat!($prefix, "26"),
+            concat!($prefix, "27"),
+            concat!($prefix, "28"),
+            concat!($prefix, "29"),
+            concat!($prefix, "30"),
+            concat!($prefix, "31"),
+        ]
+    };
+}
+
+/// The counter flag set once the holder was told of `percent` % in a period: per month, or
+/// per day of the month for a daily quota.
+fn notice_flag(percent: u8, per: QuotaPeriod, now: DateTime<Utc>) -> &'static str {
+    const DAY_80: [&str; 31] = notices!("notice_80_day");
+    const DAY_100: [&str; 31] = notices!("notice_100_day");
+    match (per, percent >= 100) {
+        (QuotaPeriod::Month, false) => "notice_80",
+        (QuotaPeriod::Month, true) => "notice_100",
+        (QuotaPeriod::Day, false) => DAY_80[now.day0() as usize % 31],
+        (QuotaPeriod::Day, true) => DAY_100[now.day0() as usize % 31],
+    }
 }
 
 impl Authorizer {
     /// Counts one allowed call: +1 request and +price in the key's current hour bucket (the
-    /// shard spreads a busy key over several partitions) and, with a quota, +1 on the key's
-    /// counter for the period, only while it stays within the quota. One [`Store::count`]:
-    /// one store write per call without a quota, two with one.
+    /// shard spreads a busy key over several partitions) and, with a quota in force, +1 on the
+    /// month's and the day's counts of the key's counter item, only while the period's count
+    /// stays within the quota. One [`Store::count`]: one store write per call without a quota,
+    /// two with one.
     pub(super) async fn meter(&self, key: &IssuedKey, grant: &Grant) -> Result<Option<QuotaUse>, Denial> {
         let now = self.now();
         let shards = self.usage_shards.max(1);
@@ -234,51 +286,49 @@ impl Authorizer {
             vec![(usage::REQUESTS, 1), (usage::COST, grant.price)],
             usage::BucketBody::json(now),
         );
-        let (quota, quota_since) = key.quota_over(grant.quota, grant.quota_since);
-        let Some(quota) = quota else {
+        let Some(in_force) = &grant.limits.quota else {
             let started = std::time::Instant::now();
             self.store.count(vec![bucket]).await.map_err(|e| metering_failed(e, &key.id))?;
             self.figures.metered(started.elapsed());
             return Ok(None);
         };
-        let window = quota.per.window(now);
-        // A top-up for this period raises the ceiling the store decides on.
-        let quota = Quota { requests: quota.requests + key.limits.extra_in(&window), ..quota };
-        let period = window.counter(quota_since);
+        let quota = in_force.quota;
+        let window = &in_force.window;
+        let label = in_force.counting.label();
+        let counter = Counting::counter(quota.per, now);
         let limited = || Limited {
             limit: Limit::Quota { quota, resets_at: window.end },
             retry_after: seconds_until(window.end, now),
         };
-        if self.limits.is_exhausted(&key.id, &period, &quota) {
+        let used_up = Exhausted { label: label.clone(), counter, ceiling: quota.requests };
+        if self.limits.exhausted.get(&key.id).is_some_and(|e| e == used_up) {
             return Err(limited().into());
         }
-        let counter = layout::quota_counter(&key.id, &period.label);
-        if period.starts_from_usage {
-            self.seed(&key.id, &window, &period, &counter).await.map_err(|e| metering_failed(e, &key.id))?;
-        }
-        let take = Increment::new(counter.clone(), vec![(usage::REQUESTS, 1)], counter_body(&window))
-            .at_most(usage::REQUESTS, quota.requests);
+        let item = layout::quota_counter(&key.id, &label);
+        self.seed(&key.id, &in_force.counting, &item, now).await.map_err(|e| metering_failed(e, &key.id))?;
+        let take = Increment::new(
+            item.clone(),
+            vec![(usage::REQUESTS, 1), (Counting::day(now), 1)],
+            counter_body(&in_force.counting),
+        )
+        .at_most(counter, quota.requests);
         let started = std::time::Instant::now();
         match self.store.count(vec![take, bucket]).await {
             Ok(counters) => {
                 self.figures.metered(started.elapsed());
                 let counters = counters.into_iter().next().unwrap_or_default();
-                self.tell_holder(key, &quota, &window, &period, &counters).await;
-                Ok(Some(QuotaUse {
-                    quota,
-                    used: counters.get(usage::REQUESTS).copied().unwrap_or(0),
-                    resets_at: window.end,
-                }))
+                self.tell_holder(key, in_force, &item, &counters, now).await;
+                Ok(Some(QuotaUse { quota, used: counters.get(counter).copied().unwrap_or(0), resets_at: window.end }))
             }
             Err(StoreError::ConditionFailed { index: 0 }) => {
                 // Used up. Make sure the holder was told (a notice lost with a crashed instance
                 // is sent by the first refused call), then refuse from memory for the period.
-                match self.store.get(&counter).await {
-                    Ok(Some(Item { counters, .. })) => self.tell_holder(key, &quota, &window, &period, &counters).await,
+                match self.store.get(&item).await {
+                    Ok(Some(Item { counters, .. })) => self.tell_holder(key, in_force, &item, &counters, now).await,
                     Ok(None) => {}
                     Err(e) => tracing::warn!(error = %e, key_id = %key.id, "quota counter unreadable"),
                 }
-                self.limits.exhausted.insert(key.id.clone(), (period.label.clone(), quota.requests));
+                self.limits.exhausted.insert(key.id.clone(), used_up);
                 Err(limited().into())
             }
             Err(e) => Err(metering_failed(e, &key.id)),
@@ -291,22 +341,25 @@ impl Authorizer {
     async fn tell_holder(
         &self,
         key: &IssuedKey,
-        quota: &Quota,
-        window: &QuotaWindow,
-        period: &QuotaCounter,
+        in_force: &QuotaInForce,
+        item: &crate::store::ItemKey,
         counters: &Counters,
+        now: DateTime<Utc>,
     ) {
-        let used = counters.get(usage::REQUESTS).copied().unwrap_or(0);
+        let quota = in_force.quota;
+        let used = counters.get(Counting::counter(quota.per, now)).copied().unwrap_or(0);
         for (percent, at) in quota.thresholds() {
-            let flag = notice_flag(percent);
+            let flag = notice_flag(percent, quota.per, now);
             if used < at || counters.get(flag).copied().unwrap_or(0) > 0 {
                 continue;
             }
-            let counter = layout::quota_counter(&key.id, &period.label);
-            let mail = crate::mail::quota_used(&self.console_url, key, percent, quota, &window.label);
-            let id = format!("Q#{}#{}#{percent}", key.id, period.label);
+            let window = &in_force.window;
+            let mail = crate::mail::quota_used(&self.console_url, key, percent, &quota, &window.label);
+            let id = format!("Q#{}#{}#{percent}", key.id, window.label);
             let writes = vec![
-                Write::Increment(Increment::new(counter, vec![(flag, 1)], counter_body(window)).at_most(flag, 1)),
+                Write::Increment(
+                    Increment::new(item.clone(), vec![(flag, 1)], counter_body(&in_force.counting)).at_most(flag, 1),
+                ),
                 crate::service::queued_mail(&id, mail, self.now()),
             ];
             match self.store.transact(writes).await {
@@ -316,37 +369,30 @@ impl Authorizer {
             }
         }
     }
-}
 
-impl Authorizer {
-    /// Makes sure the counter `period` of a quota set within the period exists, created from
-    /// the key's usage metered since the period began. Every instance does this before its
-    /// first call on such a counter; the first creation wins (`NotExists`), and no call takes
-    /// from the counter before it exists, so every call is counted once: before the creation in
-    /// the buckets read, after it on the counter.
+    /// Makes sure the counter item of a run of quotas exists before its first call, created
+    /// from the key's usage metered since the month (or the run) began: the first creation
+    /// wins (`NotExists`), and no call takes from the item before it exists, so every call is
+    /// counted once: before the creation in the buckets read, after it on the item.
     async fn seed(
         &self,
         key: &KeyId,
-        window: &QuotaWindow,
-        period: &QuotaCounter,
-        counter: &crate::store::ItemKey,
+        counting: &Counting,
+        item: &crate::store::ItemKey,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let cache_key = (key.clone(), period.label.clone());
+        let cache_key = (key.clone(), item.sk.clone());
         if self.limits.seeded.get(&cache_key).is_some() {
             return Ok(());
         }
-        if self.store.get(counter).await?.is_none() {
-            let used = self.used_since(key, window.start).await?;
-            let item = Item {
-                key: counter.clone(),
-                index_key: None,
-                version: 0,
-                body: counter_body(window),
-                counters: [(usage::REQUESTS.to_owned(), used)].into(),
-            };
-            match self.store.transact(vec![Write::Put { item, cond: Cond::NotExists }]).await {
+        if self.store.get(item).await?.is_none() {
+            let (month, today) = self.used_since(key, counting.month.start, now).await?;
+            let counters = [(usage::REQUESTS.to_owned(), month), (Counting::day(now).to_owned(), today)].into();
+            let created =
+                Item { key: item.clone(), index_key: None, version: 0, body: counter_body(counting), counters };
+            match self.store.transact(vec![Write::Put { item: created, cond: Cond::NotExists }]).await {
                 Ok(()) => {
-                    tracing::info!(key_id = %key, counter = %period.label, used, "quota counter started from usage")
+                    tracing::info!(key_id = %key, counter = %item.sk, month, today, "quota counter started from usage")
                 }
                 Err(StoreError::ConditionFailed { .. }) => {} // another call created it
                 Err(e) => return Err(e),
@@ -356,17 +402,21 @@ impl Authorizer {
         Ok(())
     }
 
-    /// The calls metered for `key` from the hour of `from` on, over every shard.
-    async fn used_since(&self, key: &KeyId, from: DateTime<Utc>) -> Result<i64, StoreError> {
+    /// The calls metered for `key` from the hour of `from` on, over every shard, and those of
+    /// `now`'s day among them.
+    async fn used_since(&self, key: &KeyId, from: DateTime<Utc>, now: DateTime<Utc>) -> Result<(i64, i64), StoreError> {
         let buckets =
             crate::service::usage_items(self.store.as_ref(), self.usage_shards, key, usage::hour_of(from), None)
                 .await?;
-        Ok(buckets.iter().map(|b| b.counter(usage::REQUESTS)).sum())
+        let today = layout::usage_hour(QuotaPeriod::Day.window(now).start);
+        let all = buckets.iter().map(|b| b.counter(usage::REQUESTS)).sum();
+        let day = buckets.iter().filter(|b| b.key.sk >= today).map(|b| b.counter(usage::REQUESTS)).sum();
+        Ok((all, day))
     }
 }
 
-fn counter_body(window: &QuotaWindow) -> String {
-    serde_json::json!({ "period": window.label, "resets_at": window.end }).to_string()
+fn counter_body(counting: &Counting) -> String {
+    serde_json::json!({ "month": counting.month.label, "since": counting.since }).to_string()
 }
 
 fn metering_failed(e: StoreError, key: &KeyId) -> Denial {

@@ -24,21 +24,26 @@ pub use tally::{Counting, Flushed, Tally};
 
 use crate::clock::Clock;
 use crate::figures::{Figures, NoFigures};
+use crate::ids::RoleName;
 use crate::ids::{DataLayerId, KeyId, ProjectId, TemplateId, UserId};
 use crate::key::IssuedKey;
+use crate::limits::InForce;
 use crate::permission::{Permission, Permissions, required_permission};
 use crate::platform::{self, CallProblem};
 use crate::project::Role;
 use crate::service::{App, KeyEvents};
 use crate::signing::{KeyClaims, KeyRing, Refusal};
 use crate::store::{Store, layout};
-use crate::template::{KeyTemplate, Quota, RateLimit};
+use crate::template::KeyTemplate;
+#[cfg(test)]
+use crate::template::RateLimit;
 
-/// How long a key's record is trusted without reading it again. Below one second, so that a
-/// revocation takes effect within one second on every instance.
+/// How long a key's record and its template are trusted without reading them again. Below one
+/// second, so that a revocation takes effect within one second on every instance, and below
+/// [`crate::limits::SETTLE`], so that every instance decides on the limits in force.
 pub const KEY_RECORD_TTL: Duration = Duration::milliseconds(900);
-/// How long a template's role, price and limits are trusted: changes apply within a minute
-/// (at once on the instance that made them).
+/// How long a role's permissions are trusted: changes apply within a minute (at once on the
+/// instance that made them).
 pub const GRANT_TTL: Duration = Duration::seconds(55);
 /// Entries per cache; a token is about 400 bytes, so the token cache stays under 5 MB.
 pub const CACHE_CAPACITY: usize = 10_000;
@@ -49,28 +54,27 @@ struct Stamped<T> {
     at: DateTime<Utc>,
 }
 
-/// What a key's template grants: the role's permissions, the price of a call and the limits.
-#[derive(Clone, Copy, Debug)]
+/// What a key's template grants at the moment of a call: the role's permissions, the price of
+/// a call, and the limits in force (the key's own over the template's, [`crate::limits`]).
+#[derive(Clone, Debug)]
 struct Grant {
     permissions: Permissions,
     price: i64,
-    quota: Option<Quota>,
-    /// The template's `quota_since`: which counter the quota is decided on.
-    quota_since: Option<DateTime<Utc>>,
-    rate_limit: Option<RateLimit>,
+    limits: InForce,
 }
 
 /// What the authorizer remembers between calls, all bounded:
 /// - verified tokens, keyed by their exact bytes (a signature is checked once per instance;
 ///   `exp`, `nbf` and `aud` are checked again on every call);
-/// - key records, for under a second ([`KEY_RECORD_TTL`]);
-/// - each template's role permissions, price and limits, for under a minute ([`GRANT_TTL`]).
+/// - key records and their templates, for under a second ([`KEY_RECORD_TTL`]), read together;
+/// - each role's permissions, for under a minute ([`GRANT_TTL`]).
 ///
 /// Usage is never cached: every allowed call is counted in the store before it is allowed.
 pub struct Caches {
     tokens: Option<Cache<String, Arc<KeyClaims>>>,
     keys: Cache<(ProjectId, KeyId), Stamped<Arc<IssuedKey>>>,
-    grants: Cache<(ProjectId, TemplateId), Stamped<Grant>>,
+    templates: Cache<(ProjectId, TemplateId), Stamped<Arc<KeyTemplate>>>,
+    roles: Cache<(ProjectId, RoleName), Stamped<Permissions>>,
 }
 
 impl Caches {
@@ -79,7 +83,8 @@ impl Caches {
         Self {
             tokens: (tokens > 0).then(|| Cache::new(tokens)),
             keys: Cache::new(CACHE_CAPACITY),
-            grants: Cache::new(CACHE_CAPACITY),
+            templates: Cache::new(CACHE_CAPACITY),
+            roles: Cache::new(CACHE_CAPACITY),
         }
     }
 }
@@ -90,15 +95,15 @@ impl Default for Caches {
     }
 }
 
-/// This instance sees a revocation, or a template's new role, price or limits, at once (other
-/// instances within [`KEY_RECORD_TTL`] and [`GRANT_TTL`]).
+/// This instance sees a revocation, or a template's new role or price, at once (other
+/// instances within [`KEY_RECORD_TTL`]; a role's new permissions within [`GRANT_TTL`]).
 impl KeyEvents for Caches {
     fn key_retired(&self, project: &ProjectId, key: &KeyId) {
         self.keys.remove(&(project.clone(), key.clone()));
     }
 
     fn template_changed(&self, project: &ProjectId, template: &TemplateId) {
-        self.grants.remove(&(project.clone(), template.clone()));
+        self.templates.remove(&(project.clone(), template.clone()));
     }
 }
 
@@ -500,7 +505,7 @@ impl Authorizer {
 
     async fn decide(&self, method: &Method, path: &str, authorization: Option<&str>) -> Result<CallContext, Refused> {
         let Admitted { mut context, key, grant } = self.admit(method, path, authorization).await?;
-        if let Some(rate) = key.limits.rate_limit.or(grant.rate_limit) {
+        if let Some(rate) = grant.limits.rate_limit {
             self.limits.take_rate(&key.id, rate).map_err(|limited| Refused::of_key(&key.id)(limited.into()))?;
         }
         context.quota = self.meter(&key, &grant).await.map_err(|denial| match denial {
@@ -587,9 +592,9 @@ impl Authorizer {
         Ok(claims)
     }
 
-    /// The key's record and its template's grant, from the caches where fresh. The signed
-    /// token names the template, so on a cold instance the key record and the template are read
-    /// in one round trip, then the role: two round trips before the usage write, not three.
+    /// The key's record and what its template grants now, from the caches where fresh. The
+    /// signed token names the template, so the key record and the template are read in one
+    /// round trip (they expire together), and the role only when its permissions are stale.
     async fn key_and_grant(
         &self,
         project: &ProjectId,
@@ -598,17 +603,19 @@ impl Authorizer {
         now: DateTime<Utc>,
     ) -> Result<(Arc<IssuedKey>, Grant), Denial> {
         let key_cache = (project.clone(), key.clone());
-        let grant_cache = (project.clone(), template.clone());
+        let template_cache = (project.clone(), template.clone());
         let cached_key = self.caches.keys.get(&key_cache).filter(|hit| now - hit.at < KEY_RECORD_TTL);
-        let cached_grant = self.caches.grants.get(&grant_cache).filter(|hit| now - hit.at < GRANT_TTL);
+        let cached_template = self.caches.templates.get(&template_cache).filter(|hit| now - hit.at < KEY_RECORD_TTL);
         self.figures.cache("key", cached_key.is_some());
-        self.figures.cache("grant", cached_grant.is_some());
-        let (record, template_item) = match (cached_key, cached_grant) {
-            (Some(k), Some(g)) => return Ok((k.value, g.value)),
-            (Some(k), None) => (k.value, self.read::<KeyTemplate>(&layout::template(project, template)).await?),
-            (None, Some(g)) => {
+        self.figures.cache("template", cached_template.is_some());
+        let (record, t) = match (cached_key, cached_template) {
+            (Some(k), Some(t)) => (k.value, Some(t.value)),
+            (Some(k), None) => {
+                (k.value, self.read_template(template_cache, &layout::template(project, template), now).await?)
+            }
+            (None, Some(t)) => {
                 let record: IssuedKey = self.read(&layout::key(project, key)).await?.ok_or(Denial::UnknownKey)?;
-                return Ok((self.remember_key(key_cache, record, now), g.value));
+                (self.remember_key(key_cache, record, now), Some(t.value))
             }
             (None, None) => {
                 let keys = [layout::key(project, key), layout::template(project, template)];
@@ -618,21 +625,46 @@ impl Authorizer {
                     _ => return Err(Denial::StoreFailed),
                 };
                 let record: IssuedKey = record.as_ref().map(decode_item).transpose()?.ok_or(Denial::UnknownKey)?;
-                let template_item: Option<KeyTemplate> = template_item.as_ref().map(decode_item).transpose()?;
-                (self.remember_key(key_cache, record, now), template_item)
+                let t: Option<KeyTemplate> = template_item.as_ref().map(decode_item).transpose()?;
+                let t = t.map(|t| self.remember_template(template_cache, t, now));
+                (self.remember_key(key_cache, record, now), t)
             }
         };
-        let t: KeyTemplate = template_item.ok_or(Denial::KeyNotUsable)?;
-        let role: Role = self.read(&layout::role(project, &t.role)).await?.ok_or(Denial::KeyNotUsable)?;
-        let grant = Grant {
-            permissions: role.permissions,
-            price: t.price_per_request,
-            quota: t.quota,
-            quota_since: t.quota_since,
-            rate_limit: t.rate_limit,
+        let t = t.ok_or(Denial::KeyNotUsable)?;
+        let role_cache = (project.clone(), t.role.clone());
+        let cached_role = self.caches.roles.get(&role_cache).filter(|hit| now - hit.at < GRANT_TTL);
+        self.figures.cache("role", cached_role.is_some());
+        let permissions = match cached_role {
+            Some(hit) => hit.value,
+            None => {
+                let role: Role = self.read(&layout::role(project, &t.role)).await?.ok_or(Denial::KeyNotUsable)?;
+                self.caches.roles.insert(role_cache, Stamped { value: role.permissions, at: now });
+                role.permissions
+            }
         };
-        self.caches.grants.insert(grant_cache, Stamped { value: grant, at: now });
-        Ok((record, grant))
+        let limits = record.limits_in_force(&t.limits_at(now), now);
+        Ok((record, Grant { permissions, price: t.price_per_request, limits }))
+    }
+
+    async fn read_template(
+        &self,
+        cache_key: (ProjectId, TemplateId),
+        at: &crate::store::ItemKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<KeyTemplate>>, Denial> {
+        let t: Option<KeyTemplate> = self.read(at).await?;
+        Ok(t.map(|t| self.remember_template(cache_key, t, now)))
+    }
+
+    fn remember_template(
+        &self,
+        cache_key: (ProjectId, TemplateId),
+        t: KeyTemplate,
+        now: DateTime<Utc>,
+    ) -> Arc<KeyTemplate> {
+        let t = Arc::new(t);
+        self.caches.templates.insert(cache_key, Stamped { value: t.clone(), at: now });
+        t
     }
 
     fn remember_key(&self, cache_key: (ProjectId, KeyId), record: IssuedKey, now: DateTime<Utc>) -> Arc<IssuedKey> {

@@ -137,7 +137,8 @@ fn newest_use<'a>(items: impl IntoIterator<Item = &'a Item>) -> Result<Option<Da
 
 impl App {
     /// Each key's quota status (`None` without a quota): two batch reads, the keys' templates
-    /// and then the counters of the current period, whatever the number of keys.
+    /// and then their counter items, whatever the number of keys. A counter item that no call
+    /// created yet is summed from the key's buckets, as the authorizer would create it.
     pub(crate) async fn quota_statuses(&self, keys: &[IssuedKey]) -> Result<Vec<Option<QuotaStatus>>> {
         let mut wanted: std::collections::BTreeMap<_, Vec<usize>> = Default::default();
         for (i, k) in keys.iter().enumerate() {
@@ -145,41 +146,46 @@ impl App {
         }
         let unique: Vec<_> = wanted.keys().cloned().collect();
         let templates = if unique.is_empty() { Vec::new() } else { self.store.get_many(&unique).await? };
-        let mut quotas = vec![None; keys.len()];
+        let now = self.now();
+        let mut in_force = vec![None; keys.len()];
         for (item, positions) in templates.iter().zip(wanted.values()) {
-            let quota =
-                item.as_ref().map(decode::<KeyTemplate>).transpose()?.and_then(|t| Some((t.quota?, t.quota_since)));
+            let Some(template) = item.as_ref().map(decode::<KeyTemplate>).transpose()? else { continue };
+            let limits = template.limits_at(now);
             for &i in positions {
-                let (own, since) = keys[i].quota_over(quota.map(|(q, _)| q), quota.and_then(|(_, s)| s));
-                quotas[i] = own.map(|q| (q, since));
+                in_force[i] = keys[i].limits_in_force(&limits, now).quota;
             }
         }
-        let now = self.now();
-        let windows: Vec<_> = quotas.iter().map(|q| q.map(|(q, _)| q.per.window(now))).collect();
-        let counters: Vec<_> = keys
+        let items: Vec<_> = keys
             .iter()
-            .zip(quotas.iter().zip(&windows))
-            .filter_map(|(k, (q, w))| Some(layout::quota_counter(&k.id, &w.as_ref()?.counter(q.as_ref()?.1).label)))
+            .zip(&in_force)
+            .filter_map(|(k, q)| Some(layout::quota_counter(&k.id, &q.as_ref()?.counting.label())))
             .collect();
-        let mut used = if counters.is_empty() { Vec::new() } else { self.store.get_many(&counters).await? }.into_iter();
-        Ok(quotas
-            .into_iter()
-            .zip(windows)
-            .zip(keys)
-            .map(|((quota, window), key)| {
-                let ((quota, _), window) = (quota?, window?);
-                let used = used.next().flatten().map_or(0, |item| item.counter(usage::REQUESTS));
-                Some(QuotaStatus {
-                    requests: quota.requests,
-                    top_up: key.limits.extra_in(&window),
-                    own: key.limits.quota.is_some(),
-                    per: quota.per,
-                    period: window.label[1..].to_owned(),
-                    used,
-                    resets_at: window.end,
-                })
-            })
-            .collect())
+        let mut counted = if items.is_empty() { Vec::new() } else { self.store.get_many(&items).await? }.into_iter();
+        let mut statuses = Vec::with_capacity(keys.len());
+        for (key, q) in keys.iter().zip(in_force) {
+            let Some(q) = q else {
+                statuses.push(None);
+                continue;
+            };
+            let counter = crate::limits::Counting::counter(q.quota.per, now);
+            let used = match counted.next().flatten() {
+                Some(item) => item.counter(counter),
+                None => {
+                    let period = crate::usage::Period { from: q.window.start, to: now };
+                    self.buckets(&key.id, period).await?.iter().map(|b| b.requests).sum()
+                }
+            };
+            statuses.push(Some(QuotaStatus {
+                requests: q.quota.requests - q.top_up,
+                top_up: q.top_up,
+                own: q.own,
+                per: q.quota.per,
+                period: q.window.label[1..].to_owned(),
+                used,
+                resets_at: q.window.end,
+            }));
+        }
+        Ok(statuses)
     }
 
     /// The hours of a key that overlap the period: its buckets from every shard, and its

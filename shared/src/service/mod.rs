@@ -267,6 +267,12 @@ impl App {
         self.clock.now()
     }
 
+    /// Waits for `at`, when a change of limits is in force on every instance
+    /// ([`crate::limits::SETTLE`]), so that an edit answers once it holds.
+    pub(crate) async fn in_force_at(&self, at: chrono::DateTime<chrono::Utc>) {
+        tokio::time::sleep(self.clock.wait_for(at)).await;
+    }
+
     pub(crate) async fn load<T: DeserializeOwned>(&self, key: &ItemKey) -> Result<Option<(T, u64)>> {
         match self.store.get(key).await? {
             Some(item) => Ok(Some((decode(&item)?, item.version))),

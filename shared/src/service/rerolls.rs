@@ -11,7 +11,7 @@ use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::ids::{KeyId, ProjectId};
-use crate::key::{DEFAULT_REROLL_GRACE, IssuedKey, KeyLimits, LimitsPatch};
+use crate::key::{DEFAULT_REROLL_GRACE, IssuedKey, LimitsPatch};
 use crate::mail;
 use crate::project::Project;
 use crate::secret::{ImportRef, Secret, SecretValue};
@@ -163,56 +163,37 @@ impl App {
         patch: LimitsPatch,
     ) -> Result<IssuedKey> {
         self.access(caller, id).await?.require(crate::permission::Permission::ProjectManage)?;
-        let (key, version) =
-            self.load::<IssuedKey>(&layout::key(id, kid)).await?.ok_or_else(|| Error::not_found("key"))?;
+        let mut loaded = self.load::<IssuedKey>(&layout::key(id, kid)).await?.ok_or_else(|| Error::not_found("key"))?;
+        if let Some(pending) = loaded.0.limits.before.as_ref().filter(|b| b.until > self.now()) {
+            // Its last limits change is not in force yet: this one follows it.
+            self.in_force_at(pending.until).await;
+            loaded = self.load::<IssuedKey>(&layout::key(id, kid)).await?.ok_or_else(|| Error::not_found("key"))?;
+        }
+        let (key, version) = loaded;
         if !key.is_usable(self.now()) {
             return Err(Error::conflict("the key is revoked or expired; its limits no longer matter"));
         }
         let template = self.template(id, &key.template_id).await?;
         let now = self.now();
-        // The period a top-up is for: that of the quota the key will have after this patch.
-        let quota = patch.quota.unwrap_or(key.limits.quota).or(template.quota);
-        let window = quota.map(|q| q.per.window(now));
-        let limits: KeyLimits = patch.apply_to(&key.limits, window.as_ref(), now)?;
-        let changed = IssuedKey { limits, version: version + 1, ..key };
+        // In force everywhere at once, a moment from now ([`crate::limits`]): decided against
+        // the template's limits as they will be then.
+        let at = now + crate::limits::SETTLE;
+        let current = key.limits.at(now);
+        let next = patch.apply_to(&current, &template.limits_at(at), at)?;
+        let changed = IssuedKey { limits: current.scheduled(next, at), version: version + 1, ..key };
         let mut tx = Tx::default();
         tx.put_key(&changed, Cond::Version(version)).audit(
             id,
             caller,
             AuditAction::KeyLimitsChanged,
             kid,
-            json!({"limits": changed.limits}),
+            json!({"limits": changed.limits.at(at)}),
             now,
         );
-        // A new quota of its own is decided on a counter of its own, which starts from what the
-        // key used so far in the period (as the authorizer would seed it on the next call):
-        // created now, so that the pages show the use at once.
-        if let (Some(quota), Some(since)) = (changed.limits.quota, changed.limits.quota_since)
-            && since == now
-        {
-            let window = quota.per.window(now);
-            let counter = window.counter(Some(since));
-            let at = layout::quota_counter(kid, &counter.label);
-            // (A counter of that name exists when the template's quota was set in the same
-            // millisecond: it counts the same calls, so it is used as it is.)
-            if self.store.get(&at).await?.is_none() {
-                let period = crate::usage::Period { from: window.start, to: now };
-                let used: i64 = self.buckets(kid, period).await?.iter().map(|b| b.requests).sum();
-                tx.writes.push(crate::store::Write::Put {
-                    item: crate::store::Item {
-                        key: at,
-                        index_key: None,
-                        version: 0,
-                        body: json!({"period": window.label, "resets_at": window.end}).to_string(),
-                        counters: [(crate::usage::REQUESTS.to_owned(), used)].into(),
-                    },
-                    cond: Cond::NotExists,
-                });
-            }
-        }
         self.commit(tx, |_| Error::conflict("the key changed meanwhile; try again")).await?;
         self.key_events.key_retired(id, kid);
         tracing::info!(key_id = %kid, project_id = %id, "key limits changed");
+        self.in_force_at(at).await;
         Ok(changed)
     }
 }

@@ -122,7 +122,12 @@ impl App {
         expected: Expected,
     ) -> Result<KeyTemplate> {
         self.access(caller, id).await?.require(Permission::ProjectManage)?;
-        let current = self.template(id, tid).await?;
+        let mut current = self.template(id, tid).await?;
+        if let Some(pending) = current.limits_before.as_ref().filter(|b| b.until > self.now()) {
+            // Its last limits change is not in force yet: this one follows it.
+            self.in_force_at(pending.until).await;
+            current = self.template(id, tid).await?;
+        }
         let stale = |v: u64| match expected.if_match {
             Some(_) => Error::PreconditionFailed(format!("the template is at version {v}; fetch it and try again")),
             None => Error::conflict(format!("the template is at version {v}; fetch it and try again")),
@@ -135,7 +140,16 @@ impl App {
         let v = self.validate_template(id, patch.apply_to(&current)).await?;
         let now = self.now();
         let mut next = v.into_template(tid.clone(), id.clone(), current.created_at, now, current.version + 1);
-        next.quota_since = current.quota_since_after_edit(next.quota, now);
+        // New limits take effect everywhere at once, a moment from now ([`crate::limits`]).
+        let limits_change = (next.quota != current.quota || next.rate_limit != current.rate_limit)
+            .then_some(now + crate::limits::SETTLE);
+        match limits_change {
+            Some(at) => {
+                next.quota_since = current.limits().then(next.quota, next.rate_limit, at).quota_since;
+                next.limits_before = Some(crate::limits::Before { until: at, limits: current.limits() });
+            }
+            None => next.quota_since = current.quota_since,
+        }
         let mut tx = Tx::default();
         tx.put(layout::template(id, tid), next.version, &next, Cond::Version(current.version));
         let renamed = layout::template_name(id, &next.name) != layout::template_name(id, &current.name);
@@ -159,6 +173,9 @@ impl App {
         self.commit(tx, move |i| if renamed && i == 2 { name_taken(&name) } else { stale(current.version + 1) })
             .await?;
         self.key_events.template_changed(id, tid);
+        if let Some(at) = limits_change {
+            self.in_force_at(at).await;
+        }
         Ok(next)
     }
 
