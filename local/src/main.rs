@@ -52,7 +52,19 @@ struct Cli {
     /// Sender of mail.
     #[arg(long, global = true, default_value = "keygate@localhost.localdomain", env = "KEYGATE_MAIL_FROM")]
     mail_from: String,
-    /// Store data in this DynamoDB table instead of SQLite (created when missing).
+    /// The Ed25519 signing key (PKCS#8 PEM) from this file instead of the data directory's:
+    /// gateways that share one table must sign with one key. `KEYGATE_SIGNING_KEY` may hold
+    /// the PEM itself.
+    #[arg(long, global = true, env = "KEYGATE_SIGNING_KEY_FILE")]
+    signing_key_file: Option<PathBuf>,
+    /// The secret of local user tokens from this file instead of the data directory's: gateways
+    /// that share one table accept each other's tokens with one secret.
+    /// `KEYGATE_USER_TOKEN_SECRET` may hold the secret itself.
+    #[arg(long, global = true, env = "KEYGATE_USER_TOKEN_SECRET_FILE")]
+    user_token_secret_file: Option<PathBuf>,
+    /// Store data in this DynamoDB table instead of SQLite (created when missing). Several
+    /// gateways may share one table (each with its own --port and --data-dir, and one
+    /// --signing-key-file and --user-token-secret-file).
     #[arg(long, global = true, env = "KEYGATE_TABLE")]
     table: Option<String>,
     /// DynamoDB endpoint (an emulator such as moto); AWS's own when absent.
@@ -173,7 +185,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             let (users, sign_in, keys) = provider(issuer, client_id).await?;
             (users, sign_in, Some(keys))
         }
-        _ => (UserTokens::new(&dir.user_token_secret()?), SignIn::Local, None),
+        _ => {
+            let secret = shared_secret(
+                cli.user_token_secret_file.as_deref(),
+                "KEYGATE_USER_TOKEN_SECRET",
+                "--user-token-secret-file",
+                || dir.user_token_secret(),
+            )?;
+            (UserTokens::new(&secret), SignIn::Local, None)
+        }
     };
     if let Some(Command::Token { sub, email, name, hours }) = &cli.command {
         if !users.mints() {
@@ -204,8 +224,18 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let currency =
         keygate::money::Currency::new(&cli.currency, cli.currency_exponent).map_err(|e| format!("--currency: {e}"))?;
-    let keys = KeyRing::new(&cli.issuer, &dir.signing_key()?, &[])
-        .map_err(|e| format!("{}: {e}", dir.root.join("signing-key.pem").display()))?;
+    let signing_key =
+        shared_secret(cli.signing_key_file.as_deref(), "KEYGATE_SIGNING_KEY", "--signing-key-file", || {
+            dir.signing_key()
+        })?;
+    let keys = KeyRing::new(&cli.issuer, &signing_key, &[]).map_err(|e| {
+        let from = match &cli.signing_key_file {
+            Some(file) => file.display().to_string(),
+            None if std::env::var_os("KEYGATE_SIGNING_KEY").is_some() => "KEYGATE_SIGNING_KEY".into(),
+            None => dir.root.join("signing-key.pem").display().to_string(),
+        };
+        format!("{from}: {e}")
+    })?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, cli.port)))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (choose another with --port)", cli.port))?;
@@ -253,6 +283,28 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("server failed: {e}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A secret every gateway on one table shares: from `file`, else the environment variable
+/// `var`, else the data directory (created there on first start).
+fn shared_secret(
+    file: Option<&std::path::Path>,
+    var: &str,
+    flag: &str,
+    from_data_dir: impl FnOnce() -> Result<String, String>,
+) -> Result<String, String> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{flag} {}: {e}", file.display()))?;
+        return match text.trim() {
+            "" => Err(format!("{flag} {}: the file is empty", file.display())),
+            _ => Ok(text),
+        };
+    }
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        Ok(_) => Err(format!("{var} is set but empty")),
+        Err(_) => from_data_dir(),
+    }
 }
 
 /// Reads an OpenID Connect provider's discovery document and JWKS, so that the gateway checks

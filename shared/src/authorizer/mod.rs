@@ -545,10 +545,12 @@ impl Authorizer {
         })?;
         let template_id = TemplateId::parse(&claims.tpl).ok_or_else(|| of_key()(Denial::KeyNotUsable))?;
         let (key, grant) =
-            self.key_and_grant(&project, &key_id, &template_id, now).await.map_err(|denial| match denial {
-                Denial::UnknownKey => of_project()(denial),
-                Denial::StoreFailed => Refused::from(denial),
-                denial => of_key()(denial),
+            self.key_and_grant(&project, &key_id, &template_id, claims.generation, now).await.map_err(|denial| {
+                match denial {
+                    Denial::UnknownKey => of_project()(denial),
+                    Denial::StoreFailed => Refused::from(denial),
+                    denial => of_key()(denial),
+                }
             })?;
         if key.template_id != template_id || key.user_id.as_str() != claims.sub {
             return Err(of_key()(Denial::KeyNotUsable));
@@ -592,7 +594,8 @@ impl Authorizer {
         Ok(claims)
     }
 
-    /// The key's record and what its template grants now, from the caches where fresh. The
+    /// The key's record and what its template grants now, from the caches where fresh (a
+    /// record older than the token's `generation` is not). The
     /// signed token names the template, so the key record and the template are read in one
     /// round trip (they expire together), and the role only when its permissions are stale.
     async fn key_and_grant(
@@ -600,11 +603,18 @@ impl Authorizer {
         project: &ProjectId,
         key: &KeyId,
         template: &TemplateId,
+        generation: u32,
         now: DateTime<Utc>,
     ) -> Result<(Arc<IssuedKey>, Grant), Denial> {
         let key_cache = (project.clone(), key.clone());
         let template_cache = (project.clone(), template.clone());
-        let cached_key = self.caches.keys.get(&key_cache).filter(|hit| now - hit.at < KEY_RECORD_TTL);
+        // A token of a newer generation than the record remembered (a reroll made through
+        // another instance) reads the record again: the new token works at once everywhere.
+        let cached_key = self
+            .caches
+            .keys
+            .get(&key_cache)
+            .filter(|hit| now - hit.at < KEY_RECORD_TTL && hit.value.generation >= generation);
         let cached_template = self.caches.templates.get(&template_cache).filter(|hit| now - hit.at < KEY_RECORD_TTL);
         self.figures.cache("key", cached_key.is_some());
         self.figures.cache("template", cached_template.is_some());
