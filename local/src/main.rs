@@ -276,12 +276,14 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
     retry_mail_in_background(gateway.clone());
     print_welcome(&cli, &dir, addr);
-    let router = axum::Router::new().fallback(gateway::serve).with_state(gateway);
+    let router = axum::Router::new().fallback(gateway::serve).with_state(gateway.clone());
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown())
         .await
         .map_err(|e| format!("server failed: {e}"))?;
-    tracing::info!("stopped");
+    // Refusals are counted after they are answered: the last ones are written before leaving.
+    let flushed = gateway.authorizer.flush_refusals().await;
+    tracing::info!(refusals_written = flushed.refusals, "stopped");
     Ok(())
 }
 

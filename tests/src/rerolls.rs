@@ -118,6 +118,7 @@ pub async fn a_reroll_keeps_the_old_token_for_its_grace_period(t: TestApp) {
     assert!(refused.problem()["detail"].as_str().unwrap().contains("copy the new token"), "told why, in words");
 
     // One key all along: its usage history and its counters carry over.
+    authorizer.flush_refusals().await;
     let period = keygate::usage::Period::parse(Some("2026-12-03"), Some("2026-12-04"), start, 366).unwrap();
     let rows = app.list_issued_keys(&s.owner, &s.project, period, &Default::default()).await.unwrap();
     assert_eq!(rows.items.len(), 1);

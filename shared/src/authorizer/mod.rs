@@ -154,9 +154,15 @@ impl Authorizer {
         self
     }
 
-    /// Writes the refusals counted in memory and not written yet (on shutdown).
+    /// Writes the refusals counted in memory and not written yet, after any write of them in
+    /// flight (on shutdown; tests, before they read the counts).
     pub async fn flush_refusals(&self) -> Flushed {
         self.tally.flush(self.store.as_ref()).await
+    }
+
+    fn flush_in_background(&self) {
+        let (tally, store) = (self.tally.clone(), self.store.clone());
+        tokio::spawn(async move { tally.flush(store.as_ref()).await });
     }
 
     /// An authorizer on `app`'s store, signing keys and clock, with caches of its own.
@@ -482,14 +488,16 @@ impl Authorizer {
         let verdict = match self.decide(method, path, authorization).await {
             Ok(context) => {
                 if self.tally.due() {
-                    let (tally, store) = (self.tally.clone(), self.store.clone());
-                    tokio::spawn(async move { tally.flush(store.as_ref()).await });
+                    self.flush_in_background();
                 }
                 Ok(context)
             }
             Err(Refused { denial, subject }) => {
-                if let Some(subject) = subject {
-                    self.tally.refused(self.store.as_ref(), subject, denial.outcome(), self.now()).await;
+                // Answered first, counted after: the write never holds the answer back.
+                if let Some(subject) = subject
+                    && self.tally.refused(subject, denial.outcome(), self.now())
+                {
+                    self.flush_in_background();
                 }
                 Err(denial)
             }

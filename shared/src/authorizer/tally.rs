@@ -6,12 +6,16 @@
 //!   conditional write that requires the project to exist. So no caller-chosen value ever
 //!   becomes a key of the store, and the rows a flood can touch are bounded: one per key and
 //!   hour, one per existing project and hour.
-//! - **When it is written.** [`Counting::Exact`] (keygate-local, tests): each refusal is one
-//!   increment, at once (SQLite's group commit). [`Counting::Flushed`] (the Lambda authorizer):
-//!   refusals add up in memory and are written together, at most once per interval, and on
-//!   shutdown; so a key refused a thousand times a second costs one write per key per interval,
-//!   not a thousand. An instance that dies without its shutdown loses at most the refusals of
-//!   its last interval (SECURITY.md).
+//! - **When it is written.** Never before the refusal is answered: the answer does not wait
+//!   for a store write, and is as fast when the store is down. [`Counting::Exact`]
+//!   (keygate-local, tests): each refusal starts its write in the background at once (writes
+//!   that meet in time are one). [`Counting::Flushed`] (the Lambda authorizer): refusals add up
+//!   in memory and are written together in the background, at most once per interval (on AWS
+//!   a task left when the answer went runs at the instance's next invocation), and on
+//!   shutdown; so a key refused a thousand times a second costs one write per key per
+//!   interval, not a thousand. An instance that dies without its shutdown loses at most the
+//!   refusals of its last interval (SECURITY.md); a store that fails keeps them waiting for the
+//!   next flush.
 //! - A refusal never costs the allowed path anything: allowed calls only start a flush that is
 //!   due, in the background.
 
@@ -29,7 +33,7 @@ use crate::usage;
 /// How refusals reach the store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Counting {
-    /// One increment per refusal, before the answer.
+    /// Every refusal written at once, after the answer.
     #[default]
     Exact,
     /// Summed in memory, written at most once per interval (and by [`Tally::flush`]).
@@ -63,6 +67,8 @@ pub struct Tally {
     pending: Mutex<Pending>,
     /// Whether refusals wait: read without the lock by every allowed call.
     waiting: AtomicBool,
+    /// Held by the flush under way, so that [`Tally::flush`] also waits for one in flight.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 /// What one flush wrote.
@@ -78,7 +84,12 @@ pub struct Flushed {
 
 impl Tally {
     pub fn new(counting: Counting) -> Self {
-        Self { counting, pending: Mutex::new(Pending::default()), waiting: AtomicBool::new(false) }
+        Self {
+            counting,
+            pending: Mutex::new(Pending::default()),
+            waiting: AtomicBool::new(false),
+            flushing: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn counting(&self) -> Counting {
@@ -89,44 +100,32 @@ impl Tally {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts one refusal of `outcome` against `subject` at `now`. Exact: written before this
-    /// returns. Flushed: written now if no flush happened within the interval.
-    pub(super) async fn refused(&self, store: &dyn Store, subject: Subject, outcome: &'static str, now: DateTime<Utc>) {
+    /// Counts one refusal of `outcome` against `subject` at `now`, in memory; answers whether a
+    /// flush is due (the caller starts it in the background, never before its answer).
+    pub(super) fn refused(&self, subject: Subject, outcome: &'static str, now: DateTime<Utc>) -> bool {
         let hour = usage::hour_of(now);
-        if self.counting == Counting::Exact {
-            let counts = Counts::from([(outcome, 1)]);
-            match write(store, &subject, hour, &counts).await {
-                Ok(()) | Err(StoreError::ConditionFailed { .. }) => {} // no such project: not counted
-                Err(e) => tracing::warn!(error = %e, outcome, "refusal not counted"),
-            }
-            return;
-        }
-        let due = {
-            let mut pending = self.pending();
-            *pending.counts.entry((subject, hour)).or_default().entry(outcome).or_default() += 1;
-            self.waiting.store(true, Ordering::Release);
-            self.is_due(&pending)
-        };
-        if due {
-            self.flush(store).await;
-        }
+        let mut pending = self.pending();
+        *pending.counts.entry((subject, hour)).or_default().entry(outcome).or_default() += 1;
+        self.waiting.store(true, Ordering::Release);
+        self.is_due(&pending)
     }
 
     /// Whether a flush is due: refusals wait, and none was written within the interval (or
     /// too many wait).
     pub(super) fn due(&self) -> bool {
-        self.counting != Counting::Exact && self.waiting.load(Ordering::Acquire) && self.is_due(&self.pending())
+        self.waiting.load(Ordering::Acquire) && self.is_due(&self.pending())
     }
 
     fn is_due(&self, pending: &Pending) -> bool {
-        let Counting::Flushed(every) = self.counting else { return false };
+        let Counting::Flushed(every) = self.counting else { return !pending.counts.is_empty() };
         !pending.counts.is_empty()
             && (pending.counts.len() >= MAX_PENDING || pending.last_flush.is_none_or(|at| at.elapsed() >= every))
     }
 
-    /// Writes every pending refusal: one store write per key or project and hour. What cannot
-    /// be written (the store failed) waits for the next flush.
+    /// Writes every pending refusal, after the flush in flight if any: one store write per key
+    /// or project and hour. What cannot be written (the store failed) waits for the next flush.
     pub async fn flush(&self, store: &dyn Store) -> Flushed {
+        let _turn = self.flushing.lock().await;
         let batch = {
             let mut pending = self.pending();
             pending.last_flush = Some(Instant::now());
@@ -199,11 +198,15 @@ mod tests {
         let tally = Tally::new(Counting::Flushed(Duration::from_secs(3600)));
         let key = KeyId::generate();
         let now = Utc::now();
-        for _ in 0..1000 {
-            tally.refused(&store, Subject::Key(key.clone()), "revoked", now).await;
+        // The first refusal is due at once (its write starts after the answer); the rest wait
+        // for the interval or a flush.
+        assert!(tally.refused(Subject::Key(key.clone()), "revoked", now));
+        assert_eq!(store.calls().counter_writes, 0, "nothing written before the answer");
+        assert_eq!(tally.flush(&store).await.refusals, 1);
+        for _ in 0..999 {
+            assert!(!tally.refused(Subject::Key(key.clone()), "revoked", now));
         }
-        tally.refused(&store, Subject::Key(key.clone()), "permission", now).await;
-        // The first refusal was written at once; the rest wait for the interval or a flush.
+        assert!(!tally.refused(Subject::Key(key.clone()), "permission", now));
         assert_eq!(store.calls().counter_writes, 1);
         assert!(!tally.due());
         let flushed = tally.flush(&store).await;
@@ -219,7 +222,8 @@ mod tests {
         let tally = Tally::new(Counting::Exact);
         let project = ProjectId::generate();
         let now = Utc::now();
-        tally.refused(&store, Subject::Project(project.clone()), "invalid_key", now).await;
+        assert!(tally.refused(Subject::Project(project.clone()), "invalid_key", now), "due at once");
+        assert_eq!(tally.flush(&store).await.dropped, 1);
         assert_eq!(store.get(&layout::project_refusals(&project, usage::hour_of(now))).await.unwrap(), None);
     }
 }
