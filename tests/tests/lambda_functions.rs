@@ -4,7 +4,9 @@
 //! with `aws_lambda_events` (`tests/fixtures`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use keygate::ids::ProjectId;
 use keygate::signing::KeyRing;
 use keygate::store::Store;
 use keygate::testing::{ISSUER, TestApp};
@@ -507,4 +509,45 @@ async fn the_compiled_console_serves_its_page_files_and_sign_in_settings() {
     let api = runtime.invoke(console_event("/v1/nothing")).await.expect("an answer");
     assert_eq!(api["statusCode"], 404);
     assert_eq!(api["headers"]["content-type"], keygate::http::PROBLEM_JSON);
+}
+
+/// A refusal never waits for a store write (issue 30): with a DynamoDB endpoint that accepts
+/// connections and never answers, the compiled authorizer refuses a forged key, and a call
+/// without one, within 50 ms each, its first refusal (whose count is written in the
+/// background) included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_compiled_authorizer_refuses_a_forged_key_at_once_while_its_store_does_not_answer() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let pem = KeyRing::generate_pem();
+    let runtime = RuntimeApi::start().await;
+    let _f = runtime.spawn(&function_binary("authorizer"), &authorizer_env(&endpoint, "silent", &pem));
+    let started = std::time::Instant::now();
+    while runtime.first_poll().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the authorizer did not start");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let project = ProjectId::generate();
+    let p = project.to_string();
+    let path = format!("/api/projects/{p}/data_layers/last");
+    let forged = format!("Bearer {}", keygate_tests::refusals::forged_token(&project));
+    for (authorization, outcome) in
+        [(Some(forged.as_str()), "invalid_key"), (None, "no_key"), (Some(forged.as_str()), "invalid_key")]
+    {
+        let asked = std::time::Instant::now();
+        let answer = runtime.invoke(authorizer_event("GET", &path, &p, authorization)).await.expect("an answer");
+        let took = asked.elapsed();
+        assert_eq!(
+            (answer["isAuthorized"].as_bool(), answer["context"]["outcome"].as_str()),
+            (Some(false), Some(outcome))
+        );
+        assert!(took < Duration::from_millis(50), "{outcome} refused after {took:?}");
+    }
+    held.abort();
 }
