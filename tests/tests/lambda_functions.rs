@@ -551,3 +551,93 @@ async fn the_compiled_authorizer_refuses_a_forged_key_at_once_while_its_store_do
     }
     held.abort();
 }
+
+/// Three compiled authorizers on one table, as API Gateway runs instances side by side (issue
+/// 30): a quota of 100 allows exactly 100 of 300 calls spread over them; a template's quota
+/// lowered from 200 to 100 after 60 calls allows exactly 40 more on all three; a revocation is
+/// refused by all three within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_compiled_authorizers_on_one_table_keep_the_quota_exact() {
+    let Some(endpoint) = require_aws!() else { return };
+    let store = aws::store(&endpoint, "three-authorizers").await;
+    let table = store.table().to_owned();
+    let pem = KeyRing::generate_pem();
+    let t = TestApp::with_key(Arc::new(store), &pem);
+    let app = &t.app;
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        let runtime = RuntimeApi::start().await;
+        let function = runtime.spawn(&function_binary("authorizer"), &authorizer_env(&endpoint, &table, &pem));
+        instances.push((runtime, function));
+    }
+    // The application decides with the authorizers' clock: the real one.
+    let now = || t.set_time(chrono::Utc::now());
+    let key_with = |quota: i64| async move {
+        now();
+        let s = story::pending_request(app).await;
+        story::limit_template(app, &s, json!({"quota": {"requests": quota, "per": "day"}})).await;
+        tokio::time::sleep(keygate::limits::SETTLE.to_std().unwrap()).await;
+        let key = app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
+        let token = app.my_key_token(&s.holder, &key.id).await.unwrap().token.expose().to_owned();
+        (s, key.id, token)
+    };
+    let calls = |s: &story::Story, token: &str, n: usize| {
+        let p = s.project.to_string();
+        let bearer = format!("Bearer {token}");
+        let instances = &instances;
+        async move {
+            let per_instance = (0..3).map(|i| {
+                let (p, bearer) = (p.clone(), bearer.clone());
+                async move {
+                    let path = format!("/api/projects/{p}/data_layers/last");
+                    let mut allowed = 0;
+                    for _ in (0..n).skip(i).step_by(3) {
+                        let answer = instances[i].0.invoke(authorizer_event("GET", &path, &p, Some(&bearer))).await;
+                        let answer = answer.expect("an answer");
+                        match answer["isAuthorized"].as_bool() {
+                            Some(true) => allowed += 1,
+                            _ => assert_eq!(answer["context"]["outcome"], "quota", "{answer}"),
+                        }
+                    }
+                    allowed
+                }
+            });
+            futures_util::future::join_all(per_instance).await.into_iter().sum::<usize>()
+        }
+    };
+
+    let (s, _, token) = key_with(100).await;
+    assert_eq!(calls(&s, &token, 300).await, 100, "exactly the quota across three instances");
+    let period =
+        keygate::usage::Period::parse(None, None, chrono::Utc::now() + chrono::Duration::hours(1), 366).unwrap();
+    let rows = app.list_issued_keys(&s.owner, &s.project, period, &Default::default()).await.unwrap();
+    assert_eq!(rows.items[0].requests, 100, "each allowed call counted once");
+
+    let (s, key, token) = key_with(200).await;
+    assert_eq!(calls(&s, &token, 60).await, 60);
+    now();
+    story::limit_template(app, &s, json!({"quota": {"requests": 100, "per": "day"}})).await;
+    tokio::time::sleep(keygate::limits::SETTLE.to_std().unwrap()).await;
+    assert_eq!(calls(&s, &token, 300).await, 40, "200 → 100 after 60 calls: 40 more on all three");
+
+    now();
+    app.revoke(&s.owner, &s.project, &key).await.unwrap();
+    let revoked = std::time::Instant::now();
+    let p = s.project.to_string();
+    let path = format!("/api/projects/{p}/data_layers/last");
+    let bearer = format!("Bearer {token}");
+    for (runtime, _) in &instances {
+        loop {
+            let answer = runtime.invoke(authorizer_event("GET", &path, &p, Some(&bearer))).await.expect("an answer");
+            if answer["context"]["outcome"] == "revoked" {
+                break;
+            }
+            assert!(
+                revoked.elapsed() < Duration::from_secs(1),
+                "not refused as revoked after {:?}: {answer}",
+                revoked.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
