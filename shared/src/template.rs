@@ -113,6 +113,27 @@ impl Quota {
 pub struct RateLimit {
     pub per_second: u32,
     pub burst: u32,
+    #[serde(default)]
+    pub mode: RateMode,
+}
+
+/// Where a rate limit is decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateMode {
+    /// In each authorizer instance's memory: no store write, but each instance allows the
+    /// rate, so a key gets up to `per_second` times the instances running (on AWS, those warm).
+    #[default]
+    Local,
+    /// In the store, on one item per key: exact across any number of instances, for one more
+    /// conditional write per call on a key without a quota (on the quota's counter otherwise).
+    Strict,
+}
+
+impl RateLimit {
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        Self { per_second, burst, mode: RateMode::Local }
+    }
 }
 
 /// What keygate does with a key of the template that a secret scanner reports found in public
@@ -571,7 +592,7 @@ mod tests {
         .validate(&fx.facts())
         .unwrap();
         assert_eq!(ok.quota, Some(Quota { requests: 50, per: QuotaPeriod::Day }));
-        assert_eq!(ok.rate_limit, Some(RateLimit { per_second: 10, burst: 20 }));
+        assert_eq!(ok.rate_limit, Some(RateLimit::new(10, 20)));
         let err = input(serde_json::json!({"name": "t", "role": "reader",
             "quota": {"requests": 0, "per": "month"}, "rate_limit": {"per_second": 0, "burst": 2_000_000}}))
         .validate(&fx.facts())

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use keygate::store::{Cond, Cursor, Increment, Item, ItemKey, Query, SkRange, Store, StoreError, Write, query_all};
+use keygate::store::{
+    Cond, Cursor, Increment, Item, ItemKey, Pace, Query, SkRange, Store, StoreError, Write, query_all,
+};
 
 fn item(pk: &str, sk: &str, version: u64, body: &str) -> Item {
     Item { key: ItemKey::new(pk, sk), index_key: None, version, body: body.into(), counters: Default::default() }
@@ -195,7 +197,7 @@ pub async fn ceilings_hold_under_concurrency(store: Arc<dyn Store>) {
                 assert_eq!(counters.len(), 2);
                 seen.push(counters[0]["requests"]);
             }
-            Err(e) => assert!(matches!(e, StoreError::ConditionFailed { index: 0 }), "{e:?}"),
+            Err(e) => assert!(matches!(e, StoreError::Refused { index: 0, .. }), "{e:?}"),
         }
     }
     seen.sort_unstable();
@@ -217,14 +219,51 @@ pub async fn a_refused_count_leaves_nothing(store: &dyn Store) {
         ])
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::ConditionFailed { index: 1 }), "{err:?}");
+    assert!(matches!(&err, StoreError::Refused { index: 1, counters } if counters["n"] == 1), "{err:?}");
     assert_eq!(store.get(&a).await.unwrap().map(|i| i.counter("n")).unwrap_or(0), 0, "the first was taken back");
     let none =
         store.count(vec![Increment::new(unique_key("empty"), vec![("n", 2)], "{}".into()).at_most("n", 1)]).await;
-    assert!(matches!(none, Err(StoreError::ConditionFailed { index: 0 })), "{none:?}");
+    assert!(matches!(none, Err(StoreError::Refused { index: 0, .. })), "{none:?}");
     let over = Write::Increment(Increment::new(b.clone(), vec![("n", 1)], "{}".into()).at_most("n", 1));
     assert!(matches!(store.transact(vec![over]).await, Err(StoreError::ConditionFailed { index: 0 })));
     assert_eq!(store.get(&b).await.unwrap().unwrap().counter("n"), 1);
+}
+
+/// A paced increment (GCRA, a strict rate limit): a burst of 3 passes at once, the 4th waits and
+/// is told until when by the counters the refusal returns; 60 callers at once let exactly the
+/// burst through; the rate moves on with time; a refused call writes nothing else.
+pub async fn paces_hold_under_concurrency(store: Arc<dyn Store>) {
+    let item = unique_key("rate");
+    let pace = |now: i64, busy: bool| Pace { counter: "next", now, interval: 100_000, tolerance: 200_000, busy };
+    let tasks = (0..60).map(|i| {
+        let (store, item) = (store.clone(), item.clone());
+        tokio::spawn(async move {
+            let take = Increment::new(item, vec![("calls", 1)], "{}".into()).paced(pace(1_000_000, i % 2 == 0));
+            store.count(vec![take]).await
+        })
+    });
+    let mut passed = 0;
+    for r in join_all(tasks).await {
+        match r.unwrap() {
+            Ok(_) => passed += 1,
+            Err(StoreError::Refused { index: 0, counters }) => {
+                assert_eq!(pace(1_000_000, false).wait(counters["next"]), 100_000, "{counters:?}");
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(passed, 3, "the burst, exactly");
+    let stored = store.get(&item).await.unwrap().unwrap();
+    assert_eq!((stored.counter("calls"), stored.counter("next")), (3, 1_300_000));
+    // 100 ms later one more passes (from the stored time), then none; idle, from now again.
+    let later = |now, busy| {
+        store.count(vec![Increment::new(item.clone(), vec![("calls", 1)], "{}".into()).paced(pace(now, busy))])
+    };
+    assert!(later(1_100_000, false).await.is_ok(), "the other condition is tried");
+    assert!(matches!(later(1_100_000, true).await, Err(StoreError::Refused { .. })));
+    assert!(later(5_000_000, true).await.is_ok());
+    let stored = store.get(&item).await.unwrap().unwrap();
+    assert_eq!((stored.counter("calls"), stored.counter("next")), (5, 5_100_000));
 }
 
 fn unique_key(prefix: &str) -> ItemKey {
@@ -242,5 +281,6 @@ pub async fn run(store: Arc<dyn Store>) {
     counters_add_atomically(store.clone(), 1000).await;
     ceilings_hold_under_concurrency(store.clone()).await;
     a_refused_count_leaves_nothing(store.as_ref()).await;
+    paces_hold_under_concurrency(store.clone()).await;
     one_of_many_racing_creators_wins(store).await;
 }

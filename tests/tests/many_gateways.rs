@@ -228,3 +228,80 @@ async fn a_rerolled_keys_old_token_works_on_all_three_inside_its_grace_and_on_no
     let row = refused_settles(&t, &p, &key, "rerolled", 6).await;
     assert_eq!((row["requests"].as_i64(), row["refused"]["rerolled"].as_i64()), (Some(18), Some(6)), "{row}");
 }
+
+/// Calls as fast as three callers per gateway can make them, over the first `gateways`
+/// gateways, for `seconds`: (calls allowed, seconds from the first call sent to the last
+/// answer).
+async fn rate_through(t: &Three, gateways: usize, project: &str, token: &str, seconds: f64) -> (usize, f64) {
+    let path = format!("/api/projects/{project}/data_layers/last");
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let callers = (0..gateways * 3).map(|i| {
+        let (gateway, path) = (&t.gateways[i % gateways], path.clone());
+        async move {
+            let mut allowed = 0;
+            while Instant::now() < deadline {
+                let (status, body) = gateway.call("GET", &path, Some(token), None).await;
+                match status {
+                    200 => allowed += 1,
+                    429 => assert_eq!(body["limit"], "rate_limit", "{body}"),
+                    _ => panic!("{status} {body}"),
+                }
+            }
+            allowed
+        }
+    });
+    let allowed = join_all(callers).await.into_iter().sum();
+    (allowed, started.elapsed().as_secs_f64())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_strict_rate_limit_holds_across_three_gateways() {
+    let Some(endpoint) = require_aws!() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let t = three(&endpoint, "three-strict");
+    let (p, _, _, token) = key_with(&t, json!({"rate_limit": {"per_second": 5, "burst": 5, "mode": "strict"}})).await;
+    let (allowed, took) = rate_through(&t, 3, &p, &token, 4.0).await;
+    let most = 5.0 + 5.0 * took;
+    assert!(allowed as f64 <= most, "{allowed} allowed in {took:.2} s: at most {most:.1}");
+    assert!(allowed as f64 >= 0.9 * most, "{allowed} allowed in {took:.2} s: at least 90 % of {most:.1}");
+    // With a quota too, the rate lives on the quota's counter: both hold.
+    let limits =
+        json!({"quota": {"requests": 12, "per": "day"}, "rate_limit": {"per_second": 5, "burst": 5, "mode": "strict"}});
+    let (p, _, _, token) = key_with(&t, limits).await;
+    let outcomes = calls(&t, &p, &token, 30).await;
+    assert_eq!(count(&outcomes, "allowed"), 5, "the burst at once: {outcomes:?}");
+    assert_eq!(count(&outcomes, "rate_limit"), 25, "{outcomes:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let outcomes = calls(&t, &p, &token, 30).await;
+    assert_eq!(count(&outcomes, "allowed"), 5, "a burst again: {outcomes:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let outcomes = calls(&t, &p, &token, 30).await;
+    assert_eq!(count(&outcomes, "allowed"), 2, "then the quota's last 2: {outcomes:?}");
+    assert_eq!(count(&outcomes, "quota"), 28, "{outcomes:?}");
+}
+
+/// The figures of BENCHMARKS.md, "Rate limits across gateways": allowed calls per second for
+/// one key limited to 5 a second (burst 5), `local` and `strict`, through 1, 2 and 3 gateways
+/// on one table. `cargo test -p keygate-tests --test many_gateways -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement for BENCHMARKS.md, not a check"]
+async fn rates_through_one_two_and_three_gateways() {
+    let Some(endpoint) = require_aws!() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let t = three(&endpoint, "three-rates");
+    println!("| mode | gateways | allowed | seconds | allowed per second | limit (5 + 5 t) |");
+    println!("|---|---|---|---|---|---|");
+    for mode in ["local", "strict"] {
+        for gateways in 1..=3 {
+            let limits = json!({"rate_limit": {"per_second": 5, "burst": 5, "mode": mode}});
+            let (p, _, _, token) = key_with(&t, limits).await;
+            let (allowed, took) = rate_through(&t, gateways, &p, &token, 4.0).await;
+            println!(
+                "| {mode} | {gateways} | {allowed} | {took:.2} | {:.1} | {:.1} |",
+                allowed as f64 / took,
+                5.0 + 5.0 * took
+            );
+        }
+    }
+}

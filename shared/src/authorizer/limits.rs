@@ -28,8 +28,8 @@ use super::{Authorizer, CACHE_CAPACITY, Denial, Grant};
 use crate::ids::KeyId;
 use crate::key::IssuedKey;
 use crate::limits::{Counting, QuotaInForce};
-use crate::store::{Cond, Counters, Increment, Item, StoreError, Write, layout};
-use crate::template::{Quota, QuotaPeriod, RateLimit};
+use crate::store::{Cond, Counters, Increment, Item, Pace, StoreError, Write, layout};
+use crate::template::{Quota, QuotaPeriod, RateLimit, RateMode};
 use crate::usage;
 
 /// Which limit refused a call.
@@ -174,6 +174,9 @@ struct Bucket {
 /// The limits' memory in one process.
 pub(super) struct Limits {
     rates: Cache<KeyId, Arc<Bucket>>,
+    /// For strict rates: the time of the next call each key's item held at its last write
+    /// (microseconds), which tells DynamoDB's write which condition to try first.
+    paces: Cache<KeyId, i64>,
     /// Keys whose quota is used up: the counter item, the counter and the ceiling it was used
     /// up for. Later calls are refused without a store write (a raised quota is seen again).
     exhausted: Cache<KeyId, Exhausted>,
@@ -192,6 +195,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             rates: Cache::new(CACHE_CAPACITY),
+            paces: Cache::new(CACHE_CAPACITY),
             exhausted: Cache::new(CACHE_CAPACITY),
             seeded: Cache::new(CACHE_CAPACITY),
         }
@@ -286,11 +290,27 @@ impl Authorizer {
             vec![(usage::REQUESTS, 1), (usage::COST, grant.price)],
             usage::BucketBody::json(now),
         );
+        let strict = grant.limits.rate_limit.filter(|r| r.mode == RateMode::Strict);
+        let pace = strict.map(|rate| self.pace(&key.id, rate, now));
         let Some(in_force) = &grant.limits.quota else {
             let started = std::time::Instant::now();
-            self.store.count(vec![bucket]).await.map_err(|e| metering_failed(e, &key.id))?;
-            self.figures.metered(started.elapsed());
-            return Ok(None);
+            let writes = match pace {
+                // A strict rate without a quota: its own item per key, then the bucket.
+                Some(pace) => vec![Increment::new(layout::rate(&key.id), vec![], "{}".to_owned()).paced(pace), bucket],
+                None => vec![bucket],
+            };
+            return match self.store.count(writes).await {
+                Ok(counters) => {
+                    self.figures.metered(started.elapsed());
+                    self.remember_pace(&key.id, pace, counters.first());
+                    Ok(None)
+                }
+                Err(StoreError::Refused { index: 0, counters }) => match (strict, pace) {
+                    (Some(rate), Some(pace)) => Err(self.rate_refused(&key.id, rate, pace, &counters).into()),
+                    _ => Err(metering_failed(StoreError::Refused { index: 0, counters }, &key.id)),
+                },
+                Err(e) => Err(metering_failed(e, &key.id)),
+            };
         };
         let quota = in_force.quota;
         let window = &in_force.window;
@@ -306,33 +326,68 @@ impl Authorizer {
         }
         let item = layout::quota_counter(&key.id, &label);
         self.seed(&key.id, &in_force.counting, &item, now).await.map_err(|e| metering_failed(e, &key.id))?;
-        let take = Increment::new(
+        let mut take = Increment::new(
             item.clone(),
             vec![(usage::REQUESTS, 1), (Counting::day(now), 1)],
             counter_body(&in_force.counting),
         )
         .at_most(counter, quota.requests);
+        // A strict rate lives on the quota's counter item: still two writes per call.
+        if let Some(pace) = pace {
+            take = take.paced(pace);
+        }
         let started = std::time::Instant::now();
-        match self.store.count(vec![take, bucket]).await {
+        match self.store.count(vec![take.clone(), bucket]).await {
             Ok(counters) => {
                 self.figures.metered(started.elapsed());
                 let counters = counters.into_iter().next().unwrap_or_default();
+                self.remember_pace(&key.id, pace, Some(&counters));
                 self.tell_holder(key, in_force, &item, &counters, now).await;
                 Ok(Some(QuotaUse { quota, used: counters.get(counter).copied().unwrap_or(0), resets_at: window.end }))
             }
-            Err(StoreError::ConditionFailed { index: 0 }) => {
+            Err(StoreError::Refused { index: 0, counters }) if take.fits(&counters) => match (strict, pace) {
+                // The quota has room: the pace refused the call.
+                (Some(rate), Some(pace)) => Err(self.rate_refused(&key.id, rate, pace, &counters).into()),
+                _ => Err(metering_failed(StoreError::Refused { index: 0, counters }, &key.id)),
+            },
+            Err(StoreError::Refused { index: 0, counters }) => {
                 // Used up. Make sure the holder was told (a notice lost with a crashed instance
                 // is sent by the first refused call), then refuse from memory for the period.
-                match self.store.get(&item).await {
-                    Ok(Some(Item { counters, .. })) => self.tell_holder(key, in_force, &item, &counters, now).await,
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, key_id = %key.id, "quota counter unreadable"),
-                }
+                self.tell_holder(key, in_force, &item, &counters, now).await;
                 self.limits.exhausted.insert(key.id.clone(), used_up);
                 Err(limited().into())
             }
             Err(e) => Err(metering_failed(e, &key.id)),
         }
+    }
+
+    /// The pace of a strict rate at `now`, in microseconds.
+    fn pace(&self, key: &KeyId, rate: RateLimit, now: DateTime<Utc>) -> Pace {
+        let interval = 1_000_000 / i64::from(rate.per_second.max(1));
+        let now = now.timestamp_micros();
+        Pace {
+            counter: RATE_COUNTER,
+            now,
+            interval,
+            tolerance: interval * (i64::from(rate.burst.max(1)) - 1),
+            busy: self.limits.paces.get(key).is_some_and(|tat| tat > now),
+        }
+    }
+
+    fn remember_pace(&self, key: &KeyId, pace: Option<Pace>, counters: Option<&Counters>) {
+        if let Some(pace) = pace
+            && let Some(tat) = counters.and_then(|c| c.get(pace.counter))
+        {
+            self.limits.paces.insert(key.clone(), *tat);
+        }
+    }
+
+    /// A call a strict rate refused: `Retry-After` from the item the refusal returned (no read).
+    fn rate_refused(&self, key: &KeyId, rate: RateLimit, pace: Pace, counters: &Counters) -> Limited {
+        let tat = counters.get(pace.counter).copied().unwrap_or(0);
+        self.limits.paces.insert(key.clone(), tat);
+        let wait = pace.wait(tat);
+        Limited { limit: Limit::Rate(rate), retry_after: (wait.max(1) as u64).div_ceil(1_000_000) }
     }
 
     /// Queues the 80 % and 100 % notices the counters call for and that were not sent in this
@@ -415,6 +470,9 @@ impl Authorizer {
     }
 }
 
+/// The counter of a strict rate's next call time (GCRA), on the quota's item or the rate's own.
+const RATE_COUNTER: &str = "rate_next_us";
+
 fn counter_body(counting: &Counting) -> String {
     serde_json::json!({ "month": counting.month.label, "since": counting.since }).to_string()
 }
@@ -432,13 +490,13 @@ mod tests {
     fn a_rate_limit_allows_its_burst_then_says_when() {
         let limits = Limits::default();
         let key = KeyId::generate();
-        let rate = RateLimit { per_second: 2, burst: 3 };
+        let rate = RateLimit::new(2, 3);
         assert!((0..3).all(|_| limits.take_rate(&key, rate).is_ok()));
         let refused = limits.take_rate(&key, rate).unwrap_err();
         assert_eq!(refused.retry_after, 1);
         assert_eq!(refused.headers()[1].1, "\"rate\";q=2;w=1;burst=3");
         // A changed limit starts a new bucket.
-        assert!(limits.take_rate(&key, RateLimit { per_second: 2, burst: 4 }).is_ok());
+        assert!(limits.take_rate(&key, RateLimit::new(2, 4)).is_ok());
     }
 
     #[test]

@@ -34,9 +34,9 @@ use crate::project::Role;
 use crate::service::{App, KeyEvents};
 use crate::signing::{KeyClaims, KeyRing, Refusal};
 use crate::store::{Store, layout};
-use crate::template::KeyTemplate;
 #[cfg(test)]
 use crate::template::RateLimit;
+use crate::template::{KeyTemplate, RateMode};
 
 /// How long a key's record and its template are trusted without reading them again. Below one
 /// second, so that a revocation takes effect within one second on every instance, and below
@@ -513,7 +513,7 @@ impl Authorizer {
 
     async fn decide(&self, method: &Method, path: &str, authorization: Option<&str>) -> Result<CallContext, Refused> {
         let Admitted { mut context, key, grant } = self.admit(method, path, authorization).await?;
-        if let Some(rate) = grant.limits.rate_limit {
+        if let Some(rate) = grant.limits.rate_limit.filter(|r| r.mode == RateMode::Local) {
             self.limits.take_rate(&key.id, rate).map_err(|limited| Refused::of_key(&key.id)(limited.into()))?;
         }
         context.quota = self.meter(&key, &grant).await.map_err(|denial| match denial {
@@ -748,7 +748,7 @@ mod tests {
         assert_eq!(Denial::BadKey(Refusal::UnknownKey).status(), 403);
         assert_eq!(Denial::MissingPermission(Permission::PackageCreate).status(), 403);
         assert_eq!(Denial::StoreFailed.status(), 403);
-        let limited = Limited { limit: Limit::Rate(RateLimit { per_second: 1, burst: 1 }), retry_after: 1 };
+        let limited = Limited { limit: Limit::Rate(RateLimit::new(1, 1)), retry_after: 1 };
         assert_eq!(Denial::Limited(limited).status(), 429);
     }
 
@@ -784,7 +784,7 @@ mod tests {
             (missing.problem()["permission"].clone(), missing.context()["permission"].clone()),
             (serde_json::json!("package_view"), serde_json::json!("package_view"))
         );
-        let limited = Limited { limit: Limit::Rate(RateLimit { per_second: 1, burst: 1 }), retry_after: 1 };
+        let limited = Limited { limit: Limit::Rate(RateLimit::new(1, 1)), retry_after: 1 };
         let context = Denial::Limited(limited).context();
         assert_eq!((context["outcome"].as_str(), context["limit"].as_str()), (Some("rate_limit"), Some("rate_limit")));
     }

@@ -70,12 +70,13 @@ fn quota() -> Value {
 fn rate_limit() -> Value {
     json!({
         "type": ["object", "null"],
-        "description": "At most `per_second` calls per second per key, `burst` at once; null: none.",
+        "description": "At most `per_second` calls per second per key, `burst` at once; null: none. `mode`: `local` (the default) decides in each authorizer instance's memory, with no store write, so a key gets up to `per_second` times the instances running; `strict` decides in the store, exactly across every instance, for one conditional write per call (on the quota's counter when the key has a quota).",
         "additionalProperties": false,
         "required": ["per_second", "burst"],
         "properties": {
             "per_second": {"type": "integer", "minimum": 1, "maximum": crate::template::MAX_RATE},
             "burst": {"type": "integer", "minimum": 1, "maximum": crate::template::MAX_BURST},
+            "mode": {"enum": ["local", "strict"], "default": "local"},
         },
     })
 }

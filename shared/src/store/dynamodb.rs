@@ -16,8 +16,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType, TransactWriteItem,
-    Update,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TransactWriteItem, Update,
 };
 
 use super::{
@@ -155,31 +155,64 @@ fn condition(cond: Cond) -> (Option<&'static str>, Option<(String, AttributeValu
     }
 }
 
-/// The update expression of an increment, with its condition when it has a ceiling.
+/// The update expression of an increment, with its condition when it has a ceiling or a pace.
 struct CounterUpdate {
     expression: String,
-    condition: Option<&'static str>,
+    condition: Option<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
 }
 
-fn counter_update(inc: &Increment) -> CounterUpdate {
+/// Which conditional write moves a pace on: from now (the rate was idle: its time is not ahead
+/// of now) or from its time (busy: ahead of now, within the burst). DynamoDB cannot take the
+/// later of the two in one expression, so the caller tries one and, refused, reads the item
+/// the refusal returns to know whether to try the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PaceFrom {
+    Now,
+    Stored,
+}
+
+fn counter_update(inc: &Increment, from: PaceFrom) -> CounterUpdate {
     let mut names = HashMap::from([("#b".to_owned(), "body".to_owned()), ("#v".to_owned(), "v".to_owned())]);
     let mut values = HashMap::from([(":b".to_owned(), s(&inc.body)), (":one".to_owned(), n(1))]);
+    let mut sets = vec!["#b = :b".to_owned(), "#v = if_not_exists(#v, :one)".to_owned()];
     let mut adds = Vec::new();
     for (i, (name, amount)) in inc.add.iter().enumerate() {
         names.insert(format!("#c{i}"), format!("{COUNTER_PREFIX}{name}"));
         values.insert(format!(":c{i}"), n(amount));
         adds.push(format!("#c{i} :c{i}"));
     }
-    let expression = format!("SET #b = :b, #v = if_not_exists(#v, :one) ADD {}", adds.join(", "));
-    let condition = inc.ceiling.map(|c| {
+    let mut conditions = Vec::new();
+    if let Some(c) = inc.ceiling {
         // An absent counter is 0, which fits whenever the room left is not negative (checked
         // before sending: see `Store::count`).
         names.insert("#cap".to_owned(), format!("{COUNTER_PREFIX}{}", c.counter));
         values.insert(":room".to_owned(), n(c.max - inc.adds(c.counter)));
-        "attribute_not_exists(#cap) OR #cap <= :room"
-    });
+        conditions.push("(attribute_not_exists(#cap) OR #cap <= :room)".to_owned());
+    }
+    if let Some(p) = inc.pace {
+        names.insert("#tat".to_owned(), format!("{COUNTER_PREFIX}{}", p.counter));
+        values.insert(":now".to_owned(), n(p.now));
+        match from {
+            PaceFrom::Now => {
+                values.insert(":next".to_owned(), n(p.now + p.interval));
+                conditions.push("(attribute_not_exists(#tat) OR #tat <= :now)".to_owned());
+                sets.push("#tat = :next".to_owned());
+            }
+            PaceFrom::Stored => {
+                values.insert(":latest".to_owned(), n(p.now + p.tolerance));
+                values.insert(":interval".to_owned(), n(p.interval));
+                conditions.push("(#tat > :now AND #tat <= :latest)".to_owned());
+                sets.push("#tat = #tat + :interval".to_owned());
+            }
+        }
+    }
+    let mut expression = format!("SET {}", sets.join(", "));
+    if !adds.is_empty() {
+        expression.push_str(&format!(" ADD {}", adds.join(", ")));
+    }
+    let condition = (!conditions.is_empty()).then(|| conditions.join(" AND "));
     CounterUpdate { expression, condition, names, values }
 }
 
@@ -220,12 +253,12 @@ impl DynamoStore {
                 TransactWriteItem::builder().condition_check(check).build()
             }
             Write::Increment(inc) => {
-                let u = counter_update(inc);
+                let u = counter_update(inc, PaceFrom::Now);
                 let update = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_map(&inc.key)))
                     .update_expression(u.expression)
-                    .set_condition_expression(u.condition.map(Into::into))
+                    .set_condition_expression(u.condition)
                     .set_expression_attribute_names(Some(u.names))
                     .set_expression_attribute_values(Some(u.values))
                     .build()
@@ -246,27 +279,49 @@ impl DynamoStore {
     /// ([`not_applied`]), and otherwise fails: the call is denied, never counted twice.
     async fn update_counters(&self, inc: &Increment) -> Result<Counters, StoreError> {
         if inc.ceiling.is_some_and(|c| c.max - inc.adds(c.counter) < 0) {
-            return Err(StoreError::ConditionFailed { index: 0 });
+            return Err(StoreError::Refused { index: 0, counters: Counters::new() });
         }
-        let u = counter_update(inc);
-        let update = self
-            .once
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_map(&inc.key)))
-            .update_expression(u.expression)
-            .set_condition_expression(u.condition.map(Into::into))
-            .set_expression_attribute_names(Some(u.names))
-            .set_expression_attribute_values(Some(u.values))
-            .return_values(ReturnValue::AllNew);
+        let mut from = match inc.pace {
+            Some(p) if p.busy => PaceFrom::Stored,
+            _ => PaceFrom::Now,
+        };
         let mut attempt = 1;
+        let mut pace_tries = 1;
         loop {
-            match update.clone().send().await {
+            let u = counter_update(inc, from);
+            let update = self
+                .once
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_map(&inc.key)))
+                .update_expression(u.expression)
+                .set_condition_expression(u.condition)
+                .set_expression_attribute_names(Some(u.names))
+                .set_expression_attribute_values(Some(u.values))
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            match update.send().await {
                 Ok(out) => {
                     return Ok(out.attributes().map(from_map).transpose()?.map(|i| i.counters).unwrap_or_default());
                 }
                 Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                    return Err(StoreError::ConditionFailed { index: 0 });
+                    let old = match e.as_service_error() {
+                        Some(UpdateItemError::ConditionalCheckFailedException(failed)) => failed.item().cloned(),
+                        _ => None,
+                    };
+                    let counters = match old {
+                        Some(map) => from_map(&map)?.counters,
+                        None => Counters::new(),
+                    };
+                    // Refused by the ceiling or the pace as the item stands, or only the other
+                    // conditional write of a pace is the right one (tried once more).
+                    let mut trial = counters.clone();
+                    if inc.pace.is_none() || pace_tries >= PACE_TRIES || !inc.apply(&mut trial) {
+                        return Err(StoreError::Refused { index: 0, counters });
+                    }
+                    let tat = inc.pace.map_or(0, |p| counters.get(p.counter).copied().unwrap_or(0));
+                    from = if inc.pace.is_some_and(|p| tat > p.now) { PaceFrom::Stored } else { PaceFrom::Now };
+                    pace_tries += 1;
                 }
                 Err(e) if attempt < INCREMENT_ATTEMPTS && not_applied(&e) => {
                     tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
@@ -277,6 +332,9 @@ impl DynamoStore {
         }
     }
 }
+
+/// Conditional writes one paced call may try when other instances move the pace between them.
+const PACE_TRIES: u32 = 4;
 
 /// Attempts of one counter update when DynamoDB says it applied nothing (throttling).
 const INCREMENT_ATTEMPTS: u32 = 4;
@@ -407,7 +465,7 @@ impl Store for DynamoStore {
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         check_transaction(&writes)?;
         if let [Write::Increment(inc)] = writes.as_slice() {
-            return self.update_counters(inc).await.map(drop);
+            return self.update_counters(inc).await.map(drop).map_err(super::refused_is_a_condition);
         }
         let items = writes.iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
@@ -451,7 +509,7 @@ impl Store for DynamoStore {
                         }
                     }
                     return Err(match e {
-                        StoreError::ConditionFailed { .. } => StoreError::ConditionFailed { index },
+                        StoreError::Refused { counters, .. } => StoreError::Refused { index, counters },
                         e => e,
                     });
                 }

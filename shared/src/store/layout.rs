@@ -153,6 +153,12 @@ pub fn quota_counter(k: &KeyId, period: &str) -> ItemKey {
     ItemKey::new(format!("QUOTA#{k}"), period)
 }
 
+/// A strict rate limit's item for a key without a quota (with one, the rate lives on the
+/// quota's counter item): in the key's counter partition.
+pub fn rate(k: &KeyId) -> ItemKey {
+    ItemKey::new(format!("QUOTA#{k}"), "RATE")
+}
+
 /// Mail to send later (a key's expiry notices), by the time it is due: `2026-12-10T16:00:00Z#<id>`,
 /// so the retry reads the due ones with one range query however many wait.
 pub const LATER_PK: &str = "OUTBOX#LATER";

@@ -90,11 +90,34 @@ pub struct Increment {
     pub add: Vec<(&'static str, i64)>,
     pub body: String,
     pub ceiling: Option<Ceiling>,
+    pub pace: Option<Pace>,
 }
 
 impl Increment {
     pub fn new(key: ItemKey, add: Vec<(&'static str, i64)>, body: String) -> Self {
-        Self { key, add, body, ceiling: None }
+        Self { key, add, body, ceiling: None, pace: None }
+    }
+
+    /// The increment, applied only when `pace` lets a call through now (and moving it on).
+    pub fn paced(mut self, pace: Pace) -> Self {
+        self.pace = Some(pace);
+        self
+    }
+
+    /// Applies the increment to an item's counters, or leaves them as they are and answers
+    /// `false` when its ceiling or its pace refuses it.
+    pub fn apply(&self, counters: &mut Counters) -> bool {
+        if !self.fits(counters) {
+            return false;
+        }
+        if let Some(pace) = &self.pace {
+            let Some(next) = pace.next(counters.get(pace.counter).copied().unwrap_or(0)) else { return false };
+            counters.insert(pace.counter.to_owned(), next);
+        }
+        for (name, amount) in &self.add {
+            *counters.entry((*name).to_owned()).or_default() += amount;
+        }
+        true
     }
 
     /// The increment, applied only while counter `counter` stays at most `max` after it.
@@ -113,13 +136,15 @@ impl Increment {
         self.ceiling.is_none_or(|c| current.get(c.counter).copied().unwrap_or(0) + self.adds(c.counter) <= c.max)
     }
 
-    /// The same item's counters less what this added: the undoing of an applied increment.
+    /// The same item's counters less what this added: the undoing of an applied increment. (A
+    /// pace moved on stays moved: a call that was not let through only slows the next.)
     pub fn undo(&self) -> Self {
         Self {
             key: self.key.clone(),
             add: self.add.iter().map(|(k, n)| (*k, -n)).collect(),
             body: self.body.clone(),
             ceiling: None,
+            pace: None,
         }
     }
 }
@@ -129,6 +154,34 @@ impl Increment {
 pub struct Ceiling {
     pub counter: &'static str,
     pub max: i64,
+}
+
+/// A rate decided in the store (GCRA): counter `counter` holds the theoretical arrival time of
+/// the next call, in microseconds. A call at `now` passes when that time is at most
+/// `tolerance` ahead of it (the burst), and moves it `interval` on from the later of the two.
+/// Every instance deciding on one item shares one rate, exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    pub counter: &'static str,
+    pub now: i64,
+    pub interval: i64,
+    pub tolerance: i64,
+    /// Whether the caller expects the item's time ahead of `now` (a busy rate): which of the
+    /// two conditional writes DynamoDB tries first.
+    pub busy: bool,
+}
+
+impl Pace {
+    /// The counter's next value when a call passes with `tat` stored, or none when it waits.
+    pub fn next(&self, tat: i64) -> Option<i64> {
+        let start = tat.max(self.now);
+        (start - self.now <= self.tolerance).then_some(start + self.interval)
+    }
+
+    /// Microseconds until a call may pass, with `tat` stored.
+    pub fn wait(&self, tat: i64) -> i64 {
+        (tat - self.tolerance - self.now).max(0)
+    }
 }
 
 /// An item's counters, as an increment left them.
@@ -238,6 +291,10 @@ pub enum StoreError {
     /// The condition of write number `index` of a transaction did not hold; nothing was written.
     #[error("the condition of write {index} did not hold")]
     ConditionFailed { index: usize },
+    /// Increment number `index` of a [`Store::count`] was refused by its ceiling or its pace;
+    /// nothing was written. `counters` are the item's as the refusal saw them.
+    #[error("increment {index} was refused by its limit")]
+    Refused { index: usize, counters: Counters },
     /// Another transaction touched the same items at the same time; nothing was written.
     #[error("concurrent transaction on the same items")]
     Contention,
@@ -249,6 +306,14 @@ pub enum StoreError {
     Unavailable(#[source] BoxError),
     #[error("stored item {0} is unreadable")]
     Corrupt(String, #[source] BoxError),
+}
+
+/// A [`Store::count`] refusal as [`Store::transact`] reports it.
+pub fn refused_is_a_condition(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Refused { index, .. } => StoreError::ConditionFailed { index },
+        e => e,
+    }
 }
 
 /// Checks the rules every store shares, so that SQLite refuses what DynamoDB would refuse.
@@ -286,8 +351,8 @@ pub trait Store: Send + Sync {
     /// All writes happen, or none (and the error names the first failed condition).
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
     /// Applies increments to distinct items, in order, and answers each item's counters after
-    /// it: the metering write. All apply or none: on a failure (a ceiling, named by its index
-    /// in [`StoreError::ConditionFailed`], or the store) nothing stays applied. A store whose
+    /// it: the metering write. All apply or none: on a failure (a ceiling or a pace, named by
+    /// its index in [`StoreError::Refused`], or the store) nothing stays applied. A store whose
     /// transactions refuse rather than queue concurrent writers of one item (DynamoDB) applies
     /// them one by one and takes back the ones before a failure.
     async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError>;

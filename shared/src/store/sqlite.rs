@@ -61,8 +61,8 @@ struct Queued {
 /// Why a queued call was not counted.
 #[derive(Clone, Debug)]
 enum Refused {
-    /// The ceiling of increment `index` would have been passed.
-    Ceiling(usize),
+    /// The ceiling or the pace of increment `index` refused it; the item's counters as they were.
+    Ceiling(usize, Counters),
     /// The batch's commit failed.
     Store(String),
 }
@@ -176,17 +176,28 @@ fn apply_batch(conn: &Mutex<Connection>, batch: &[Queued]) -> Result<Vec<Result<
                 items.insert(&inc.key, (read_counters(&tx, &inc.key)?.unwrap_or_default(), None));
             }
         }
-        let refused = call.increments.iter().position(|inc| !inc.fits(&items[&inc.key].0));
+        // Tried on copies: all apply or none.
+        let mut after = Vec::with_capacity(call.increments.len());
+        let mut refused = None;
+        for (index, inc) in call.increments.iter().enumerate() {
+            let mut counters = items[&inc.key].0.clone();
+            if !inc.apply(&mut counters) {
+                refused = Some(Refused::Ceiling(index, items[&inc.key].0.clone()));
+                break;
+            }
+            after.push(counters);
+        }
         outcomes.push(match refused {
-            Some(index) => Err(Refused::Ceiling(index)),
+            Some(refused) => Err(refused),
             None => Ok(call
                 .increments
                 .iter()
-                .map(|inc| {
-                    let (counters, body) = items.get_mut(&inc.key).expect("read above");
-                    add_to(counters, &inc.add);
+                .zip(after)
+                .map(|(inc, counters)| {
+                    let (stored, body) = items.get_mut(&inc.key).expect("read above");
+                    *stored = counters.clone();
                     *body = Some(&inc.body);
-                    counters.clone()
+                    counters
                 })
                 .collect()),
         });
@@ -201,12 +212,6 @@ fn apply_batch(conn: &Mutex<Connection>, batch: &[Queued]) -> Result<Vec<Result<
     }
     tx.commit().map_err(unavailable)?;
     Ok(outcomes)
-}
-
-fn add_to(counters: &mut Counters, add: &[(&'static str, i64)]) {
-    for (name, n) in add {
-        *counters.entry((*name).to_owned()).or_default() += n;
-    }
 }
 
 /// An item's counters (`None` when the item is absent).
@@ -316,7 +321,7 @@ impl Store for SqliteStore {
         if let [Write::Increment(_)] = writes.as_slice()
             && let Some(Write::Increment(inc)) = writes.pop()
         {
-            return self.count(vec![inc]).await.map(drop);
+            return self.count(vec![inc]).await.map(drop).map_err(super::refused_is_a_condition);
         }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
@@ -365,10 +370,9 @@ impl Store for SqliteStore {
                         None => (1, Counters::new()),
                         Some((v, c)) => (*v, parse_counters(key, c.as_deref())?),
                     };
-                    if !inc.fits(&counters) {
+                    if !inc.apply(&mut counters) {
                         return Err(StoreError::ConditionFailed { index });
                     }
-                    add_to(&mut counters, &inc.add);
                     let counters = serde_json::to_string(&counters).unwrap_or_default();
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO items (pk, sk, gpk, gsk, version, body, counters) VALUES (?1, ?2, NULL, NULL, ?3, ?4, ?5)",
@@ -388,7 +392,7 @@ impl Store for SqliteStore {
         self.meter.enqueue(Queued { increments, done });
         match outcome.await {
             Ok(Ok(counters)) => Ok(counters),
-            Ok(Err(Refused::Ceiling(index))) => Err(StoreError::ConditionFailed { index }),
+            Ok(Err(Refused::Ceiling(index, counters))) => Err(StoreError::Refused { index, counters }),
             Ok(Err(Refused::Store(e))) => Err(StoreError::Unavailable(e.into())),
             Err(_) => Err(StoreError::Unavailable("the metering commit stopped".into())),
         }
