@@ -250,8 +250,28 @@ export const money = (/** @type {number} */ minor) => moneyFormat().format((mino
 /** A template's quota as a rule: "1,000 calls per day (UTC)". */
 export const quotaRule = (/** @type {any} */ q) => (q ? `${count(q.requests)} calls per ${q.per} (UTC)` : 'none');
 
-/** A template's rate limit as a rule: "10 calls per second, bursts of 20". */
-export const rateRule = (/** @type {any} */ r) => (r ? `${count(r.per_second)} calls per second, bursts of ${count(r.burst)}` : 'none');
+/** A template's rate limit as a rule: "10 calls per second, bursts of 20 (strict)". */
+export const rateRule = (/** @type {any} */ r) =>
+  (r ? `${count(r.per_second)} calls per second, bursts of ${count(r.burst)}${r.mode === 'strict' ? ' (strict)' : ''}` : 'none');
+
+/** What each rate-limit mode means and costs, in one sentence each (the API's `mode`). */
+export const RATE_MODES = {
+  local: 'Each gateway instance counts on its own, in memory, at no cost per call; with several instances running, a key can get this rate from each of them.',
+  strict: 'Exact across every gateway instance: decided in the database, for one more database write per call when the key has no quota (none more with a quota).',
+};
+
+/** The choice of a rate limit's mode, with the sentence that explains the one chosen. */
+export function RateModeSelect({ value, onChange }) {
+  const id = useId();
+  return html`<div class="input rate-mode">
+    <label for=${id}>Rate limit is decided</label>
+    <select id=${id} value=${value} aria-describedby=${`${id}-means`} onChange=${(/** @type {any} */ e) => onChange(e.currentTarget.value)}>
+      <option value="local">per gateway instance (local)</option>
+      <option value="strict">exactly, across all instances (strict)</option>
+    </select>
+    <p class="hint" id=${`${id}-means`}>${RATE_MODES[value === 'strict' ? 'strict' : 'local']}</p>
+  </div>`;
+}
 
 /** A key's use of its quota in the current period: "40 of 50 today (UTC)", "40 of 50 + 10
  * extra today (UTC) (this key's own)". */

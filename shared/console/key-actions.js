@@ -4,7 +4,7 @@
  * grant extra calls for the current period. */
 
 import { useState } from './vendor/preact-hooks.js';
-import { html, Dialog, FormActions, Input, Problem, count, quotaRule, rateRule, when, useAction } from './components.js';
+import { html, Dialog, FormActions, Input, Problem, RateModeSelect, count, quotaRule, rateRule, when, useAction } from './components.js';
 import { api, seg } from './api.js';
 
 /** The grace periods offered, in seconds (the API takes 0 to 7 days). */
@@ -61,6 +61,7 @@ export function KeyLimits({ row, base, onClose, onDone }) {
   const [per, setPer] = useState(own.quota?.per ?? row?.quota?.per ?? 'day');
   const [perSecond, setPerSecond] = useState(own.rate_limit ? String(own.rate_limit.per_second) : '');
   const [burst, setBurst] = useState(own.rate_limit ? String(own.rate_limit.burst) : '');
+  const [mode, setMode] = useState(own.rate_limit?.mode ?? 'local');
   const [topUp, setTopUp] = useState('');
   const action = useAction();
   const submit = (/** @type {Event} */ e) => {
@@ -68,7 +69,7 @@ export function KeyLimits({ row, base, onClose, onDone }) {
     /** @type {any} */
     const patch = {
       quota: requests.trim() ? { requests: Number(requests), per } : null,
-      rate_limit: perSecond.trim() || burst.trim() ? { per_second: Number(perSecond), burst: Number(burst || perSecond) } : null,
+      rate_limit: perSecond.trim() || burst.trim() ? { per_second: Number(perSecond), burst: Number(burst || perSecond), mode } : null,
     };
     if (topUp.trim()) patch.top_up = Number(topUp);
     action.run(async () => onDone(await api('PATCH', `${base}/keys/${seg(row.key_id)}`, patch)));
@@ -88,6 +89,7 @@ export function KeyLimits({ row, base, onClose, onDone }) {
         <${Input} label="Rate limit (calls per second)" field="rate_limit.per_second" error=${action.error} value=${perSecond} onInput=${setPerSecond} type="number" min="1" inputmode="numeric" />
         <${Input} label="Burst (calls at once)" field="rate_limit.burst" error=${action.error} value=${burst} onInput=${setBurst} type="number" min="1" inputmode="numeric" />
       </div>
+      <${RateModeSelect} value=${mode} onChange=${setMode} />
       <${Input} label=${`Extra calls for the current period${row.quota?.top_up ? ` (${count(row.quota.top_up)} granted so far)` : ''}`} field="top_up" error=${action.error} value=${topUp} onInput=${setTopUp} type="number" min="1" inputmode="numeric" />
       <${Problem} error=${action.error} fieldsShown=${['quota.requests', 'rate_limit.per_second', 'rate_limit.burst', 'top_up']} />
       <${FormActions} onCancel=${onClose} label="Save limits" busy=${action.busy} />

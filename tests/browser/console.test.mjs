@@ -139,6 +139,14 @@ test('the story of the seeds, screen by screen', async () => {
   await editor.getByLabel(/Price per request, in hundredths of EUR/).fill('7');
   await editor.getByText('€0.07 per request').waitFor();
   await editor.getByLabel('Quota: calls').fill('100');
+  // A strict rate limit, and the sentence that says what it means and costs.
+  await editor.getByLabel('Rate: calls per second').fill('50');
+  const mode = editor.getByLabel('Rate limit is decided');
+  assert.match(await ann.locator(`#${await mode.getAttribute('aria-describedby')}`).innerText(), /counts on its own, in memory, at no cost per call/);
+  await mode.selectOption('strict');
+  const means = ann.locator(`#${await mode.getAttribute('aria-describedby')}`);
+  assert.match(await means.innerText(), /^Exact across every gateway instance: decided in the database, for one more database write per call/);
+  await screen(ann, '05a-template-editor-strict-rate');
   for (const [i, [name, kind, value]] of [['project', 'project'], ['input', 'node', 'in'], ['output', 'node', 'out']].entries()) {
     await editor.getByRole('button', { name: '+ Field' }).click();
     await editor.getByLabel('Field name').nth(i).fill(i === 0 ? '1project' : name);
@@ -160,7 +168,7 @@ test('the story of the seeds, screen by screen', async () => {
   assert.match(await annTile.innerText(), /package_view/);
   assert.match(await annTile.innerText(), /Price per request\s*€0\.07/);
   assert.match(await annTile.innerText(), /Quota\s*100 calls per day \(UTC\)/);
-  assert.match(await annTile.innerText(), /Rate limit\s*none/);
+  assert.match(await annTile.innerText(), /Rate limit\s*50 calls per second, bursts of 50 \(strict\)/);
 
   // 409: the same name again is refused, in words.
   await newTemplate(ann, 'forecast api', 'reader');

@@ -4,7 +4,7 @@
  * REQUEST button. Owners add templates (the + button), edit and delete them. */
 
 import { useId, useState } from '../vendor/preact-hooks.js';
-import { html, FormActions, Confirm, Dialog, FieldError, Input, ListState, Problem, currencyCode, currencyExponent, days, focusSoon, money, quotaRule, rateRule, useAction, useLoad, usePoll } from '../components.js';
+import { html, FormActions, Confirm, Dialog, FieldError, Input, ListState, Problem, currencyCode, currencyExponent, days, focusSoon, money, quotaRule, rateRule, RateModeSelect, useAction, useLoad, usePoll } from '../components.js';
 import { all, api, get, seg } from '../api.js';
 
 const STATES = {
@@ -163,6 +163,7 @@ function TemplateEditor({ project, template: t, roles, nodes, onDone, onCancel }
     quota_per: t.quota ? t.quota.per : 'day',
     rate_per_second: t.rate_limit ? String(t.rate_limit.per_second) : '',
     rate_burst: t.rate_limit ? String(t.rate_limit.burst) : '',
+    rate_mode: t.rate_limit?.mode ?? 'local',
     fields: t.fields.map((f) => ({ ...f })),
   });
   const action = useAction();
@@ -186,7 +187,7 @@ function TemplateEditor({ project, template: t, roles, nodes, onDone, onCancel }
         quota: form.quota_requests === '' ? null : { requests: Number(form.quota_requests), per: form.quota_per },
         rate_limit: form.rate_per_second === ''
           ? null
-          : { per_second: Number(form.rate_per_second), burst: Number(form.rate_burst === '' ? form.rate_per_second : form.rate_burst) },
+          : { per_second: Number(form.rate_per_second), burst: Number(form.rate_burst === '' ? form.rate_per_second : form.rate_burst), mode: form.rate_mode },
         fields: form.fields,
       });
       onDone();
@@ -216,6 +217,7 @@ function TemplateEditor({ project, template: t, roles, nodes, onDone, onCancel }
       </div>
       <${Input} label="Rate: calls per second" field="rate_limit.per_second" type="number" min="1" step="1" error=${action.error} value=${form.rate_per_second} onInput=${set('rate_per_second')} />
       <${Input} label="Burst (empty: same as the rate)" field="rate_limit.burst" type="number" min="1" step="1" error=${action.error} value=${form.rate_burst} onInput=${set('rate_burst')} />
+      <${RateModeSelect} value=${form.rate_mode} onChange=${set('rate_mode')} />
     </fieldset>
     <fieldset>
       <legend>Information fields (imported as secrets with the key)</legend>
