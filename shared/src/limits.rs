@@ -95,7 +95,12 @@ impl KeyLimits {
 
     /// Whether nothing was ever set (nothing to store).
     pub fn is_default(&self) -> bool {
-        *self == Self::default()
+        self.quota.is_none()
+            && self.rate_limit.is_none()
+            && self.top_up.is_none()
+            && self.before.is_none()
+            && self.counted_since.is_none()
+            && self.own_until.is_none()
     }
 
     /// The limits in force at `now`.
@@ -147,6 +152,11 @@ impl KeyLimits {
 pub struct InForce {
     pub quota: Option<QuotaInForce>,
     pub rate_limit: Option<RateLimit>,
+}
+
+impl InForce {
+    /// No quota and no rate limit.
+    pub const NONE: Self = Self { quota: None, rate_limit: None };
 }
 
 /// The quota in force for a key, and where its calls are counted.

@@ -554,8 +554,10 @@ async fn the_compiled_authorizer_refuses_a_forged_key_at_once_while_its_store_do
 
 /// Three compiled authorizers on one table, as API Gateway runs instances side by side (issue
 /// 30): a quota of 100 allows exactly 100 of 300 calls spread over them; a template's quota
-/// lowered from 200 to 100 after 60 calls allows exactly 40 more on all three; a revocation is
-/// refused by all three within a second.
+/// lowered from 200 to 100 after 60 calls allows exactly 40 more on all three, raised from 100
+/// to 200 exactly 140; a strict rate of 5/s with bursts of 5 allows at most 5 + 5 t calls in
+/// t seconds across the three, and at least 90 % of that; a revocation is refused by all three
+/// within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_compiled_authorizers_on_one_table_keep_the_quota_exact() {
     let Some(endpoint) = require_aws!() else { return };
@@ -619,6 +621,44 @@ async fn three_compiled_authorizers_on_one_table_keep_the_quota_exact() {
     story::limit_template(app, &s, json!({"quota": {"requests": 100, "per": "day"}})).await;
     tokio::time::sleep(keygate::limits::SETTLE.to_std().unwrap()).await;
     assert_eq!(calls(&s, &token, 300).await, 40, "200 → 100 after 60 calls: 40 more on all three");
+
+    let (raised, _, raised_token) = key_with(100).await;
+    assert_eq!(calls(&raised, &raised_token, 60).await, 60);
+    now();
+    story::limit_template(app, &raised, json!({"quota": {"requests": 200, "per": "day"}})).await;
+    tokio::time::sleep(keygate::limits::SETTLE.to_std().unwrap()).await;
+    assert_eq!(calls(&raised, &raised_token, 300).await, 140, "100 → 200 after 60 calls: 140 more on all three");
+
+    // A strict rate of 5 a second with bursts of 5, called as fast as the three answer.
+    now();
+    let paced = story::pending_request(app).await;
+    story::limit_template(app, &paced, json!({"rate_limit": {"per_second": 5, "burst": 5, "mode": "strict"}})).await;
+    tokio::time::sleep(keygate::limits::SETTLE.to_std().unwrap()).await;
+    let paced_key = app.approve(&paced.owner, &paced.project, &paced.request).await.unwrap().key;
+    let paced_bearer =
+        format!("Bearer {}", app.my_key_token(&paced.holder, &paced_key.id).await.unwrap().token.expose());
+    let p = paced.project.to_string();
+    let path = format!("/api/projects/{p}/data_layers/last");
+    let started = std::time::Instant::now();
+    let deadline = started + Duration::from_secs(3);
+    let per_instance = instances.iter().map(|(runtime, _)| {
+        let (path, p, bearer) = (path.clone(), p.clone(), paced_bearer.clone());
+        async move {
+            let mut allowed = 0;
+            while std::time::Instant::now() < deadline {
+                let answer =
+                    runtime.invoke(authorizer_event("GET", &path, &p, Some(&bearer))).await.expect("an answer");
+                match answer["isAuthorized"].as_bool() {
+                    Some(true) => allowed += 1,
+                    _ => assert_eq!(answer["context"]["outcome"], "rate_limit", "{answer}"),
+                }
+            }
+            allowed
+        }
+    });
+    let allowed: usize = futures_util::future::join_all(per_instance).await.into_iter().sum();
+    let most = 5.0 + 5.0 * started.elapsed().as_secs_f64();
+    assert!(allowed as f64 <= most && allowed as f64 >= 0.9 * most, "{allowed} allowed, the limit {most:.1}");
 
     now();
     app.revoke(&s.owner, &s.project, &key).await.unwrap();

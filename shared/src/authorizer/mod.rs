@@ -63,6 +63,17 @@ struct Grant {
     limits: InForce,
 }
 
+/// What a template grants, as read: its role's permissions, its price, and its limits with
+/// those before their last change (until it takes effect).
+struct Granted {
+    permissions: Permissions,
+    price: i64,
+    limits: crate::limits::TemplateLimits,
+    before: Option<crate::limits::Before<crate::limits::TemplateLimits>>,
+    /// No limits now nor before: the common case, decided without working limits out.
+    unlimited: bool,
+}
+
 /// What the authorizer remembers between calls, all bounded:
 /// - verified tokens, keyed by their exact bytes (a signature is checked once per instance;
 ///   `exp`, `nbf` and `aud` are checked again on every call);
@@ -73,7 +84,7 @@ struct Grant {
 pub struct Caches {
     tokens: Option<Cache<String, Arc<KeyClaims>>>,
     keys: Cache<(ProjectId, KeyId), Stamped<Arc<IssuedKey>>>,
-    templates: Cache<(ProjectId, TemplateId), Stamped<Arc<KeyTemplate>>>,
+    templates: Cache<(ProjectId, TemplateId), Stamped<Arc<Granted>>>,
     roles: Cache<(ProjectId, RoleName), Stamped<Permissions>>,
 }
 
@@ -603,9 +614,9 @@ impl Authorizer {
     }
 
     /// The key's record and what its template grants now, from the caches where fresh (a
-    /// record older than the token's `generation` is not). The
-    /// signed token names the template, so the key record and the template are read in one
-    /// round trip (they expire together), and the role only when its permissions are stale.
+    /// record older than the token's `generation` is not). The signed token names the
+    /// template, so the key record and the template are read in one round trip (they expire
+    /// together), and the role only when its permissions are stale.
     async fn key_and_grant(
         &self,
         project: &ProjectId,
@@ -626,14 +637,15 @@ impl Authorizer {
         let cached_template = self.caches.templates.get(&template_cache).filter(|hit| now - hit.at < KEY_RECORD_TTL);
         self.figures.cache("key", cached_key.is_some());
         self.figures.cache("template", cached_template.is_some());
-        let (record, t) = match (cached_key, cached_template) {
-            (Some(k), Some(t)) => (k.value, Some(t.value)),
+        let (record, granted) = match (cached_key, cached_template) {
+            (Some(k), Some(t)) => (k.value, t.value),
             (Some(k), None) => {
-                (k.value, self.read_template(template_cache, &layout::template(project, template), now).await?)
+                let t = self.read(&layout::template(project, template)).await?;
+                (k.value, self.granted(template_cache, t, now).await?)
             }
             (None, Some(t)) => {
                 let record: IssuedKey = self.read(&layout::key(project, key)).await?.ok_or(Denial::UnknownKey)?;
-                (self.remember_key(key_cache, record, now), Some(t.value))
+                (self.remember_key(key_cache, record, now), t.value)
             }
             (None, None) => {
                 let keys = [layout::key(project, key), layout::template(project, template)];
@@ -644,45 +656,46 @@ impl Authorizer {
                 };
                 let record: IssuedKey = record.as_ref().map(decode_item).transpose()?.ok_or(Denial::UnknownKey)?;
                 let t: Option<KeyTemplate> = template_item.as_ref().map(decode_item).transpose()?;
-                let t = t.map(|t| self.remember_template(template_cache, t, now));
-                (self.remember_key(key_cache, record, now), t)
+                let granted = self.granted(template_cache, t, now).await?;
+                (self.remember_key(key_cache, record, now), granted)
             }
         };
+        // Most keys have no limits at all: nothing to work out.
+        let limits = if granted.unlimited && record.limits.is_default() {
+            InForce::NONE
+        } else {
+            let template_limits = crate::limits::at(&granted.limits, granted.before.as_ref(), now);
+            record.limits_in_force(&template_limits, now)
+        };
+        Ok((record, Grant { permissions: granted.permissions, price: granted.price, limits }))
+    }
+
+    /// What template `t` grants, its role's permissions from the role cache or the store;
+    /// remembered for [`KEY_RECORD_TTL`].
+    async fn granted(
+        &self,
+        cache_key: (ProjectId, TemplateId),
+        t: Option<KeyTemplate>,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Granted>, Denial> {
         let t = t.ok_or(Denial::KeyNotUsable)?;
-        let role_cache = (project.clone(), t.role.clone());
+        let role_cache = (cache_key.0.clone(), t.role.clone());
         let cached_role = self.caches.roles.get(&role_cache).filter(|hit| now - hit.at < GRANT_TTL);
         self.figures.cache("role", cached_role.is_some());
         let permissions = match cached_role {
             Some(hit) => hit.value,
             None => {
-                let role: Role = self.read(&layout::role(project, &t.role)).await?.ok_or(Denial::KeyNotUsable)?;
+                let role: Role = self.read(&layout::role(&cache_key.0, &t.role)).await?.ok_or(Denial::KeyNotUsable)?;
                 self.caches.roles.insert(role_cache, Stamped { value: role.permissions, at: now });
                 role.permissions
             }
         };
-        let limits = record.limits_in_force(&t.limits_at(now), now);
-        Ok((record, Grant { permissions, price: t.price_per_request, limits }))
-    }
-
-    async fn read_template(
-        &self,
-        cache_key: (ProjectId, TemplateId),
-        at: &crate::store::ItemKey,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Arc<KeyTemplate>>, Denial> {
-        let t: Option<KeyTemplate> = self.read(at).await?;
-        Ok(t.map(|t| self.remember_template(cache_key, t, now)))
-    }
-
-    fn remember_template(
-        &self,
-        cache_key: (ProjectId, TemplateId),
-        t: KeyTemplate,
-        now: DateTime<Utc>,
-    ) -> Arc<KeyTemplate> {
-        let t = Arc::new(t);
-        self.caches.templates.insert(cache_key, Stamped { value: t.clone(), at: now });
-        t
+        let limits = t.limits();
+        let unlimited = limits.quota.is_none() && limits.rate_limit.is_none() && t.limits_before.is_none();
+        let granted =
+            Arc::new(Granted { permissions, price: t.price_per_request, limits, before: t.limits_before, unlimited });
+        self.caches.templates.insert(cache_key, Stamped { value: granted.clone(), at: now });
+        Ok(granted)
     }
 
     fn remember_key(&self, cache_key: (ProjectId, KeyId), record: IssuedKey, now: DateTime<Utc>) -> Arc<IssuedKey> {
