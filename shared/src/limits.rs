@@ -150,7 +150,8 @@ impl KeyLimits {
 /// What decides a key's calls at one moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InForce {
-    pub quota: Option<QuotaInForce>,
+    /// Boxed: most keys have none, and the decision moves this value along.
+    pub quota: Option<Box<QuotaInForce>>,
     pub rate_limit: Option<RateLimit>,
 }
 
@@ -240,7 +241,7 @@ pub fn in_force(template: &TemplateLimits, own: &KeyLimits, now: DateTime<Utc>) 
     let top_up = own.extra_in(&window);
     let counting = Counting { since, month: QuotaPeriod::Month.window(now) };
     let quota = Quota { requests: quota.requests + top_up, ..quota };
-    InForce { quota: Some(QuotaInForce { quota, top_up, own: is_own, window, counting }), rate_limit }
+    InForce { quota: Some(Box::new(QuotaInForce { quota, top_up, own: is_own, window, counting })), rate_limit }
 }
 
 /// The limits of a record at `now`: those before its last change until it takes effect.
