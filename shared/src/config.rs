@@ -534,14 +534,14 @@ pub async fn build_app(config: &Config, needs: Needs) -> Result<App, ConfigError
 /// DynamoDB store and the public key. No SES client, no mailer (its quota notices go through
 /// the outbox) and no SSM client (it never holds the private key).
 ///
-/// The store's clients (~0.3 ms of a cold start) are built in the background: the function
-/// asks for its first event at once, verifies the key meanwhile, and only a call that reaches
-/// the store waits for the rest ([`Deferred`]). Must run inside a Tokio runtime.
+/// The store's clients are built when a call first reaches the store ([`Deferred`]): the
+/// function asks for its first event at once, and a refused forged key never builds them
+/// before its answer (its count's write, after the answer, does).
 pub fn build_authorizer(config: &Config) -> Result<crate::authorizer::Authorizer, ConfigError> {
     let started = std::time::Instant::now();
     let parts = LambdaParts::new(config)?;
     let keys = parts.verifying_keys()?;
-    let store = Deferred::start(move || parts.store());
+    let store = Deferred::on_first_use(move || parts.store());
     tracing::info!(start_us = started.elapsed().as_micros() as u64, "authorizer built");
     Ok(crate::authorizer::Authorizer::new(
         Arc::new(store),

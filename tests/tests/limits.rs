@@ -157,6 +157,7 @@ async fn limits_are_validated_field_by_field_and_shown_on_the_tile() {
         (json!({"quota": {"requests": 5}}), "quota"),
         (json!({"rate_limit": {"per_second": 0, "burst": 1}}), "rate_limit.per_second"),
         (json!({"rate_limit": {"per_second": 5, "burst": "ten"}}), "rate_limit.burst"),
+        (json!({"rate_limit": {"per_second": 5, "burst": 5, "mode": "fast"}}), "rate_limit.mode"),
     ];
     for (limits, field) in bad {
         let mut body = json!({"name": "Bad", "role": "reader"});
@@ -183,5 +184,6 @@ async fn limits_are_validated_field_by_field_and_shown_on_the_tile() {
     assert_eq!(status, 200, "{tiles}");
     let tile = tiles["items"].as_array().unwrap().iter().find(|t| t["name"] == "Metered").unwrap().clone();
     assert_eq!(tile["quota"], limits["quota"], "{tile}");
-    assert_eq!(tile["rate_limit"], limits["rate_limit"], "{tile}");
+    // A rate limit names its mode: `local` unless asked otherwise.
+    assert_eq!(tile["rate_limit"], json!({"per_second": 5, "burst": 20, "mode": "local"}), "{tile}");
 }

@@ -358,15 +358,21 @@ pub trait Store: Send + Sync {
     async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError>;
 }
 
-/// A store whose construction finishes in the background: a Lambda function starts polling for
-/// its first event at once, and the first call that needs the store waits for the rest (the
-/// authorizer: a denial never does).
+/// A store built when a call first needs it: a Lambda function starts polling for its first
+/// event at once, and a call that never reaches the store (the authorizer's denial of a
+/// forged key) never pays for its clients. On the authorizer's single thread a build started
+/// in the background would run before the first poll is answered, delaying every first answer.
 pub struct Deferred<S> {
     store: std::sync::Arc<tokio::sync::OnceCell<S>>,
     build: std::sync::Arc<dyn Fn() -> S + Send + Sync>,
 }
 
 impl<S: Store + 'static> Deferred<S> {
+    /// A store that `build` makes when a call first needs it.
+    pub fn on_first_use(build: impl Fn() -> S + Send + Sync + 'static) -> Self {
+        Self { store: std::sync::Arc::new(tokio::sync::OnceCell::new()), build: std::sync::Arc::new(build) }
+    }
+
     /// Starts building the store with `build` on the runtime; must be called inside one.
     pub fn start(build: impl Fn() -> S + Send + Sync + 'static) -> Self {
         let this = Self { store: std::sync::Arc::new(tokio::sync::OnceCell::new()), build: std::sync::Arc::new(build) };
