@@ -24,7 +24,7 @@ pub mod names {
     /// Store calls that failed (the call was refused as `unavailable`, or a refusal or mail
     /// could not be written yet).
     pub const STORE_ERRORS: &str = "store_errors";
-    /// Lookups answered from the authorizer's memory, by `cache` (`token`, `key`, `grant`).
+    /// Lookups answered from the authorizer's memory, by `cache` (`token`, `key`, `template`, `role`).
     pub const CACHE_HITS: &str = "cache_hits";
     /// Lookups that went to the store, by `cache`.
     pub const CACHE_MISSES: &str = "cache_misses";
