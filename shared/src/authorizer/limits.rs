@@ -24,7 +24,7 @@ use governor::{DefaultDirectRateLimiter, RateLimiter};
 use quick_cache::sync::Cache;
 use serde::Serialize;
 
-use super::{Authorizer, CACHE_CAPACITY, Denial, Grant};
+use super::{Authorizer, CACHE_CAPACITY, Denial, Grant, bounded};
 use crate::ids::KeyId;
 use crate::key::IssuedKey;
 use crate::limits::{Counting, QuotaInForce};
@@ -194,10 +194,10 @@ struct Exhausted {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            rates: Cache::new(CACHE_CAPACITY),
-            paces: Cache::new(CACHE_CAPACITY),
-            exhausted: Cache::new(CACHE_CAPACITY),
-            seeded: Cache::new(CACHE_CAPACITY),
+            rates: bounded(CACHE_CAPACITY),
+            paces: bounded(CACHE_CAPACITY),
+            exhausted: bounded(CACHE_CAPACITY),
+            seeded: bounded(CACHE_CAPACITY),
         }
     }
 }

@@ -92,12 +92,30 @@ impl Caches {
     /// Caches holding `tokens` verified tokens (0: verify every token, as for a first-seen one).
     pub fn new(tokens: usize) -> Self {
         Self {
-            tokens: (tokens > 0).then(|| Cache::new(tokens)),
-            keys: Cache::new(CACHE_CAPACITY),
-            templates: Cache::new(CACHE_CAPACITY),
-            roles: Cache::new(CACHE_CAPACITY),
+            tokens: (tokens > 0).then(|| bounded(tokens)),
+            keys: bounded(CACHE_CAPACITY),
+            templates: bounded(CACHE_CAPACITY),
+            roles: bounded(CACHE_CAPACITY),
         }
     }
+}
+
+/// A cache of about `capacity` entries. Built on a single-threaded runtime (the Lambda
+/// authorizer, one call at a time), it has one shard: quick_cache would otherwise ask the
+/// machine how many cores it has, which reads cgroup files, about 2 % of a cold start.
+fn bounded<K: Eq + std::hash::Hash, V: Clone>(capacity: usize) -> Cache<K, V> {
+    let single = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+    if !single {
+        return Cache::new(capacity);
+    }
+    let options = quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(capacity)
+        .weight_capacity(capacity as u64)
+        .shards(1)
+        .build()
+        .expect("capacity and weight are set");
+    Cache::with_options(options, Default::default(), Default::default(), Default::default())
 }
 
 impl Default for Caches {
