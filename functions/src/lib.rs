@@ -29,6 +29,13 @@ fn init_tracing() {
         .without_time()
         .with_target(false);
     tracing_subscriber::registry().with(format).with(targets).init();
+    tracing::info!(
+        version = keygate::migrate::VERSION,
+        commit = keygate::migrate::COMMIT,
+        layout = keygate::migrate::LAYOUT,
+        "keygate {}",
+        keygate::migrate::VERSION_LINE
+    );
     if let Some(e) = unreadable {
         tracing::warn!(error = %e, "RUST_LOG is not a list of levels; logging at info");
     }
@@ -38,6 +45,10 @@ fn init_tracing() {
 async fn app(needs: Needs) -> Result<Arc<App>, Error> {
     let config = Config::from_env(needs.key_use()).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let app = build_app(&config, needs).await.inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    // A table of a newer layout stops the function; an older one is named in a warning.
+    keygate::migrate::check_at_start(app.store.as_ref())
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start: storage layout"))?;
     Ok(Arc::new(app))
 }
 

@@ -29,7 +29,7 @@ use crate::gateway::{Gateway, Upstream};
 #[derive(Parser, Debug)]
 #[command(
     name = "keygate-local",
-    version,
+    version = keygate::migrate::VERSION_LINE,
     about = "Runs keygate locally: every route on 127.0.0.1, SQLite, mail to disk"
 )]
 struct Cli {
@@ -136,6 +136,14 @@ enum Command {
     /// Prints a new Ed25519 signing key (PKCS#8 PEM) for a deployment; its public JWK (the
     /// `SigningPublicKey` of the deployment) goes to standard error.
     Keygen,
+    /// Brings the store (the data directory's database, or --table) to this release's storage
+    /// layout, showing its progress; resumes an interrupted migration, and does nothing on a
+    /// store that is current. Gateways may go on serving meanwhile.
+    Migrate {
+        /// Items read per page.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        page: u32,
+    },
     /// Reads a signing key (PKCS#8 PEM) on standard input and prints its public JWK: the
     /// deployment's `SigningPublicKey`, or an entry of `RetiredPublicKeys` after a rotation.
     PublicKey,
@@ -180,6 +188,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         return Ok(());
     }
     let dir = DataDir::open(&cli.data_dir)?;
+    if let Some(Command::Migrate { page }) = &cli.command {
+        // An existing table only: a misspelt name must not create an empty one.
+        if let Some(table) = &cli.table {
+            let clients = keygate::config::Clients::new(&aws_config(&cli, "http://127.0.0.1")).await;
+            let store = keygate::store::dynamodb::DynamoStore::new(clients.dynamodb, table.clone());
+            return migrate(&store, *page as usize).await.map_err(|e| format!("table {table}: {e}"));
+        }
+        return migrate(store(&cli, &dir, None).await?.as_ref(), *page as usize).await;
+    }
     let (users, sign_in, provider_keys) = match (&cli.oidc_issuer, &cli.oidc_client_id) {
         (Some(issuer), Some(client_id)) => {
             let (users, sign_in, keys) = provider(issuer, client_id).await?;
@@ -246,8 +263,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         true => Some(keygate::config::Clients::new(&aws_config(&cli, &console_url)).await),
         false => None,
     };
+    let store = store(&cli, &dir, clients.as_ref()).await?;
+    keygate::migrate::check_at_start(store.as_ref()).await?;
     let mut app = App::new(
-        store(&cli, &dir, clients.as_ref()).await?,
+        store,
         mailer(&cli, &dir, clients.as_ref())?,
         Arc::new(keys),
         Arc::new(SystemClock),
@@ -284,6 +303,21 @@ async fn run(cli: Cli) -> Result<(), String> {
     // Refusals are counted after they are answered: the last ones are written before leaving.
     let flushed = gateway.authorizer.flush_refusals().await;
     tracing::info!(refusals_written = flushed.refusals, "stopped");
+    Ok(())
+}
+
+/// `keygate-local migrate`: every migration the store still needs, a line per page.
+async fn migrate(store: &dyn keygate::store::Store, page: usize) -> Result<(), String> {
+    use keygate::migrate::{LAYOUT, Options};
+    let mut report = |p: &keygate::migrate::Progress| {
+        println!("{} (to layout {}): page {}, {} items read, {} written", p.name, p.to, p.pages, p.scanned, p.written);
+    };
+    let summary = keygate::migrate::migrate(store, Options { page }, &mut report).await.map_err(|e| e.to_string())?;
+    if summary.done.is_empty() {
+        println!("the store is at storage layout {LAYOUT}, this release's: nothing to migrate");
+    } else {
+        println!("the store is now at storage layout {LAYOUT} (it was at {})", summary.from);
+    }
     Ok(())
 }
 
@@ -470,7 +504,7 @@ fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
         None => "echo mode: allowed calls answer 200 with the authorizer context".into(),
     };
     println!(
-        "keygate-local listening on {url}
+        "keygate-local {} listening on {url}
   data directory  {data} ({storage}, {mail})
   platform API    {url}/api/projects/{{project}}/... ({mode})
   OpenAPI         {url}/openapi.json
@@ -483,6 +517,7 @@ Or drive the API with curl:
   curl -s -X POST {url}/v1/projects -H \"Authorization: Bearer $TOKEN\" \\
        -H 'Content-Type: application/json' -d '{{\"name\": \"Weather\"}}'
 The README walks through the whole story (templates, requests, approval, import, calls, usage).
-Stop with Ctrl-C."
+Stop with Ctrl-C.",
+        keygate::migrate::VERSION_LINE
     );
 }

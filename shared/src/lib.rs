@@ -17,6 +17,7 @@ pub mod ids;
 pub mod key;
 pub mod limits;
 pub mod mail;
+pub mod migrate;
 pub mod money;
 pub mod permission;
 pub mod platform;

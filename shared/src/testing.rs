@@ -123,6 +123,11 @@ impl Store for CountingStore {
         self.counter_writes.fetch_add(increments.len(), Ordering::SeqCst);
         self.inner.count(increments).await
     }
+
+    async fn scan(&self, after: Option<crate::store::Cursor>, limit: usize) -> Result<Page, StoreError> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        self.inner.scan(after, limit).await
+    }
 }
 
 pub struct TestApp {

@@ -116,6 +116,31 @@ pub async fn queries_page_in_order_with_round_tripping_cursors(store: &dyn Store
     assert!(matches!(store.query(&foreign).await, Err(StoreError::BadCursor)));
 }
 
+/// A scan (the migrations' read) visits every item of the table once, over pages of any size.
+pub async fn a_scan_visits_every_item_once(store: &dyn Store) {
+    let pks = [unique("scan-a"), unique("scan-b"), unique("scan-c")];
+    for pk in &pks {
+        let writes: Vec<Write> = (0..7).map(|i| put(pk, &format!("ITEM#{i}"), 1, Cond::NotExists)).collect();
+        store.transact(writes).await.unwrap();
+    }
+    for limit in [1, 5, 1000] {
+        let (mut seen, mut cursor, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let page = store.scan(cursor, limit).await.unwrap();
+            assert!(page.items.len() <= limit);
+            pages += 1;
+            seen.extend(page.items.into_iter().map(|i| i.key).filter(|k| pks.contains(&k.pk)));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let unique_seen: std::collections::BTreeSet<_> = seen.iter().cloned().collect();
+        assert_eq!((seen.len(), unique_seen.len()), (21, 21), "every item once, pages of {limit}");
+        assert!(limit > 1 || pages >= 21);
+    }
+}
+
 pub async fn the_secondary_index_pages_too(store: &dyn Store) {
     let owner = unique("owner");
     let mut writes = Vec::new();
@@ -278,6 +303,7 @@ pub async fn run(store: Arc<dyn Store>) {
     invalid_transactions_are_refused(store.as_ref()).await;
     queries_page_in_order_with_round_tripping_cursors(store.as_ref()).await;
     the_secondary_index_pages_too(store.as_ref()).await;
+    a_scan_visits_every_item_once(store.as_ref()).await;
     counters_add_atomically(store.clone(), 1000).await;
     ceilings_hold_under_concurrency(store.clone()).await;
     a_refused_count_leaves_nothing(store.as_ref()).await;

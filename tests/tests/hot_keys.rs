@@ -45,6 +45,9 @@ impl Store for Throttling {
         }
         self.inner.count(increments).await
     }
+    async fn scan(&self, after: Option<keygate::store::Cursor>, limit: usize) -> Result<Page, StoreError> {
+        self.inner.scan(after, limit).await
+    }
 }
 
 async fn a_throttled_hot_key_is_refused_as_unavailable_never_counted_twice(store: Arc<dyn Store>) {

@@ -174,3 +174,11 @@ fn read_only_functions_get_read_only_table_access_and_only_what_their_operation_
     let signers: Vec<&str> = ROUTES.iter().filter(|r| r.needs.signing_key).map(|r| r.function).collect();
     assert_eq!(signers, ["reroll-key", "leak-report", "my-key-token", "import-key"]);
 }
+
+/// The stack names the release and the storage layout of the code it deploys.
+#[test]
+fn the_stack_outputs_name_this_release_and_its_storage_layout() {
+    let t = template();
+    assert_eq!(text(&t["Outputs"]["Version"]["Value"]), keygate::migrate::VERSION);
+    assert_eq!(text(&t["Outputs"]["StorageLayout"]["Value"]), keygate::migrate::LAYOUT.to_string());
+}

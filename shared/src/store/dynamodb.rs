@@ -462,6 +462,35 @@ impl Store for DynamoStore {
         Ok(Page { items, next })
     }
 
+    /// `Scan` (consistent reads), one page of at most `limit` items; DynamoDB's own
+    /// `LastEvaluatedKey` is the cursor.
+    async fn scan(&self, after: Option<Cursor>, limit: usize) -> Result<Page, StoreError> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .limit(limit.clamp(1, 1000) as i32)
+            .set_exclusive_start_key(after.map(|c| key_map(&c.key)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = out.items().iter().map(from_map).collect::<Result<Vec<_>, _>>()?;
+        let next = match out.last_evaluated_key() {
+            Some(last) => {
+                let attr = |name: &str| last.get(name).and_then(|v| v.as_s().ok()).cloned();
+                match (attr("pk"), attr("sk")) {
+                    (Some(pk), Some(sk)) => Some(Cursor { key: ItemKey::new(pk, sk), index_key: None }),
+                    _ => {
+                        return Err(StoreError::Unavailable("DynamoDB's scan ended on a key without pk and sk".into()));
+                    }
+                }
+            }
+            None => None,
+        };
+        Ok(Page { items, next })
+    }
+
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         check_transaction(&writes)?;
         if let [Write::Increment(inc)] = writes.as_slice() {

@@ -356,6 +356,11 @@ pub trait Store: Send + Sync {
     /// transactions refuse rather than queue concurrent writers of one item (DynamoDB) applies
     /// them one by one and takes back the ones before a failure.
     async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError>;
+
+    /// Reads the whole table a page at a time, after `after` (a cursor of the page before): for
+    /// the migrations (`crate::migrate`), never on a request's path. Pages come in no
+    /// particular order on DynamoDB; every item comes once.
+    async fn scan(&self, after: Option<Cursor>, limit: usize) -> Result<Page, StoreError>;
 }
 
 /// A store built when a call first needs it: a Lambda function starts polling for its first
@@ -405,6 +410,9 @@ impl<S: Store + 'static> Store for Deferred<S> {
     }
     async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError> {
         self.get_store().await.count(increments).await
+    }
+    async fn scan(&self, after: Option<Cursor>, limit: usize) -> Result<Page, StoreError> {
+        self.get_store().await.scan(after, limit).await
     }
 }
 

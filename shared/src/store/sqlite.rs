@@ -316,6 +316,30 @@ impl Store for SqliteStore {
         Ok(Page { items, next })
     }
 
+    async fn scan(&self, after: Option<super::Cursor>, limit: usize) -> Result<Page, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let (pk, sk) = after.map(|c| (c.key.pk, c.key.sk)).unwrap_or_default();
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM items WHERE (pk, sk) > (?1, ?2) ORDER BY pk, sk LIMIT {}",
+                limit + 1
+            ))
+            .map_err(unavailable)?;
+        let rows: Vec<_> = stmt
+            .query_map(params![pk, sk], read_item)
+            .and_then(|rows| rows.collect::<Result<_, _>>())
+            .map_err(unavailable)?;
+        let mut items = rows.into_iter().map(to_item).collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|i| super::Cursor::after(i, Index::Primary))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
     async fn transact(&self, mut writes: Vec<Write>) -> Result<(), StoreError> {
         check_transaction(&writes)?;
         if let [Write::Increment(_)] = writes.as_slice()
