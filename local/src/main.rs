@@ -504,7 +504,8 @@ fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
         None => "echo mode: allowed calls answer 200 with the authorizer context".into(),
     };
     println!(
-        "keygate-local {} listening on {url}
+        "keygate-local listening on {url}
+  release         keygate {} (storage layout {})
   data directory  {data} ({storage}, {mail})
   platform API    {url}/api/projects/{{project}}/... ({mode})
   OpenAPI         {url}/openapi.json
@@ -518,6 +519,7 @@ Or drive the API with curl:
        -H 'Content-Type: application/json' -d '{{\"name\": \"Weather\"}}'
 The README walks through the whole story (templates, requests, approval, import, calls, usage).
 Stop with Ctrl-C.",
-        keygate::migrate::VERSION_LINE
+        keygate::migrate::VERSION_LINE,
+        keygate::migrate::LAYOUT
     );
 }

@@ -9,10 +9,8 @@ use http::Method;
 use keygate::App;
 use keygate::authorizer::{Authorizer, Denial, Limit};
 use keygate::identity::Caller;
-use keygate::ids::{KeyId, ProjectId, SecretPrefix};
+use keygate::ids::{KeyId, ProjectId};
 use keygate::key::{IssuedKey, KeyStatus};
-use keygate::project::NewProject;
-use keygate::secret::ImportInput;
 use keygate::service::RerollInput;
 use keygate::store::layout;
 use keygate::testing::{Scanner, TestApp, call_with};
@@ -33,22 +31,7 @@ async fn imported(app: &App) -> Imported {
     let story = pending_request(app).await;
     let key = app.approve(&story.owner, &story.project, &story.request).await.unwrap().key.id;
     let token = app.my_key_token(&story.holder, &key).await.unwrap().token.expose().to_owned();
-    let mut clients = Vec::new();
-    for name in ["Lab", "Notebooks"] {
-        let client = app
-            .register_project(&story.holder, NewProject { name: name.into(), description: String::new() })
-            .await
-            .unwrap()
-            .id;
-        let input = ImportInput {
-            key_id: key.clone(),
-            prefix: SecretPrefix::parse("forecast").unwrap(),
-            nodes: Vec::new(),
-            overwrite: false,
-        };
-        app.import_key(&story.holder, &client, input).await.unwrap();
-        clients.push(client);
-    }
+    let clients = crate::story::import_into_new_projects(app, &story.holder, &key, &["Lab", "Notebooks"]).await;
     let read = format!("/api/projects/{}/data_layers/last", story.project);
     let clients = clients.try_into().unwrap();
     Imported { story, key, token, read, clients }

@@ -237,3 +237,23 @@ pub fn function_binary(name: &str) -> std::path::PathBuf {
     );
     bin
 }
+
+/// A function's environment as the template sets it: the signing key and its public half.
+pub fn function_env(endpoint: &str, table: &str, pem: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KEYGATE_TABLE", table.to_owned()),
+        ("KEYGATE_DYNAMODB_ENDPOINT", endpoint.to_owned()),
+        ("KEYGATE_SES_ENDPOINT", endpoint.to_owned()),
+        ("KEYGATE_MAIL_FROM", crate::aws::MAIL_FROM.to_owned()),
+        ("KEYGATE_CONSOLE_URL", "https://console.example.com".to_owned()),
+        ("KEYGATE_ISSUER", keygate::testing::ISSUER.to_owned()),
+        ("KEYGATE_SIGNING_KEY", pem.to_owned()),
+        ("KEYGATE_SIGNING_PUBLIC_KEY", crate::aws::signing_public_key(pem)),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+        ("KEYGATE_AWS_ATTEMPT_TIMEOUT_MS", crate::aws::EMULATOR_ATTEMPT_TIMEOUT.as_millis().to_string()),
+    ]
+}

@@ -533,3 +533,30 @@ pub async fn store_writes_per_allowed_call(store: std::sync::Arc<dyn keygate::st
         assert_eq!((spent.transactions, spent.queries, spent.gets), (0, 0, 0), "warm: {spent:?}");
     }
 }
+
+/// Imports `key` as `forecast_*` into a new project of its holder for each of `names`; answers
+/// those projects.
+pub async fn import_into_new_projects(
+    app: &App,
+    holder: &Caller,
+    key: &keygate::ids::KeyId,
+    names: &[&str],
+) -> Vec<ProjectId> {
+    let mut clients = Vec::new();
+    for name in names {
+        let client = app
+            .register_project(holder, NewProject { name: (*name).into(), description: String::new() })
+            .await
+            .unwrap()
+            .id;
+        let input = keygate::secret::ImportInput {
+            key_id: key.clone(),
+            prefix: keygate::ids::SecretPrefix::parse("forecast").unwrap(),
+            nodes: Vec::new(),
+            overwrite: false,
+        };
+        app.import_key(holder, &client, input).await.unwrap();
+        clients.push(client);
+    }
+    clients
+}

@@ -10,10 +10,8 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use async_trait::async_trait;
 use keygate::App;
 use keygate::identity::Caller;
-use keygate::ids::{KeyId, ProjectId, SecretPrefix};
+use keygate::ids::{KeyId, ProjectId};
 use keygate::migrate::{self, Found, LAYOUT, Options, Progress};
-use keygate::project::NewProject;
-use keygate::secret::ImportInput;
 use keygate::service::RerollInput;
 use keygate::store::sqlite::SqliteStore;
 use keygate::store::{Cond, Counters, Cursor, Increment, Item, ItemKey, Page, Query, Store, StoreError, Write, layout};
@@ -72,22 +70,7 @@ async fn as_keygate_0_1_left_it(app: &App) -> Vec<OldKey> {
     let mut keys = Vec::new();
     for s in stories {
         let key = app.approve(&s.owner, &s.project, &s.request).await.unwrap().key.id;
-        let mut clients = Vec::new();
-        for name in ["Lab", "Notebooks"] {
-            let client = app
-                .register_project(&s.holder, NewProject { name: name.into(), description: String::new() })
-                .await
-                .unwrap()
-                .id;
-            let input = ImportInput {
-                key_id: key.clone(),
-                prefix: SecretPrefix::parse("forecast").unwrap(),
-                nodes: Vec::new(),
-                overwrite: false,
-            };
-            app.import_key(&s.holder, &client, input).await.unwrap();
-            clients.push(client);
-        }
+        let clients = story::import_into_new_projects(app, &s.holder, &key, &["Lab", "Notebooks"]).await;
         keys.push(OldKey { holder: s.holder, project: s.project, key, clients });
     }
     for k in &keys {
@@ -224,20 +207,7 @@ async fn a_function_on_a_newer_layout_refuses_to_start() {
     from_the_future(&store).await;
     let runtime = RuntimeApi::start().await;
     let pem = keygate::signing::KeyRing::generate_pem();
-    let env = [
-        ("KEYGATE_TABLE", store.table().to_owned()),
-        ("KEYGATE_DYNAMODB_ENDPOINT", endpoint.clone()),
-        ("KEYGATE_SES_ENDPOINT", endpoint.clone()),
-        ("KEYGATE_MAIL_FROM", aws::MAIL_FROM.to_owned()),
-        ("KEYGATE_CONSOLE_URL", "https://console.example.com".to_owned()),
-        ("KEYGATE_ISSUER", keygate::testing::ISSUER.to_owned()),
-        ("KEYGATE_SIGNING_KEY", pem.clone()),
-        ("KEYGATE_SIGNING_PUBLIC_KEY", aws::signing_public_key(&pem)),
-        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-    ];
+    let env = keygate_tests::runtime::function_env(&endpoint, store.table(), &pem);
     let out = std::process::Command::new(function_binary("my-key-token"))
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", &runtime.address)
