@@ -505,7 +505,7 @@ fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
     };
     println!(
         "keygate-local listening on {url}
-  release         keygate {} (storage layout {})
+  release         keygate {}, storage layout {}
   data directory  {data} ({storage}, {mail})
   platform API    {url}/api/projects/{{project}}/... ({mode})
   OpenAPI         {url}/openapi.json

@@ -360,7 +360,7 @@ fn timeouts(t: AwsTimeouts) -> aws_config::timeout::TimeoutConfig {
 /// (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), not from
 /// `aws_config::defaults()`: its chains (profile files, SSO, web identity through STS,
 /// container and instance metadata) are never used in Lambda, yet cost every cold start their
-/// set-up and every package their code (BENCHMARKS.md, "Package sizes").
+/// set-up and every package their code (docs/benchmarks-history.md, "Package sizes").
 pub struct LambdaParts {
     config: Config,
     sdk: aws_config::SdkConfig,

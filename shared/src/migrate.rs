@@ -142,6 +142,17 @@ async fn stored(store: &dyn Store) -> Result<(u32, Option<(Meta, u64)>), LayoutE
     }
 }
 
+/// The error for a layout item of a layout newer than this release knows (the authorizer reads
+/// the item beside its first key record); `None` for a known one. An unreadable item is taken
+/// as newer: its form changed.
+pub fn newer_than_known(item: &Item) -> Option<LayoutError> {
+    match serde_json::from_str::<Meta>(&item.body) {
+        Ok(meta) if meta.layout <= LAYOUT => None,
+        Ok(meta) => Some(LayoutError::Newer { stored: meta.layout, written_by: meta.written_by }),
+        Err(e) => Some(LayoutError::Unreadable(e.to_string())),
+    }
+}
+
 /// Checks the store's layout at start: an error for one newer than this release knows.
 pub async fn check(store: &dyn Store) -> Result<Found, LayoutError> {
     let (layout, meta) = stored(store).await?;

@@ -130,6 +130,53 @@ impl Store for CountingStore {
     }
 }
 
+/// When a [`Faulty`] store fails a write: before the inner store sees it, as DynamoDB refuses a
+/// throttled write or a lost connection ends a migration.
+pub trait Faults: Send + Sync {
+    /// The error for this transaction, if it fails.
+    fn transact(&self) -> Option<StoreError> {
+        None
+    }
+    /// The error for this metering write, if it fails.
+    fn count(&self) -> Option<StoreError> {
+        None
+    }
+}
+
+/// A store that fails the writes its [`Faults`] say, and passes everything else through.
+pub struct Faulty<F> {
+    pub inner: Arc<dyn Store>,
+    pub faults: F,
+}
+
+#[async_trait]
+impl<F: Faults> Store for Faulty<F> {
+    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn get_many(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.inner.get_many(keys).await
+    }
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        self.inner.query(query).await
+    }
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        match self.faults.transact() {
+            Some(e) => Err(e),
+            None => self.inner.transact(writes).await,
+        }
+    }
+    async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError> {
+        match self.faults.count() {
+            Some(e) => Err(e),
+            None => self.inner.count(increments).await,
+        }
+    }
+    async fn scan(&self, after: Option<crate::store::Cursor>, limit: usize) -> Result<Page, StoreError> {
+        self.inner.scan(after, limit).await
+    }
+}
+
 pub struct TestApp {
     pub app: App,
     /// The authorizer beside the application, as in the local gateway.

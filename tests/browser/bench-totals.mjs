@@ -1,4 +1,4 @@
-// What the period's totals over a whole project cost (BENCHMARKS.md, "Period totals"): a
+// What the period's totals over a whole project cost (docs/benchmarks-history.md, "Console after the first week"): a
 // project with N keys, each used on a few hours of the last days, and the time of
 // `GET /v1/projects/{p}/usage` over 30 days (which sums every key's buckets on read) beside the
 // time of one issued-keys page of 20 keys, over repeated calls (median, min, max).

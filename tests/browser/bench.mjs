@@ -1,4 +1,4 @@
-// The console's weight and speed, measured in Debian's Chromium (BENCHMARKS.md, "Console"):
+// The console's weight and speed, measured in Debian's Chromium (docs/benchmarks-history.md, "Console"):
 // - everything a first load transfers (no cache), from Resource/Navigation Timing;
 // - the API keys section of a project with 20 templates, fully drawn: milliseconds from the
 //   navigation's start to the frame in which all 20 tiles are in the page, over repeated loads

@@ -1,6 +1,6 @@
 //! Cold start of the authorizer: process start → first answer through a Lambda Runtime API,
 //! repeated, with min/median/max, beside two yardsticks started the same way in the same runs
-//! (BENCHMARKS.md, "Cold start"):
+//! (docs/benchmarks-history.md, "Cold start against its yardsticks"):
 //!
 //! - the deny path (a token with a forged signature: no store call), for the authorizer, a bare
 //!   `lambda_runtime` loop built with the same profile (`tests/yardsticks/bare-lambda`, on

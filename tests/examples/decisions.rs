@@ -1,5 +1,5 @@
 //! A fixed number of the authorizer's decisions, to count their instructions under valgrind:
-//! unlike wall time on a shared machine, the count repeats (BENCHMARKS.md, "Refusals counted").
+//! unlike wall time on a shared machine, the count repeats (docs/benchmarks-history.md, "Refusals counted").
 //!
 //! `decisions N check|meter`: N decisions of a repeated token, allowed, without metering
 //! (`Authorizer::check`) or with it on SQLite (`Authorizer::authorize`), after one to warm the

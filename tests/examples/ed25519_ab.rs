@@ -1,7 +1,7 @@
 //! aws-lc-rs against ed25519-dalek on one Ed25519 signature check, interleaved: each round times
 //! a block of checks with one library, then the same block with the other, so that the machine's
 //! drift (this one is shared) falls on both alike. Prints each library's per-check time and the
-//! per-round ratio (min / median / max). BENCHMARKS.md, "First-seen decision".
+//! per-round ratio (min / median / max). BENCHMARKS.md, "What would move each figure further".
 //!
 //! `cargo run --release -p keygate-tests --example ed25519_ab [rounds]`
 

@@ -268,3 +268,20 @@ pub mod runtime;
 pub mod spellings;
 pub mod story;
 pub mod upstream;
+
+/// Writes the layout item of a release from the future (layout one above this release's,
+/// written by keygate 9.0.0).
+pub async fn layout_from_the_future(store: &dyn keygate::store::Store) {
+    use keygate::store::{Cond, Item, Write};
+    let body = serde_json::json!({"layout": keygate::migrate::LAYOUT + 1, "written_by": "9.0.0"}).to_string();
+    let item =
+        Item { key: keygate::migrate::meta_key(), index_key: None, version: 1, body, counters: Default::default() };
+    store.transact(vec![Write::Put { item, cond: Cond::Always }]).await.expect("the layout item is written");
+}
+
+/// Checks that a refusal to run on [`layout_from_the_future`] names both layouts.
+pub fn names_both_layouts(output: &str) {
+    let (newer, known) = (keygate::migrate::LAYOUT + 1, keygate::migrate::LAYOUT);
+    assert!(output.contains(&format!("storage layout {newer} (written by keygate 9.0.0)")), "{output}");
+    assert!(output.contains(&format!("which knows layouts up to {known}")), "{output}");
+}

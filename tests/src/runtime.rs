@@ -257,3 +257,16 @@ pub fn function_env(endpoint: &str, table: &str, pem: &str) -> Vec<(&'static str
         ("KEYGATE_AWS_ATTEMPT_TIMEOUT_MS", crate::aws::EMULATOR_ATTEMPT_TIMEOUT.as_millis().to_string()),
     ]
 }
+
+/// Starts `binary` once with `env` alone, pointed at `runtime`, and waits for it to stop (a
+/// function that refuses to start); answers whether it succeeded, and all it printed.
+pub fn run_to_exit(binary: &std::path::Path, runtime: &RuntimeApi, env: Vec<(&str, String)>) -> (bool, String) {
+    let out = Command::new(binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", &runtime.address)
+        .envs(env)
+        .output()
+        .expect("the function runs");
+    let printed = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), printed.into_owned())
+}

@@ -7,51 +7,34 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use keygate::authorizer::Denial;
 use keygate::store::sqlite::SqliteStore;
-use keygate::store::{Counters, Increment, Item, ItemKey, Page, Query, Store, StoreError, Write};
-use keygate::testing::TestApp;
+use keygate::store::{Store, StoreError};
+use keygate::testing::{Faults, Faulty, TestApp};
 use keygate_tests::{aws, require_aws, story};
 use serde_json::json;
 
 /// Refuses every `every`-th metering write (`count`) while `on`, as DynamoDB refuses a write
 /// it throttles: before applying anything.
 struct Throttling {
-    inner: Arc<dyn Store>,
     every: usize,
     writes: AtomicUsize,
     on: std::sync::atomic::AtomicBool,
 }
 
-#[async_trait]
-impl Store for Throttling {
-    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn get_many(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
-        self.inner.get_many(keys).await
-    }
-    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
-        self.inner.query(query).await
-    }
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        self.inner.transact(writes).await
-    }
-    async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError> {
+impl Faults for Throttling {
+    fn count(&self) -> Option<StoreError> {
         let n = self.writes.fetch_add(1, Ordering::SeqCst);
-        if self.on.load(Ordering::SeqCst) && n.is_multiple_of(self.every) {
-            return Err(StoreError::Unavailable("ThrottlingException: the item's write rate is exceeded".into()));
-        }
-        self.inner.count(increments).await
-    }
-    async fn scan(&self, after: Option<keygate::store::Cursor>, limit: usize) -> Result<Page, StoreError> {
-        self.inner.scan(after, limit).await
+        (self.on.load(Ordering::SeqCst) && n.is_multiple_of(self.every))
+            .then(|| StoreError::Unavailable("ThrottlingException: the item's write rate is exceeded".into()))
     }
 }
 
 async fn a_throttled_hot_key_is_refused_as_unavailable_never_counted_twice(store: Arc<dyn Store>) {
-    let throttling = Arc::new(Throttling { inner: store, every: 3, writes: AtomicUsize::new(0), on: true.into() });
+    let throttling = Arc::new(Faulty {
+        inner: store,
+        faults: Throttling { every: 3, writes: AtomicUsize::new(0), on: true.into() },
+    });
     let TestApp { app, authorizer, .. } = TestApp::on(throttling.clone());
     let s = story::pending_request(&app).await;
     let limits = json!({"quota": {"requests": 100, "per": "day"}, "rate_limit": {"per_second": 1000, "burst": 1000, "mode": "strict"}});
@@ -86,7 +69,7 @@ async fn a_throttled_hot_key_is_refused_as_unavailable_never_counted_twice(store
     assert_eq!(allowed + unavailable + quota, 150);
     assert!(allowed <= 100);
     // The throttling passes: the rest of the quota, exactly.
-    throttling.on.store(false, Ordering::SeqCst);
+    throttling.faults.on.store(false, Ordering::SeqCst);
     let (more, unavailable, _) = burst(150).await;
     assert_eq!((allowed + more, unavailable), (100, 0), "never past the quota, and nothing counted twice");
     let today = keygate::usage::Period::parse(None, None, app.now() + chrono::Duration::hours(1), 366).unwrap();

@@ -281,7 +281,7 @@ async fn a_strict_rate_limit_holds_across_three_gateways() {
     assert_eq!(count(&outcomes, "quota"), 28, "{outcomes:?}");
 }
 
-/// The figures of BENCHMARKS.md, "Rate limits across gateways": allowed calls per second for
+/// The figures of BENCHMARKS.md, "Limits across instances": allowed calls per second for
 /// one key limited to 5 a second (burst 5), `local` and `strict`, through 1, 2 and 3 gateways
 /// on one table. `cargo test -p keygate-tests --test many_gateways -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,47 +7,27 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use async_trait::async_trait;
 use keygate::App;
 use keygate::identity::Caller;
 use keygate::ids::{KeyId, ProjectId};
 use keygate::migrate::{self, Found, LAYOUT, Options, Progress};
 use keygate::service::RerollInput;
 use keygate::store::sqlite::SqliteStore;
-use keygate::store::{Cond, Counters, Cursor, Increment, Item, ItemKey, Page, Query, Store, StoreError, Write, layout};
-use keygate::testing::TestApp;
+use keygate::store::{Cond, Query, Store, StoreError, Write, layout};
+use keygate::testing::{Faults, Faulty, TestApp};
 use keygate_tests::runtime::{RuntimeApi, function_binary};
 use keygate_tests::{Scratch, aws, local_binary, require_aws, story};
 
-/// A store whose writes fail once `writes` transactions went through: a migration stopped
-/// half-way (the process killed, the network gone).
+/// Fails every transaction once `writes` went through: a migration stopped half-way (the
+/// process killed, the network gone).
 struct Interrupting {
-    inner: Arc<dyn Store>,
     writes: AtomicIsize,
 }
 
-#[async_trait]
-impl Store for Interrupting {
-    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn get_many(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
-        self.inner.get_many(keys).await
-    }
-    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
-        self.inner.query(query).await
-    }
-    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        if self.writes.fetch_sub(1, Ordering::SeqCst) <= 0 {
-            return Err(StoreError::Unavailable("the migration's process was stopped".into()));
-        }
-        self.inner.transact(writes).await
-    }
-    async fn count(&self, increments: Vec<Increment>) -> Result<Vec<Counters>, StoreError> {
-        self.inner.count(increments).await
-    }
-    async fn scan(&self, after: Option<Cursor>, limit: usize) -> Result<Page, StoreError> {
-        self.inner.scan(after, limit).await
+impl Faults for Interrupting {
+    fn transact(&self) -> Option<StoreError> {
+        (self.writes.fetch_sub(1, Ordering::SeqCst) <= 0)
+            .then(|| StoreError::Unavailable("the migration's process was stopped".into()))
     }
 }
 
@@ -103,7 +83,7 @@ async fn a_store_of_keygate_0_1_is_migrated_and_a_reroll_updates_every_import(st
     );
 
     // Interrupted half-way: after 5 of its writes (import records and progress).
-    let interrupting = Interrupting { inner: store.clone(), writes: AtomicIsize::new(5) };
+    let interrupting = Faulty { inner: store.clone(), faults: Interrupting { writes: AtomicIsize::new(5) } };
     let mut before: Vec<Progress> = Vec::new();
     let options = Options { page: 7 };
     let stopped = migrate::migrate(&interrupting, options, &mut |p| before.push(p.clone())).await;
@@ -169,24 +149,12 @@ async fn a_store_of_keygate_0_1_is_migrated_on_dynamodb() {
     a_store_of_keygate_0_1_is_migrated_and_a_reroll_updates_every_import(Arc::new(store)).await;
 }
 
-/// Writes the layout item of a release from the future.
-async fn from_the_future(store: &dyn Store) {
-    let body = serde_json::json!({"layout": LAYOUT + 1, "written_by": "9.0.0"}).to_string();
-    let item = Item { key: migrate::meta_key(), index_key: None, version: 1, body, counters: Default::default() };
-    store.transact(vec![Write::Put { item, cond: Cond::Always }]).await.unwrap();
-}
-
-fn names_both_versions(output: &str) {
-    assert!(output.contains(&format!("storage layout {} (written by keygate 9.0.0)", LAYOUT + 1)), "{output}");
-    assert!(output.contains(&format!("which knows layouts up to {LAYOUT}")), "{output}");
-}
-
 #[tokio::test]
 async fn a_gateway_on_a_newer_layout_refuses_to_start_and_migrate_names_it_too() {
     let dir = Scratch::new("newer-layout");
     {
         let store = SqliteStore::open(&dir.0.join("keygate.db")).unwrap();
-        from_the_future(&store).await;
+        keygate_tests::layout_from_the_future(&store).await;
     }
     for args in [&["--port", "0"][..], &["migrate"][..]] {
         let out = std::process::Command::new(local_binary())
@@ -196,7 +164,7 @@ async fn a_gateway_on_a_newer_layout_refuses_to_start_and_migrate_names_it_too()
             .output()
             .expect("keygate-local runs");
         assert!(!out.status.success(), "{args:?}");
-        names_both_versions(&String::from_utf8_lossy(&out.stderr));
+        keygate_tests::names_both_layouts(&String::from_utf8_lossy(&out.stderr));
     }
 }
 
@@ -204,19 +172,13 @@ async fn a_gateway_on_a_newer_layout_refuses_to_start_and_migrate_names_it_too()
 async fn a_function_on_a_newer_layout_refuses_to_start() {
     let Some(endpoint) = require_aws!() else { return };
     let store = aws::store(&endpoint, "newer-layout").await;
-    from_the_future(&store).await;
+    keygate_tests::layout_from_the_future(&store).await;
     let runtime = RuntimeApi::start().await;
     let pem = keygate::signing::KeyRing::generate_pem();
     let env = keygate_tests::runtime::function_env(&endpoint, store.table(), &pem);
-    let out = std::process::Command::new(function_binary("my-key-token"))
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", &runtime.address)
-        .envs(env)
-        .output()
-        .expect("runs");
-    assert!(!out.status.success());
-    let logs = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-    names_both_versions(&logs);
+    let (ok, logs) = keygate_tests::runtime::run_to_exit(&function_binary("my-key-token"), &runtime, env);
+    assert!(!ok);
+    keygate_tests::names_both_layouts(&logs);
     assert!(
         logs.contains(&format!("\"version\":\"{}\"", migrate::VERSION)),
         "the first line names the release: {logs}"
@@ -235,5 +197,33 @@ fn the_gateway_names_its_release_and_commit() {
         && head.status.success()
     {
         assert_eq!(migrate::COMMIT, String::from_utf8_lossy(&head.stdout).trim(), "built from this checkout");
+    }
+}
+
+/// The authorizer reads the layout item with its first key record: on a newer layout it
+/// refuses the call as unavailable, and every call after it (SQLite; the compiled authorizer on
+/// DynamoDB is in `lambda_functions.rs`). On a known layout it decides as usual.
+#[tokio::test]
+async fn the_authorizer_refuses_every_call_on_a_newer_layout() {
+    for newer in [false, true] {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let TestApp { app, authorizer, .. } = TestApp::on(store.clone());
+        let s = story::pending_request(&app).await;
+        let key = app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
+        let token = app.my_key_token(&s.holder, &key.id).await.unwrap().token;
+        if newer {
+            keygate_tests::layout_from_the_future(store.as_ref()).await;
+        } else {
+            migrate::check(store.as_ref()).await.unwrap();
+        }
+        let path = format!("/api/projects/{}/data_layers/last", s.project);
+        let bearer = format!("Bearer {}", token.expose());
+        for _ in 0..2 {
+            let decided = authorizer.authorize(&http::Method::GET, &path, Some(&bearer)).await;
+            match newer {
+                true => assert!(matches!(decided, Err(keygate::authorizer::Denial::StoreFailed)), "{decided:?}"),
+                false => assert!(decided.is_ok(), "{decided:?}"),
+            }
+        }
     }
 }

@@ -147,6 +147,41 @@ pub struct Authorizer {
     limits: limits::Limits,
     tally: Arc<Tally>,
     figures: Arc<dyn Figures>,
+    /// What the store's layout item said, read with the first key record this instance read.
+    layout: LayoutGate,
+}
+
+/// The storage layout as the authorizer found it. It does not read it at start (that would
+/// add a round trip to every cold start): it reads the layout item in the same `BatchGetItem`
+/// as its first key record and template. On a layout newer than this release knows, it
+/// decides nothing more: every call that needs the store is refused as unavailable, and the
+/// reason is logged, with both versions.
+#[derive(Default)]
+struct LayoutGate(std::sync::atomic::AtomicU8);
+
+impl LayoutGate {
+    const UNREAD: u8 = 0;
+    const KNOWN: u8 = 1;
+    const NEWER: u8 = 2;
+
+    fn state(&self) -> u8 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Takes what the layout item says (`None`: no item, a new store or one of layout 1).
+    fn read(&self, item: Option<&crate::store::Item>) -> Result<(), Denial> {
+        match item.and_then(crate::migrate::newer_than_known) {
+            None => {
+                self.0.store(Self::KNOWN, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            Some(e) => {
+                self.0.store(Self::NEWER, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(error = %e, "cannot decide: storage layout; refusing every call");
+                Err(Denial::StoreFailed)
+            }
+        }
+    }
 }
 
 impl Authorizer {
@@ -168,6 +203,7 @@ impl Authorizer {
             limits: limits::Limits::default(),
             tally: Arc::new(Tally::new(Counting::Exact)),
             figures: Arc::new(NoFigures),
+            layout: LayoutGate::default(),
         }
     }
 
@@ -643,6 +679,9 @@ impl Authorizer {
         generation: u32,
         now: DateTime<Utc>,
     ) -> Result<(Arc<IssuedKey>, Grant), Denial> {
+        if self.layout.state() == LayoutGate::NEWER {
+            return Err(Denial::StoreFailed);
+        }
         let key_cache = (project.clone(), key.clone());
         let template_cache = (project.clone(), template.clone());
         // A token of a newer generation than the record remembered (a reroll made through
@@ -666,10 +705,18 @@ impl Authorizer {
                 (self.remember_key(key_cache, record, now), t.value)
             }
             (None, None) => {
-                let keys = [layout::key(project, key), layout::template(project, template)];
+                let mut keys = vec![layout::key(project, key), layout::template(project, template)];
+                let unread = self.layout.state() == LayoutGate::UNREAD;
+                if unread {
+                    keys.push(crate::migrate::meta_key());
+                }
                 let items = self.store.get_many(&keys).await.map_err(store_failed)?;
                 let (record, template_item) = match items.as_slice() {
                     [record, template_item] => (record, template_item),
+                    [record, template_item, meta] if unread => {
+                        self.layout.read(meta.as_ref())?;
+                        (record, template_item)
+                    }
                     _ => return Err(Denial::StoreFailed),
                 };
                 let record: IssuedKey = record.as_ref().map(decode_item).transpose()?.ok_or(Denial::UnknownKey)?;
