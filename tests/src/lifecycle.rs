@@ -167,6 +167,11 @@ pub async fn walk(gw: &LocalGateway) {
     let (status, _) =
         gw.call("POST", &format!("/api/projects/{p}/nodes/in/packages"), Some(&key), Some(json!({"label": "x"}))).await;
     assert_eq!(status, 403);
+    // The script asks its key what it may do: the role's permissions, and that it works.
+    let (status, described) = gw.call("GET", "/v1/key", Some(&key), None).await;
+    assert_eq!(status, 200, "{described}");
+    assert_eq!((described["state"].as_str(), described["works"].as_bool()), (Some("active"), Some(true)));
+    assert!(!described["permissions"].as_array().unwrap().contains(&json!("package_create")), "{described}");
     // The key is for Ann's project only.
     let (status, _) = gw.call("GET", &format!("/api/projects/{c}/data_layers/last"), Some(&key), None).await;
     assert_eq!(status, 403);

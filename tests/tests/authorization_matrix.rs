@@ -112,6 +112,8 @@ fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
         DeleteSecret => (format!("/v1/projects/{}/secrets/db", w.client), None),
         ListAudit => (format!("/v1/projects/{p}/audit"), None),
         Jwks => ("/.well-known/jwks.json".into(), None),
+        // Asked with an API key, not a user token.
+        DescribeKey => ("/v1/key".into(), None),
     }
 }
 
@@ -121,6 +123,8 @@ fn expected(op: Operation) -> [u16; 6] {
     match op {
         RegisterProject => [201; 6],
         Jwks => [200; 6],
+        // A user token is not an API key: nobody learns anything with one.
+        DescribeKey => [401; 6],
         // Seeing the project: its members; strangers and outsiders do not learn it exists.
         GetProject | ListTemplates => [200, 200, 200, 404, 200, 404],
         // Managing it: the owner and managers; members are told no; others see nothing.

@@ -234,6 +234,22 @@ pub async fn my_key_token(app: &App, req: Request) -> Answer {
     Ok(json(StatusCode::OK, &app.my_key_token(&caller(&req)?, &key(&req)?).await?))
 }
 
+/// `GET /v1/key`: the key in `Authorization: Bearer <key>` describes itself.
+pub async fn describe_key(app: &App, req: Request) -> Answer {
+    let missing = || Error::Unauthenticated("send the API key as Authorization: Bearer <key>".into());
+    let header = req.headers().get(http::header::AUTHORIZATION).ok_or_else(missing)?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(missing)?;
+    let mut response = json(StatusCode::OK, &app.describe_key(token).await?);
+    response.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
 pub async fn import_key(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     Ok(json(StatusCode::CREATED, &app.import_key(&caller, &project(&req)?, json_body(&req)?).await?))

@@ -321,6 +321,14 @@ pub fn document() -> Value {
         if route.auth == Auth::User {
             op["security"] = json!([{"userToken": []}]);
         }
+        if route.operation == Operation::DescribeKey {
+            op["security"] = json!([{"apiKey": []}]);
+            op["description"] = json!(
+                "What the API key in `Authorization: Bearer <key>` is and may do: its state (a key the platform refuses is answered too, with why and when it works again), permissions, quota, rate limit, expiry and generation. Not billed, not counted against the quota. A token keygate did not sign is refused (401) and learns nothing."
+            );
+            op["responses"]["2XX"]["content"]["application/json"]["schema"] =
+                json!({"$ref": "#/components/schemas/KeySelf"});
+        }
         entry[route.method.as_str().to_ascii_lowercase()] = op;
     }
     json!({
@@ -328,7 +336,10 @@ pub fn document() -> Value {
         "info": {"title": "keygate", "version": env!("CARGO_PKG_VERSION"), "description": "API-key management: templates, requests, keys, usage, secrets."},
         "paths": paths,
         "components": {
-            "securitySchemes": {"userToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "userToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "An API key issued by keygate (the token the platform's calls carry)"},
+            },
             "schemas": usage_schemas_with_problem(),
         },
     })
@@ -336,6 +347,22 @@ pub fn document() -> Value {
 
 fn usage_schemas_with_problem() -> Value {
     let mut schemas = usage_schemas();
+    let time = json!({"type": ["string", "null"], "format": "date-time"});
+    schemas["KeySelf"] = json!({
+        "type": "object",
+        "required": ["key_id", "project_id", "template_id", "state", "works", "detail", "permissions", "generation", "token_generation", "narrowed"],
+        "properties": {
+            "key_id": {"type": "string"}, "project_id": {"type": "string"}, "template_id": {"type": "string"},
+            "template_name": {"type": "string"}, "user_id": {"type": "string"}, "data_layer_id": {"type": "string"},
+            "state": {"type": "string", "enum": ["active", "in_grace", "quota_spent", "revoked", "expired", "rerolled"]},
+            "works": {"type": "boolean"}, "detail": {"type": "string"}, "works_again_at": time,
+            "permissions": {"type": "array", "items": {"type": "string"}},
+            "quota": {"type": ["object", "null"]}, "rate_limit": {"type": ["object", "null"]},
+            "issued_at": {"type": "string", "format": "date-time"}, "expires_at": time,
+            "generation": {"type": "integer"}, "token_generation": {"type": "integer"}, "previous_until": time,
+            "narrowed": {"type": "boolean"},
+        },
+    });
     schemas["Problem"] = json!({
                 "type": "object",
                 "required": ["type", "title", "status", "detail"],

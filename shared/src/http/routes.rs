@@ -41,6 +41,7 @@ pub enum Operation {
     LeakReport,
     MyKeys,
     MyKeyToken,
+    DescribeKey,
     ImportKey,
     ListSecrets,
     PutSecret,
@@ -54,7 +55,8 @@ pub enum Operation {
 pub enum Auth {
     /// A user token (API Gateway's JWT authorizer on AWS).
     User,
-    /// Nobody: public.
+    /// Nobody at the gateway: public, or authenticated by the handler itself (`GET /v1/key`,
+    /// with the API key).
     None,
 }
 
@@ -157,6 +159,7 @@ routes! {
     POST "/v1/leaks/github" => LeakReport(leak_report), "leak-report", None, MAIL_AND_SIGNING_KEY;
     GET "/v1/me/keys" => MyKeys(my_keys), "my-keys", User, NOTHING;
     GET "/v1/me/keys/{key}/token" => MyKeyToken(my_key_token), "my-key-token", User, SIGNING_KEY;
+    GET "/v1/key" => DescribeKey(describe_key), "describe-key", None, NOTHING;
     POST "/v1/projects/{project}/secrets/import" => ImportKey(import_key), "import-key", User, SIGNING_KEY;
     GET "/v1/projects/{project}/secrets" => ListSecrets(list_secrets), "list-secrets", User, NOTHING;
     PUT "/v1/projects/{project}/secrets/{name}" => PutSecret(put_secret), "put-secret", User, NOTHING;

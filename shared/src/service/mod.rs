@@ -2,6 +2,7 @@
 //! its changes, with an audit event and any mail, in one conditional transaction.
 
 mod export;
+mod key_self;
 mod keys;
 mod leaks;
 mod outbox;
@@ -17,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use export::{Export, ExportFormat, MAX_EXPORT_KEYS};
+pub use key_self::{KeySelf, KeyState};
 pub(crate) use keys::usage_items;
 pub use keys::{IssuedKeyRow, MyKey, Revocation, TokenAnswer};
 pub use leaks::LeakOutcome;
