@@ -241,6 +241,7 @@ test('the story of the seeds, screen by screen', async () => {
   const tokenRow = bob.getByRole('row', { name: /project_server_token/ });
   assert.match(await tokenRow.innerText(), /Worker/);
   assert.doesNotMatch(await tokenRow.innerText(), /Spare/);
+  await tokenRow.getByText('Forecast API key of Weather').waitFor();
   await screen(bob, '13-secrets');
 
   // Importing again: the names that exist are shown.

@@ -204,7 +204,7 @@ test('a week later: totals over every page, pending counts, focus, mail links to
   await bobRow.getByRole('cell', { name: 'revoked', exact: true }).waitFor();
   await ann.waitForFunction(() => document.activeElement?.id.startsWith('key-row-'));
   assert.match((await focused(ann)).text, /wbob@example\.com[\s\S]*revoked/);
-  assert.equal((await bobRow.getByRole('cell').allInnerTexts())[8], '—', 'no current quota for a revoked key');
+  assert.equal((await bobRow.getByRole('cell').allInnerTexts())[8], 'key revoked', 'a revoked key has no current quota, and says why');
 
   // The template editor: each field's inputs have names of their own.
   await tabs.getByRole('link', { name: 'API keys' }).click();

@@ -52,8 +52,7 @@ export function IssuedKeys({ project }) {
     ${whole.data && whole.data.keys ? html`<${PeriodTotals} totals=${whole.data} period=${period} />` : null}
     ${load.error ? null : html`<${Problem} error=${whole.error} />`}
     ${expiring.length ? html`<section class="expiring" aria-labelledby="expiring-title">
-      <strong id="expiring-title">${expiring.length === 1 ? '1 key expires' : `${expiring.length} keys expire`} within 7 days</strong>
-      (its holder is mailed 7 days and 1 day before):
+      <strong id="expiring-title">${expiring.length === 1 ? '1 key expires' : `${expiring.length} keys expire`} within 7 days</strong> (its holder is mailed 7 days and 1 day before):
       <ul>${expiring.map((r) => html`<li key=${r.key_id}>${r.user_email}, ${r.template_name}: ${when(r.expires_at)}, in ${days(Math.max(daysUntil(r.expires_at), 0))}</li>`)}</ul>
     </section>` : null}
     ${rows.length ? html`<table class="issued">
@@ -72,7 +71,7 @@ export function IssuedKeys({ project }) {
         <td class="num">${money(r.cost)}</td>
         <td class=${r.refused.total ? 'refused alert' : 'refused'}>${refusedWords(r.refused)}${r.refused.total && !r.requests
           ? html`<br /><span class="refused-note">every call refused in the period</span>` : null}</td>
-        <td class=${r.quota && r.quota.used >= r.quota.requests ? 'quota used-up' : 'quota'}>${r.status === 'active' ? quotaUse(r.quota) : '—'}</td>
+        <td class=${r.quota && r.quota.used >= r.quota.requests ? 'quota used-up' : 'quota'}>${r.status !== 'active' ? 'key revoked' : r.quota ? quotaUse(r.quota) : 'no quota'}</td>
         <td class="actions">
           <button type="button" aria-pressed=${charted?.key_id === r.key_id ? 'true' : 'false'} onClick=${() => setCharted(charted?.key_id === r.key_id ? null : r)}
             aria-label=${`Usage chart of ${r.template_name} for ${r.user_email}`}>Chart</button>
@@ -85,8 +84,8 @@ export function IssuedKeys({ project }) {
         </td>
       </tr>`)}</tbody>
       <tfoot>
-        <tr><th scope="row" colspan="5">Total on this page (${rows.length === 1 ? '1 key' : `${count(rows.length)} keys`})</th><td class="num">${count(totals.requests)}</td><td class="num">${money(totals.cost)}</td><td>${count(totals.refused)}</td><td></td><td></td></tr>
-        ${whole.data && (load.data?.next_cursor || pages.page > 1) ? html`<tr class="all"><th scope="row" colspan="5">Total of all ${count(whole.data.keys)} keys in the period</th><td class="num">${count(whole.data.requests)}</td><td class="num">${money(whole.data.cost)}</td><td>${count(whole.data.refused.total)}</td><td></td><td></td></tr>` : null}
+        <tr><th scope="row" colspan="5">Total on this page (${rows.length === 1 ? '1 key' : `${count(rows.length)} keys`})</th><td class="num">${count(totals.requests)}</td><td class="num">${money(totals.cost)}</td><td>${totals.refused ? count(totals.refused) : 'none'}</td><td></td><td></td></tr>
+        ${whole.data && (load.data?.next_cursor || pages.page > 1) ? html`<tr class="all"><th scope="row" colspan="5">Total of all ${count(whole.data.keys)} keys in the period</th><td class="num">${count(whole.data.requests)}</td><td class="num">${money(whole.data.cost)}</td><td>${whole.data.refused.total ? count(whole.data.refused.total) : 'none'}</td><td></td><td></td></tr>` : null}
       </tfoot>
     </table>` : null}
     <${Pager} pages=${pages} nextCursor=${load.data?.next_cursor} />

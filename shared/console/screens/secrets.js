@@ -12,6 +12,17 @@ export function Secrets({ project }) {
   const pages = usePages();
   const load = useLoad(() => get(`${base}/secrets?limit=50${pages.cursor ? `&cursor=${seg(pages.cursor)}` : ''}`), [project.id, pages.cursor]);
   const nodes = useLoad(() => all(`${base}/nodes`), [project.id]);
+  // Where an imported secret came from, by name: the person's own keys and their projects.
+  const imported = !!load.data?.items.some((/** @type {any} */ s) => s.origin);
+  const origins = useLoad(() => (imported ? Promise.all([all('/v1/me/keys'), all('/v1/me/projects')]) : Promise.resolve([[], []])), [imported]);
+  /** "Forecast API key of Weather" for a key of the person's, else null (another member's key). */
+  const originName = (/** @type {string} */ keyId) => {
+    const [keys, projects] = origins.data || [[], []];
+    const key = keys.find((/** @type {any} */ k) => k.id === keyId);
+    if (!key) return null;
+    const of = projects.find((/** @type {any} */ p) => p.id === key.project_id);
+    return `${key.template_name} key${of ? ` of ${of.name}` : ''}`;
+  };
   const [revealed, setRevealed] = useState(/** @type {Record<string, string>} */ ({}));
   const [importing, setImporting] = useState(false);
   const [editing, setEditing] = useState(/** @type {any} */ (null));
@@ -44,7 +55,7 @@ export function Secrets({ project }) {
             <button type="button" class="small" onClick=${() => { const r = { ...revealed }; delete r[s.name]; setRevealed(r); }} aria-label=${`Hide ${s.name}`}>Hide</button>`
           : html`<span aria-label="hidden value">••••••</span> <button type="button" class="small" onClick=${() => show(s.name)} aria-label=${`Reveal ${s.name}`}>Reveal</button>`}</td>
         <td>${s.nodes.length ? s.nodes.map((n) => html`<span class="badge">${nodeName(n)}</span> `) : html`<span class="muted">no node</span>`}</td>
-        <td>${s.origin ? html`API key <code>${s.origin.key_id}</code>` : 'set by hand'}</td>
+        <td>${!s.origin ? 'set by hand' : originName(s.origin.key_id) || html`API key <code>${s.origin.key_id}</code>`}</td>
         <td>${when(s.updated_at)}</td>
         <td class="actions">
           <button type="button" class="small" onClick=${() => setEditing(s)} aria-label=${`Nodes of ${s.name}`}>Nodes…</button>
@@ -54,7 +65,7 @@ export function Secrets({ project }) {
     </table>` : null}
     <${Pager} pages=${pages} nextCursor=${load.data?.next_cursor} />
     <${ImportKey} open=${importing} base=${base} nodes=${nodes.data ?? []} onClose=${() => setImporting(false)}
-      onDone=${(/** @type {any} */ answer) => { setImporting(false); setNotice(`Imported ${answer.secrets.length} secrets: ${answer.secrets.map((s) => s.name).join(', ')}.`); }} />
+      onDone=${(/** @type {any} */ answer) => { setImporting(false); setNotice(`Imported ${answer.secrets.length === 1 ? '1 secret' : `${answer.secrets.length} secrets`}: ${answer.secrets.map((s) => s.name).join(', ')}.`); }} />
     <${NodeAccess} secret=${editing} base=${base} nodes=${nodes.data ?? []} values=${values} onClose=${() => setEditing(null)}
       onDone=${() => setEditing(null)} />
     <${DeleteSecret} secret=${deleting} base=${base} onClose=${() => setDeleting(null)} onDone=${() => setDeleting(null)} />
