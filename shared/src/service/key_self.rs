@@ -10,6 +10,7 @@ use super::App;
 use crate::error::{Error, Result};
 use crate::ids::{DataLayerId, KeyId, ProjectId, TemplateId, UserId};
 use crate::key::{IssuedKey, KeyStatus};
+use crate::limits::InForce;
 use crate::permission::Permissions;
 use crate::project::Role;
 use crate::store::layout;
@@ -76,19 +77,27 @@ impl App {
             .filter(|_| claims.iss == self.keys.issuer())
             .ok_or_else(unknown)?;
         let key_id = KeyId::parse(&claims.jti).ok_or_else(unknown)?;
-        let (key, _) = self.load::<IssuedKey>(&layout::key(&project, &key_id)).await?.ok_or_else(unknown)?;
-        if key.user_id.as_str() != claims.sub || key.template_id.as_str() != claims.tpl {
+        let template_id = TemplateId::parse(&claims.tpl).ok_or_else(unknown)?;
+        // The token names the template: the key and its template in one read, as the
+        // authorizer reads them.
+        let items =
+            self.store.get_many(&[layout::key(&project, &key_id), layout::template(&project, &template_id)]).await?;
+        let [key_item, template_item] = items.as_slice() else { return Err(unknown()) };
+        let key: IssuedKey = key_item.as_ref().map(super::decode).transpose()?.ok_or_else(unknown)?;
+        if key.user_id.as_str() != claims.sub || key.template_id != template_id {
             return Err(unknown());
         }
+        let template: Option<KeyTemplate> = template_item.as_ref().map(super::decode).transpose()?;
         let now = self.now();
-        let template = self.load::<KeyTemplate>(&layout::template(&project, &key.template_id)).await?.map(|(t, _)| t);
         let permissions = match &template {
             Some(t) => self.load::<Role>(&layout::role(&project, &t.role)).await?.map(|(r, _)| r.permissions),
             None => None,
         }
         .unwrap_or(Permissions::NONE);
-        let rate_limit = template.as_ref().and_then(|t| key.limits_in_force(&t.limits_at(now), now).rate_limit);
-        let quota = self.quota_statuses(std::slice::from_ref(&key)).await?.pop().flatten();
+        let in_force = template.as_ref().map(|t| key.limits_in_force(&t.limits_at(now), now)).unwrap_or(InForce::NONE);
+        let quota =
+            self.quota_statuses_in_force(std::slice::from_ref(&key), vec![in_force.quota]).await?.pop().flatten();
+        let rate_limit = in_force.rate_limit;
         let (state, detail, works_again_at) =
             state_of(&key, claims.generation, quota.as_ref(), template.is_some(), now);
         Ok(KeySelf {

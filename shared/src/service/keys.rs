@@ -155,6 +155,17 @@ impl App {
                 in_force[i] = keys[i].limits_in_force(&limits, now).quota;
             }
         }
+        self.quota_statuses_in_force(keys, in_force).await
+    }
+
+    /// Each key's quota status from the quota in force for it (`in_force`, one per key): one
+    /// batch read of their counter items.
+    pub(crate) async fn quota_statuses_in_force(
+        &self,
+        keys: &[IssuedKey],
+        in_force: Vec<Option<Box<crate::limits::QuotaInForce>>>,
+    ) -> Result<Vec<Option<QuotaStatus>>> {
+        let now = self.now();
         let items: Vec<_> = keys
             .iter()
             .zip(&in_force)
