@@ -97,11 +97,32 @@ pub async fn serve_authorizer() -> Result<(), Error> {
         figures.emit();
     })
     .await;
-    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
-        let authorizer = authorizer.clone();
-        async move { Ok::<_, std::convert::Infallible>(authorizer.authorize_event(&event.payload).await) }
-    }))
-    .await
+    // The HTTP API's events (payload 2.0, simple responses), or with
+    // KEYGATE_AUTHORIZER_EVENTS=rest the optional REST stage's (REQUEST authorizer, IAM policy).
+    match std::env::var("KEYGATE_AUTHORIZER_EVENTS").as_deref() {
+        Ok("rest") => lambda_http::lambda_runtime::run(service_fn(
+            move |event: LambdaEvent<aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest>| {
+                let authorizer = authorizer.clone();
+                async move { Ok::<_, std::convert::Infallible>(authorizer.authorize_rest_event(&event.payload).await) }
+            },
+        ))
+        .await,
+        Ok("http") | Err(std::env::VarError::NotPresent) => {
+            lambda_http::lambda_runtime::run(service_fn(
+                move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
+                    let authorizer = authorizer.clone();
+                    async move { Ok::<_, std::convert::Infallible>(authorizer.authorize_event(&event.payload).await) }
+                },
+            ))
+            .await
+        }
+        Ok(other) => {
+            let e = format!("KEYGATE_AUTHORIZER_EVENTS must be http or rest, not {other:?}");
+            tracing::error!(error = %e, "bad configuration");
+            Err(e.into())
+        }
+        Err(e) => Err(format!("KEYGATE_AUTHORIZER_EVENTS: {e}").into()),
+    }
 }
 
 /// The scheduled retry of mail that could not be sent when its operation ran (or was left in

@@ -517,6 +517,8 @@ Or drive the API with curl:
   TOKEN=$(cargo run -q --release -p keygate-local -- --data-dir {data} token --sub ann --email ann@example.com)
   curl -s -X POST {url}/v1/projects -H \"Authorization: Bearer $TOKEN\" \\
        -H 'Content-Type: application/json' -d '{{\"name\": \"Weather\"}}'
+Or the command line (cargo install --locked --path cli):
+  keygate --url {url} login --user ann --email ann@example.com
 The README walks through the whole story (templates, requests, approval, import, calls, usage).
 Stop with Ctrl-C.",
         keygate::migrate::VERSION_LINE,

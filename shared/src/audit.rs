@@ -22,6 +22,8 @@ pub enum AuditAction {
     KeyRerolled,
     KeyLimitsChanged,
     KeyLeakReported,
+    KeyTokenMinted,
+    KeyTokenRevoked,
     KeyImported,
     SecretChanged,
     SecretDeleted,

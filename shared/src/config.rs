@@ -684,6 +684,7 @@ mod tests {
                 nbf: None,
                 tpl: "t".into(),
                 generation: 0,
+                narrowed: None,
             }),
             Err(crate::signing::KeyRingError::VerifyOnly)
         ));

@@ -86,6 +86,7 @@ assets! {
     "components.js" => JS,
     "chart.js" => JS,
     "key-actions.js" => JS,
+    "narrowed-tokens.js" => JS,
     "screens/sign-in.js" => JS,
     "screens/projects.js" => JS,
     "screens/project.js" => JS,

@@ -58,6 +58,11 @@ ulid_id!(RequestId, "request");
 ulid_id!(KeyId, "key");
 ulid_id!(DataLayerId, "data layer");
 ulid_id!(EventId, "audit event");
+ulid_id!(
+    /// A narrowed token minted from a key ([`crate::narrowed`]).
+    TokenId,
+    "narrowed token"
+);
 
 /// Names given by clients: each type has its own pattern, checked on construction.
 macro_rules! checked_name {
@@ -134,6 +139,14 @@ checked_name!(
     SecretName,
     |s| word(s, 128, &[]),
     "must match ^[A-Za-z0-9_]{1,128}$"
+);
+
+checked_name!(
+    /// What a narrowed token is for, as its holder names it ("ci", "nightly-run"): its calls are
+    /// counted under it.
+    TokenLabel,
+    |s| word(s, 40, &['-', '.']),
+    "must be 1 to 40 letters, digits, '_', '-' or '.'"
 );
 
 /// The prefix of the secrets an import creates (`<prefix>_token`, `<prefix>_<field>`).

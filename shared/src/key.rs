@@ -53,8 +53,14 @@ pub struct IssuedKey {
     /// The last secret-scanning report of this key's token (so that a report twice acts once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leak: Option<LeakReport>,
+    /// The narrowed tokens minted from this key and not revoked ([`crate::narrowed`]), some
+    /// perhaps expired since (they are dropped at the next mint or revocation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<LiveToken>,
     pub version: u64,
 }
+
+use crate::narrowed::{LiveToken, MAX_LIVE};
 
 pub use crate::limits::{KeyLimits, TopUp};
 
@@ -165,6 +171,43 @@ impl IssuedKey {
             || (generation + 1 == self.generation && self.previous_until.is_some_and(|until| now < until))
     }
 
+    /// Whether the narrowed token `id` is alive at `now`: minted from this key, not revoked,
+    /// not expired. (Its key's own state is checked apart.)
+    pub fn admits_token(&self, id: &str, now: DateTime<Utc>) -> bool {
+        self.tokens.iter().any(|t| t.id.as_str() == id && now < t.expires_at)
+    }
+
+    /// The narrowed tokens alive at `now`: not expired, and of a generation the key still
+    /// admits (a reroll's grace over, those of the generation before are dead).
+    pub fn live_tokens(&self, now: DateTime<Utc>) -> impl Iterator<Item = &LiveToken> {
+        self.tokens.iter().filter(move |t| now < t.expires_at && self.admits_generation(t.generation, now))
+    }
+
+    /// The key with one more narrowed token, and without those expired; refused when the key
+    /// does not work or has [`MAX_LIVE`] alive already.
+    pub fn with_token(&self, token: LiveToken, now: DateTime<Utc>) -> Result<IssuedKey> {
+        if !self.is_usable(now) {
+            return Err(Error::conflict("the key is revoked or expired: it cannot mint tokens"));
+        }
+        let mut tokens: Vec<LiveToken> = self.live_tokens(now).cloned().collect();
+        if tokens.len() >= MAX_LIVE {
+            return Err(Error::conflict(format!(
+                "this key has {MAX_LIVE} live narrowed tokens, the most it may have: revoke one, or wait for one to expire"
+            )));
+        }
+        tokens.push(token);
+        Ok(IssuedKey { tokens, version: self.version + 1, ..self.clone() })
+    }
+
+    /// The key without narrowed token `id` (and without those expired).
+    pub fn without_token(&self, id: &crate::ids::TokenId, now: DateTime<Utc>) -> Result<IssuedKey> {
+        if !self.admits_token(id.as_str(), now) {
+            return Err(Error::not_found("live narrowed token"));
+        }
+        let tokens = self.live_tokens(now).filter(|t| &t.id != id).cloned().collect();
+        Ok(IssuedKey { tokens, version: self.version + 1, ..self.clone() })
+    }
+
     /// The limits that decide this key's calls at `now`, over its template's limits at `now`.
     pub fn limits_in_force(&self, template: &TemplateLimits, now: DateTime<Utc>) -> InForce {
         crate::limits::in_force(template, &self.limits.at(now), now)
@@ -240,8 +283,34 @@ mod tests {
             previous_until: None,
             limits: KeyLimits::default(),
             leak: None,
+            tokens: Vec::new(),
             version: 1,
         }
+    }
+
+    #[test]
+    fn a_key_holds_at_most_a_hundred_live_narrowed_tokens() {
+        let now = Utc::now();
+        let live = |exp| LiveToken { id: crate::ids::TokenId::generate(), expires_at: exp, generation: 0 };
+        let mut k = key(None);
+        let first = live(now + Duration::hours(1));
+        k = k.with_token(first.clone(), now).unwrap();
+        assert!(k.admits_token(first.id.as_str(), now));
+        assert!(!k.admits_token(first.id.as_str(), now + Duration::hours(1)), "expired");
+        for _ in 1..MAX_LIVE {
+            k = k.with_token(live(now + Duration::hours(1)), now).unwrap();
+        }
+        assert_eq!(k.live_tokens(now).count(), MAX_LIVE);
+        assert_eq!(k.with_token(live(now + Duration::hours(1)), now).unwrap_err().status(), 409, "the 101st");
+        // One revoked, or all expired: room again, and the expired are dropped.
+        let fewer = k.without_token(&first.id, now).unwrap();
+        assert!(!fewer.admits_token(first.id.as_str(), now));
+        assert!(fewer.with_token(live(now + Duration::hours(1)), now).is_ok());
+        let later = now + Duration::hours(2);
+        assert_eq!(k.with_token(live(later + Duration::hours(1)), later).unwrap().tokens.len(), 1);
+        assert_eq!(k.without_token(&first.id, later).unwrap_err().status(), 404);
+        let revoked = k.revoke(&UserId::parse("o").unwrap(), now).unwrap();
+        assert_eq!(revoked.with_token(live(now + Duration::hours(1)), now).unwrap_err().status(), 409);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod mail;
 pub mod migrate;
 pub mod money;
+pub mod narrowed;
 pub mod permission;
 pub mod platform;
 pub mod project;

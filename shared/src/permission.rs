@@ -59,6 +59,11 @@ impl Permission {
         }
     }
 
+    /// The permission named `name` (as [`Permission::as_str`] spells it).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
     fn bit(self) -> u16 {
         1 << (self as u16)
     }
@@ -87,6 +92,19 @@ impl Permissions {
 
     pub fn union(self, other: Self) -> Self {
         Self(self.0 | other.0)
+    }
+
+    pub fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    /// The permissions of `self` that `other` lacks.
+    pub fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
     }
 
     pub fn iter(self) -> impl Iterator<Item = Permission> {

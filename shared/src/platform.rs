@@ -47,6 +47,9 @@ pub enum CallProblem {
     PathParameter,
     /// A `\`, which some servers read as `/`.
     Backslash,
+    /// More than one `Authorization` header: which one the platform reads is not keygate's
+    /// to guess.
+    RepeatedAuthorization,
     /// A header or query parameter that asks the platform to run another method.
     MethodOverride(&'static str),
     /// A header that could reach the platform as one of keygate's context headers
@@ -75,6 +78,7 @@ impl CallProblem {
             Self::MethodOverride(_) => "method_override",
             Self::ContextHeader => "context_header",
             Self::ProxyAuthorization => "proxy_authorization",
+            Self::RepeatedAuthorization => "repeated_authorization",
         }
     }
 }
@@ -85,7 +89,9 @@ impl fmt::Display for CallProblem {
             Self::NotAPlatformPath => f.write_str("the path is not /api/projects/{project}/..."),
             Self::BadProject => f.write_str("the path's project is not a project id (26 capital letters and digits)"),
             Self::EncodedUnreserved(c) => write!(f, "the path spells '{c}' percent-encoded; send the plain character"),
-            Self::EncodedSeparator => f.write_str("the path holds an encoded '/', '\\' or ';' (%2F, %5C, %3B)"),
+            Self::EncodedSeparator => {
+                f.write_str("the path holds an encoded slash, backslash or semicolon (%2F, %5C, %3B)")
+            }
             Self::EncodedPercent => f.write_str("the path holds %25, an encoded '%': double encoding is refused"),
             Self::EncodedControl => f.write_str("the path holds an encoded control character (such as %00)"),
             Self::BadPercent => f.write_str("a '%' in the path is not followed by two hexadecimal digits"),
@@ -95,12 +101,15 @@ impl fmt::Display for CallProblem {
             Self::DotSegment => f.write_str("the path holds a '.' or '..' segment"),
             Self::EmptySegment => f.write_str("the path holds an empty segment ('//')"),
             Self::PathParameter => f.write_str("the path holds a ';' parameter, which some servers strip"),
-            Self::Backslash => f.write_str("the path holds a '\\', which some servers read as '/'"),
+            Self::Backslash => f.write_str("the path holds a backslash, which some servers read as '/'"),
             Self::MethodOverride(name) => {
                 write!(f, "the call carries {name}, which could make the platform run another method; send that method")
             }
             Self::ContextHeader => f.write_str("the call carries a header named like keygate's x-keygate-* headers"),
             Self::ProxyAuthorization => f.write_str("the call carries Proxy-Authorization, which is not passed on"),
+            Self::RepeatedAuthorization => {
+                f.write_str("the call carries more than one Authorization header; send the key once")
+            }
         }
     }
 }

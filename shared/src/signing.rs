@@ -50,6 +50,17 @@ pub struct KeyClaims {
     /// key is first rerolled, so that a key's first token is what it always was.
     #[serde(rename = "gen", default, skip_serializing_if = "is_zero")]
     pub generation: u32,
+    /// A narrowed token's key and narrowing ([`crate::narrowed`]); its `jti` is then its own
+    /// id, not the key's.
+    #[serde(rename = "nar", default, skip_serializing_if = "Option::is_none")]
+    pub narrowed: Option<crate::narrowed::Narrowing>,
+}
+
+impl KeyClaims {
+    /// The id of the key these claims speak for: the key's own, or a narrowed token's key.
+    pub fn key_id(&self) -> &str {
+        self.narrowed.as_ref().map_or(&self.jti, |n| &n.key)
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -318,6 +329,7 @@ mod tests {
             nbf: None,
             tpl: crate::ids::TemplateId::generate().to_string(),
             generation: 0,
+            narrowed: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! API key templates and their information fields, with every rule a template must satisfy.
 
+use crate::narrowed::NarrowedPolicy;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
@@ -173,6 +174,9 @@ pub struct KeyTemplate {
     pub limits_before: Option<Before<TemplateLimits>>,
     #[serde(default)]
     pub on_leak: OnLeak,
+    /// Whether holders may mint narrowed tokens from its keys, and for how long at most.
+    #[serde(default)]
+    pub narrowed_tokens: NarrowedPolicy,
     pub fields: Vec<InfoField>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -214,6 +218,8 @@ pub struct TemplateInput {
     #[serde(default)]
     pub on_leak: OnLeak,
     #[serde(default)]
+    pub narrowed_tokens: NarrowedPolicy,
+    #[serde(default)]
     pub fields: Vec<FieldInput>,
 }
 
@@ -233,6 +239,7 @@ pub struct TemplatePatch {
     #[serde(default, deserialize_with = "present")]
     pub rate_limit: Option<Option<RateLimit>>,
     pub on_leak: Option<OnLeak>,
+    pub narrowed_tokens: Option<NarrowedPolicy>,
     pub fields: Option<Vec<FieldInput>>,
     pub version: Option<u64>,
 }
@@ -253,6 +260,7 @@ impl TemplatePatch {
             quota: self.quota.unwrap_or(current.quota),
             rate_limit: self.rate_limit.unwrap_or(current.rate_limit),
             on_leak: self.on_leak.unwrap_or(current.on_leak),
+            narrowed_tokens: self.narrowed_tokens.unwrap_or(current.narrowed_tokens),
             fields: self.fields.unwrap_or_else(|| {
                 current
                     .fields
@@ -293,6 +301,7 @@ pub struct ValidTemplate {
     pub quota: Option<Quota>,
     pub rate_limit: Option<RateLimit>,
     pub on_leak: OnLeak,
+    pub narrowed_tokens: NarrowedPolicy,
     pub fields: Vec<InfoField>,
 }
 
@@ -319,6 +328,7 @@ impl ValidTemplate {
             quota_since: None,
             limits_before: None,
             on_leak: self.on_leak,
+            narrowed_tokens: self.narrowed_tokens,
             fields: self.fields,
             created_at,
             updated_at,
@@ -342,6 +352,7 @@ impl TemplateInput {
             errors.push(FieldError::new("validity_days", format!("must be from 1 to {MAX_VALIDITY_DAYS}, or null")));
         }
         check_limits(&mut errors, self.quota, self.rate_limit);
+        self.narrowed_tokens.check(&mut errors);
         let role = check_role(&mut errors, &self.role, facts);
         if self.fields.len() > MAX_FIELDS {
             errors.push(FieldError::new("fields", format!("at most {MAX_FIELDS} fields")));
@@ -364,6 +375,7 @@ impl TemplateInput {
             quota: self.quota,
             rate_limit: self.rate_limit,
             on_leak: self.on_leak,
+            narrowed_tokens: self.narrowed_tokens,
             fields,
         })
     }
@@ -623,6 +635,7 @@ mod tests {
             quota_since: None,
             limits_before: None,
             on_leak: valid.on_leak,
+            narrowed_tokens: valid.narrowed_tokens,
             fields: valid.fields,
             created_at: Utc::now(),
             updated_at: Utc::now(),

@@ -279,6 +279,46 @@ pub struct UsageSeries {
     /// The key's quota and its use in the current quota period (not the period asked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaStatus>,
+    /// The period's calls made with the key's narrowed tokens, by label (they are in the
+    /// points and totals too).
+    pub by_label: Vec<LabelUsage>,
+}
+
+/// Calls made with a key's narrowed tokens of one label: one hour's, or a period's sum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LabelUsage {
+    pub label: String,
+    #[serde(skip)]
+    pub hour: DateTime<Utc>,
+    pub requests: i64,
+    pub cost: i64,
+}
+
+impl LabelUsage {
+    /// One hour's row, from its sort key (`L#<label>#2026-11-23T16`) and counters.
+    pub fn of_row(sk: &str, requests: i64, cost: i64) -> Option<Self> {
+        let (label, hour) = sk.strip_prefix(crate::store::layout::USAGE_LABELS)?.rsplit_once('#')?;
+        let hour = parse_hour(&format!("{}{hour}", crate::store::layout::USAGE_HOURS))?;
+        Some(Self { label: label.to_owned(), hour, requests, cost })
+    }
+}
+
+/// Per label, the sums of `rows`, by label.
+pub fn by_label(rows: &[LabelUsage]) -> Vec<LabelUsage> {
+    let mut sums: std::collections::BTreeMap<&str, (i64, i64)> = std::collections::BTreeMap::new();
+    for r in rows {
+        let sum = sums.entry(&r.label).or_default();
+        sum.0 += r.requests;
+        sum.1 += r.cost;
+    }
+    sums.into_iter()
+        .map(|(label, (requests, cost))| LabelUsage {
+            label: label.to_owned(),
+            hour: DateTime::UNIX_EPOCH,
+            requests,
+            cost,
+        })
+        .collect()
 }
 
 /// A key's quota now (its template's) and what it has used of it in the current period.
@@ -383,6 +423,9 @@ mod tests {
     fn bucket_keys_parse_back() {
         let h = t("2026-11-23T16:00:00Z");
         assert_eq!(parse_hour(&crate::store::layout::usage_hour(h)), Some(h));
+        let row = crate::store::layout::usage_label(&KeyId::generate(), 0, "nightly-run", h);
+        let read = LabelUsage::of_row(&row.sk, 3, 9).unwrap();
+        assert_eq!((read.label.as_str(), read.hour, read.requests), ("nightly-run", h, 3));
         assert_eq!(parse_hour("H#garbage"), None);
     }
 }

@@ -296,6 +296,7 @@ mod tests {
                 nbf: None,
                 tpl: "t".into(),
                 generation: 0,
+                narrowed: None,
             })
             .unwrap();
         let tokens = UserTokens::new(&UserTokens::generate_secret());

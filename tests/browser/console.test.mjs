@@ -296,9 +296,9 @@ test('the story of the seeds, screen by screen', async () => {
   const csv = readFileSync(await download.path(), 'utf8');
   const lines = csv.trim().split('\n');
   assert.equal(lines[0], 'key_id,user_id,user_email,template_id,template_name,start,requests,cost,refused,'
-    + 'refused_revoked,refused_rerolled,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,refused_rate_limit,refused_key_not_usable,amount,currency');
+    + 'refused_revoked,refused_rerolled,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,refused_rate_limit,refused_key_not_usable,amount,currency,label');
   assert.equal(lines.length, 2, csv);
-  assert.match(lines[1], /,bob,bob@example\.com,[^,]+,Forecast API,\d{4}-\d\d-\d\dT00:00:00Z,3,21,1,0,0,0,0,1,0,0,0,0\.21,EUR$/);
+  assert.match(lines[1], /,bob,bob@example\.com,[^,]+,Forecast API,\d{4}-\d\d-\d\dT00:00:00Z,3,21,1,0,0,0,0,1,0,0,0,0\.21,EUR,$/, "the key's own calls: an empty label");
   await row.getByRole('button', { name: 'Usage chart of Forecast API for bob@example.com' }).click();
   const chart = ann.getByRole('img', { name: /requests per day/ });
   await chart.waitFor();
@@ -355,6 +355,34 @@ test('the story of the seeds, screen by screen', async () => {
   await bob.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My keys' }).click();
   await myKey.getByText(/Set for this key by the project's owner: quota 500 calls per day \(UTC\)/).waitFor();
   await myKey.getByText(/5 of 500 \+ 50 extra today \(UTC\)/).waitFor();
+
+  // The holder mints a narrowed token for a CI job: one hour, read-only; it is shown once,
+  // works on the platform, is listed without its value, and is revoked on its own.
+  await myKey.getByRole('button', { name: 'Mint a token of Forecast API' }).click();
+  const mint = bob.getByRole('dialog', { name: 'Mint a narrowed token' });
+  await mint.getByLabel(/^Label/).fill('ci');
+  await mint.getByRole('radio', { name: '1 hour' }).check();
+  await mint.getByRole('checkbox', { name: /see the project/ }).check();
+  await screen(bob, '15e-mint-narrowed-token');
+  await mint.getByRole('button', { name: 'Mint token' }).click();
+  await myKey.getByText(/Token “ci” made\. Copy it now: it is shown only once/).waitFor();
+  const narrowed = (await myKey.getByLabel('Narrowed token', { exact: true }).innerText()).trim();
+  assert.match(narrowed, /^ey[\w-]+\.[\w-]+\.[\w-]+$/);
+  const tokens = myKey.getByRole('table');
+  await tokens.getByRole('row', { name: /ci see the project any/ }).waitFor();
+  await screen(bob, '15f-narrowed-token-minted');
+  const byNarrowed = await fetch(`${url}/api/projects/${p}/data_layers/last`, { headers: { Authorization: `Bearer ${narrowed}` } });
+  assert.equal(byNarrowed.status, 200, 'the narrowed token works for what it keeps');
+  await myKey.getByRole('button', { name: 'Done' }).click();
+  assert.ok(!(await bob.content()).includes(narrowed), 'the narrowed token is not in the page after Done');
+  await tokens.getByRole('button', { name: 'Revoke token ci' }).click();
+  await tokens.getByRole('button', { name: 'Yes, revoke' }).click();
+  await myKey.getByText('None yet.').waitFor();
+  const described = await (await fetch(`${url}/v1/key`, { headers: { Authorization: `Bearer ${narrowed}` } })).json();
+  assert.deepEqual([described.state, described.works], ['revoked', false], 'revoked on its own; the key still works');
+  const byKey = await fetch(`${url}/v1/key`, { headers: { Authorization: `Bearer ${rerolled}` } });
+  assert.equal((await byKey.json()).works, true);
+  await screen(bob, '15g-narrowed-token-revoked');
 
   // The owner revokes, after confirming; the user's tile shows it.
   await row.getByRole('button', { name: 'Revoke the key of bob@example.com for Forecast API' }).click();

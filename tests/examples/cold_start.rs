@@ -105,6 +105,7 @@ fn forged_token(pem: &str) -> String {
         nbf: None,
         tpl: "t1".into(),
         generation: 0,
+        narrowed: None,
     };
     let token = ring.sign(&claims).expect("signed").expose().to_owned();
     let (signed, signature) = token.rsplit_once('.').expect("three parts");

@@ -26,6 +26,19 @@ pub fn local_binary() -> PathBuf {
     bin
 }
 
+/// The `keygate` command line next to the test binaries (built by the test command).
+pub fn cli_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let bin = dir.join(format!("keygate{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p keygate-cli), or run scripts/test",
+        bin.display()
+    );
+    bin
+}
+
 /// A unique scratch directory, removed on drop.
 pub struct Scratch(pub PathBuf);
 

@@ -32,6 +32,7 @@ pub fn forged_token(project: &ProjectId) -> String {
         nbf: None,
         tpl: keygate::ids::TemplateId::generate().to_string(),
         generation: 0,
+        narrowed: None,
     };
     attacker.sign(&claims).unwrap().expose().to_owned()
 }
@@ -69,6 +70,7 @@ async fn signed(app: &App, issued: &Issued, change: impl FnOnce(&mut KeyClaims))
         nbf: None,
         tpl: key.template_id.to_string(),
         generation: 0,
+        narrowed: None,
     };
     change(&mut claims);
     format!("Bearer {}", app.keys.sign(&claims).unwrap().expose())

@@ -467,7 +467,7 @@ pub async fn the_export_agrees_with_the_issued_keys_page(app: &App) {
                     Some(
                         "key_id,user_id,user_email,template_id,template_name,start,requests,cost,refused,\
                          refused_revoked,refused_rerolled,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,\
-                         refused_rate_limit,refused_key_not_usable,amount,currency"
+                         refused_rate_limit,refused_key_not_usable,amount,currency,label"
                     )
                 );
             } else {
@@ -478,9 +478,9 @@ pub async fn the_export_agrees_with_the_issued_keys_page(app: &App) {
                     let cells: Vec<&str> = line.split(',').collect();
                     let money = keygate::money::Currency::default();
                     assert_eq!(
-                        cells[cells.len() - 2..],
-                        [money.amount(cells[7].parse().unwrap()).as_str(), "EUR"],
-                        "{line}"
+                        cells[cells.len() - 3..],
+                        [money.amount(cells[7].parse().unwrap()).as_str(), "EUR", ""],
+                        "{line}: the key's own calls, no label"
                     );
                     (
                         cells[0].to_owned(),

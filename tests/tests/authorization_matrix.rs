@@ -114,6 +114,11 @@ fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
         Jwks => ("/.well-known/jwks.json".into(), None),
         // Asked with an API key, not a user token.
         DescribeKey => ("/v1/key".into(), None),
+        MintKeyToken => ("/v1/key/tokens".into(), Some(json!({"label": "ci"}))),
+        MintMyKeyToken => (format!("/v1/me/keys/{}/tokens", w.key), Some(json!({"label": "ci"}))),
+        ListMyKeyTokens => (format!("/v1/me/keys/{}/tokens", w.key), None),
+        RevokeMyKeyToken => (format!("/v1/me/keys/{}/tokens/{}", w.key, keygate::ids::TokenId::generate()), None),
+        ListKeyTokens => (format!("/v1/projects/{p}/keys/{}/tokens", w.key), None),
     }
 }
 
@@ -124,7 +129,11 @@ fn expected(op: Operation) -> [u16; 6] {
         RegisterProject => [201; 6],
         Jwks => [200; 6],
         // A user token is not an API key: nobody learns anything with one.
-        DescribeKey => [401; 6],
+        DescribeKey | MintKeyToken => [401; 6],
+        // Narrowed tokens: the holder mints and lists his own; nobody revokes a token that is not.
+        MintMyKeyToken => [404, 404, 404, 404, 201, 404],
+        ListMyKeyTokens => [404, 404, 404, 404, 200, 404],
+        RevokeMyKeyToken => [404; 6],
         // Seeing the project: its members; strangers and outsiders do not learn it exists.
         GetProject | ListTemplates => [200, 200, 200, 404, 200, 404],
         // Managing it: the owner and managers; members are told no; others see nothing.
@@ -140,7 +149,7 @@ fn expected(op: Operation) -> [u16; 6] {
         RequestKey => [201, 201, 201, 404, 409, 404],
         ApproveRequest | RejectRequest => [409, 409, 403, 404, 403, 404],
         // A key's usage and revocation: managers and the holder.
-        KeyUsage => [200, 200, 403, 404, 200, 404],
+        KeyUsage | ListKeyTokens => [200, 200, 403, 404, 200, 404],
         RevokeKey | RerollKey => [200, 200, 403, 404, 200, 404],
         // One key's limits: the key's managers, not its holder.
         SetKeyLimits => [200, 200, 403, 404, 403, 404],

@@ -145,6 +145,85 @@ async fn the_compiled_authorizer_allows_meters_and_denies() {
     assert!(!logs.contains(signature), "the key reached the function's logs");
 }
 
+/// A REST API `REQUEST` authorizer event (the optional REST stage) for `method path`.
+fn rest_event(method: &str, path: &str, headers: Value) -> Value {
+    let mut e = fixture("example-apigw-custom-auth-request-type-request.json");
+    e["methodArn"] = json!(format!("arn:aws:execute-api:eu-west-1:123456789012:api1/platform/{method}{path}"));
+    e["resource"] = json!("/api/projects/{project}/{proxy+}");
+    e["path"] = json!(path);
+    e["httpMethod"] = json!(method);
+    let multi: serde_json::Map<String, Value> =
+        headers.as_object().unwrap().iter().map(|(k, v)| (k.clone(), json!([v]))).collect();
+    e["headers"] = headers;
+    e["multiValueHeaders"] = Value::Object(multi);
+    e["queryStringParameters"] = json!({});
+    e["multiValueQueryStringParameters"] = json!({});
+    e
+}
+
+/// The compiled authorizer of the REST stage (KEYGATE_AUTHORIZER_EVENTS=rest) makes the same
+/// decisions and answers them as IAM policies on the method's ARN, a denial with the context
+/// the stage's ACCESS_DENIED response reads: the caller learns the outcome and its words. The
+/// attacker's classes (an encoded separator, a method override, a second Authorization) are
+/// refused here too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_compiled_rest_stage_authorizer_answers_policies_with_the_refusals_words() {
+    let Some(endpoint) = require_aws!() else { return };
+    let store = aws::store(&endpoint, "restauth").await;
+    let table = store.table().to_owned();
+    let pem = KeyRing::generate_pem();
+    let app = TestApp::with_key(Arc::new(store), &pem).app;
+    let s = story::pending_request(&app).await;
+    let key = app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
+    let token = app.my_key_token(&s.holder, &key.id).await.unwrap().token;
+    let bearer = format!("Bearer {}", token.expose());
+    let p = s.project.to_string();
+    let runtime = RuntimeApi::start().await;
+    let mut env = authorizer_env(&endpoint, &table, &pem);
+    env.push(("KEYGATE_AUTHORIZER_EVENTS", "rest".into()));
+    let function = runtime.spawn(&function_binary("authorizer"), &env);
+
+    let path = format!("/api/projects/{p}/data_layers/last");
+    let allowed = runtime.invoke(rest_event("GET", &path, json!({"Authorization": bearer}))).await.expect("an answer");
+    let statement = &allowed["policyDocument"]["Statement"][0];
+    assert_eq!(
+        (statement["Effect"].as_str(), statement["Action"].as_str()),
+        (Some("Allow"), Some("execute-api:Invoke")),
+        "{allowed}"
+    );
+    assert!(statement["Resource"].as_str().unwrap().ends_with(&format!("/platform/GET{path}")), "{allowed}");
+    assert_eq!(allowed["context"]["key_id"], key.id.as_str());
+
+    let post = format!("/api/projects/{p}/nodes/in/packages");
+    let refusals = [
+        (rest_event("POST", &post, json!({"Authorization": bearer})), "permission"),
+        (rest_event("GET", &path, json!({"Authorization": "Bearer not.a.key"})), "invalid_key"),
+        (
+            rest_event("GET", &format!("/api/projects/{p}/data_layers%2Flast"), json!({"Authorization": bearer})),
+            "bad_call",
+        ),
+        (rest_event("GET", &path, json!({"Authorization": bearer, "X-HTTP-Method-Override": "DELETE"})), "bad_call"),
+        (
+            rest_event("GET", &format!("/API/projects/{p}/data_layers/last"), json!({"Authorization": bearer})),
+            "bad_call",
+        ),
+    ];
+    for (event, outcome) in refusals {
+        let denied = runtime.invoke(event).await.expect("an answer, never a crash");
+        assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny", "{denied}");
+        assert_eq!(denied["context"]["outcome"], outcome, "the refusal is named: {denied}");
+        assert!(denied["context"]["detail"].as_str().is_some_and(|d| d.len() > 20), "and explained: {denied}");
+        assert!(denied["context"].as_object().unwrap().values().all(|v| !v.is_object() && !v.is_array()), "{denied}");
+    }
+    // Two Authorization headers (multiValueHeaders) are not one.
+    let mut two = rest_event("GET", &path, json!({"Authorization": bearer}));
+    two["multiValueHeaders"]["Authorization"] = json!([bearer, "Bearer other"]);
+    let denied = runtime.invoke(two).await.unwrap();
+    assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny", "{denied}");
+    let signature = token.expose().rsplit('.').next().unwrap();
+    assert!(!function.logs().contains(signature), "the key reached the function's logs");
+}
+
 /// The compiled authorizer's figures are CloudWatch metrics in Embedded Metric Format in its
 /// own log lines, and the refusals it adds up in memory are written at once for the first,
 /// then when Lambda shuts the instance down (SIGTERM, which Lambda sends only to a runtime with
@@ -446,6 +525,59 @@ async fn compiled_management_functions_serve_api_gateway_events() {
         (Some(key_id), Some("active")),
         "{described}"
     );
+
+    // The key mints a narrowed token of itself through the function that signs (no user
+    // token); its holder lists the token and revokes it through functions of their own.
+    let runtime = RuntimeApi::start().await;
+    let _mint = runtime.spawn(&function_binary("mint-key-token"), &env(&endpoint, &table, &pem));
+    let mut event =
+        api_event("POST", "/v1/key/tokens", json!({}), "bob", Some(json!({"label": "ci", "ttl_seconds": 3600})));
+    event["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    event["headers"]["authorization"] = json!(format!("Bearer {}", token["token"].as_str().unwrap()));
+    let answer = runtime.invoke(event).await.expect("an answer");
+    assert_eq!(answer["statusCode"], 201, "{answer}");
+    let minted: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    let child = KeyRing::new(ISSUER, &pem, &[]).unwrap().verify(
+        minted["token"].as_str().unwrap(),
+        &s.project,
+        chrono::Utc::now(),
+    );
+    let token_id = minted["id"].as_str().unwrap();
+    assert!(
+        child.is_ok_and(|c| c.jti == token_id && c.key_id() == key_id),
+        "a narrowed token of the key, signed with the deployed key"
+    );
+
+    let runtime = RuntimeApi::start().await;
+    let _list = runtime.spawn(&function_binary("list-my-key-tokens"), &authorizer_env(&endpoint, &table, &pem));
+    let answer = runtime
+        .invoke(api_event("GET", "/v1/me/keys/{key}/tokens", json!({"key": key_id}), "bob", None))
+        .await
+        .expect("an answer");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let listed: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(listed["items"][0]["label"], "ci", "{listed}");
+    assert!(!answer["body"].as_str().unwrap().contains(minted["token"].as_str().unwrap()), "no token in a list");
+
+    let runtime = RuntimeApi::start().await;
+    let _revoke = runtime.spawn(&function_binary("revoke-my-key-token"), &authorizer_env(&endpoint, &table, &pem));
+    let answer = runtime
+        .invoke(api_event(
+            "DELETE",
+            "/v1/me/keys/{key}/tokens/{token}",
+            json!({"key": key_id, "token": token_id}),
+            "bob",
+            None,
+        ))
+        .await
+        .expect("an answer");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let record = keygate::store::layout::narrowed_token(
+        &s.project,
+        &keygate::ids::KeyId::parse(key_id).unwrap(),
+        &keygate::ids::TokenId::parse(token_id).unwrap(),
+    );
+    assert!(store.get(&record).await.unwrap().is_none(), "the token's record is gone");
 }
 
 #[tokio::test]

@@ -103,6 +103,11 @@ async fn method_overrides_are_refused_and_context_spellings_and_proxy_credential
     }
     let answer = raw(&gw.url, "POST", &format!("{path}?x=1&_method=DELETE"), &[("Authorization", &auth)], "").await;
     assert_eq!(answer.status, 400, "{answer:?}");
+    // Two Authorization headers: which one a platform would read is not keygate's to guess.
+    let other = format!("Bearer {}", keys[0]);
+    let answer = raw(&gw.url, "GET", &path, &[("Authorization", &auth), ("Authorization", &other)], "").await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(problem_detail(&answer).contains("more than one Authorization"), "{answer:?}");
     assert!(upstream.seen().await.is_empty(), "no override reached the platform");
 
     let smuggled = [

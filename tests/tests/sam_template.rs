@@ -56,8 +56,11 @@ fn every_route_has_one_function_with_one_event_and_nothing_else_exists() {
     let t = template();
     let functions = functions(&t);
     let mut by_binary: BTreeMap<&str, &Function> = BTreeMap::new();
-    for f in functions.values() {
-        assert!(by_binary.insert(&f.binary, f).is_none(), "two functions build {}", f.binary);
+    for (name, f) in &functions {
+        // The REST stage's authorizer is the authorizer's twin (checked below).
+        if name != "RestAuthorizerFunction" {
+            assert!(by_binary.insert(&f.binary, f).is_none(), "two functions build {}", f.binary);
+        }
     }
     for route in ROUTES {
         let f =
@@ -172,7 +175,10 @@ fn read_only_functions_get_read_only_table_access_and_only_what_their_operation_
         ]
     );
     let signers: Vec<&str> = ROUTES.iter().filter(|r| r.needs.signing_key).map(|r| r.function).collect();
-    assert_eq!(signers, ["reroll-key", "leak-report", "my-key-token", "import-key"]);
+    assert_eq!(
+        signers,
+        ["reroll-key", "leak-report", "my-key-token", "mint-key-token", "mint-my-key-token", "import-key"]
+    );
 }
 
 /// The stack names the release and the storage layout of the code it deploys.
@@ -181,4 +187,123 @@ fn the_stack_outputs_name_this_release_and_its_storage_layout() {
     let t = template();
     assert_eq!(text(&t["Outputs"]["Version"]["Value"]), keygate::migrate::VERSION);
     assert_eq!(text(&t["Outputs"]["StorageLayout"]["Value"]), keygate::migrate::LAYOUT.to_string());
+}
+
+/// Every refusal the authorizer can answer, one of each kind.
+fn every_denial() -> Vec<keygate::authorizer::Denial> {
+    use keygate::authorizer::{Denial, Limit, Limited, NarrowedOut};
+    use keygate::permission::Permission;
+    use keygate::platform::CallProblem;
+    use keygate::signing::Refusal;
+    let mut all = vec![
+        Denial::NoKey,
+        Denial::BadKey(Refusal::Malformed),
+        Denial::BadKey(Refusal::Expired),
+        Denial::BadKey(Refusal::NotYetValid),
+        Denial::BadKey(Refusal::OtherProject),
+        Denial::UnknownKey,
+        Denial::Revoked,
+        Denial::Expired,
+        Denial::Rerolled,
+        Denial::KeyNotUsable,
+        Denial::MissingPermission(Permission::PackageCreate),
+        Denial::TokenRevoked,
+        Denial::Narrowed(NarrowedOut::Permission(Permission::PackageView)),
+        Denial::Narrowed(NarrowedOut::Node),
+        Denial::Limited(Limited { limit: Limit::Rate(keygate::template::RateLimit::new(5, 1)), retry_after: 2 }),
+        Denial::StoreFailed,
+    ];
+    all.extend(
+        [
+            CallProblem::NotAPlatformPath,
+            CallProblem::BadProject,
+            CallProblem::EncodedUnreserved('p'),
+            CallProblem::EncodedSeparator,
+            CallProblem::EncodedPercent,
+            CallProblem::EncodedControl,
+            CallProblem::BadPercent,
+            CallProblem::NotUtf8,
+            CallProblem::DotSegment,
+            CallProblem::EmptySegment,
+            CallProblem::PathParameter,
+            CallProblem::Backslash,
+            CallProblem::MethodOverride("X-HTTP-Method-Override"),
+            CallProblem::ContextHeader,
+            CallProblem::ProxyAuthorization,
+            CallProblem::RepeatedAuthorization,
+        ]
+        .map(Denial::BadCall),
+    );
+    all
+}
+
+/// What a gateway response template becomes for `context`: each `$context.authorizer.<name>`
+/// replaced by its value, or by nothing when the context lacks it (as API Gateway does).
+fn render(template: &str, context: &serde_json::Value) -> (String, BTreeSet<String>) {
+    let marker = "$context.authorizer.";
+    let (mut out, mut rest, mut named) = (String::new(), template, BTreeSet::new());
+    while let Some(at) = rest.find(marker) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + marker.len()..];
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        let name = &rest[..end];
+        named.insert(name.to_owned());
+        match &context[name] {
+            serde_json::Value::String(s) => out.push_str(s),
+            serde_json::Value::Null => {}
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    (out, named)
+}
+
+/// The optional REST stage (PlatformRestStage, off by default): the same authorizer code and
+/// table access, caching off, and an ACCESS_DENIED response that, rendered with the context of
+/// every refusal the authorizer answers, is a valid problem+json naming its outcome and words,
+/// reading only context keys the authorizer writes.
+#[test]
+fn the_rest_stage_tells_a_refused_caller_why_from_the_authorizers_context() {
+    let t = template();
+    assert_eq!(text(&t["Parameters"]["PlatformRestStage"]["Default"]), "false", "off by default");
+    let r = &t["Resources"];
+    let twin = &r["RestAuthorizerFunction"];
+    assert_eq!(text(&twin["Condition"]), "WithRestStage");
+    assert_eq!(text(&twin["Properties"]["Environment"]["Variables"]["KEYGATE_AUTHORIZER_EVENTS"]), "rest");
+    assert_eq!(text(&twin["Metadata"]["BuildProperties"]["Binary"]), "authorizer");
+    assert_eq!(
+        twin["Properties"]["Policies"], r["AuthorizerFunction"]["Properties"]["Policies"],
+        "the same table access"
+    );
+    assert_eq!(r["PlatformRestAuthorizer"]["Properties"]["AuthorizerResultTtlInSeconds"].as_u64(), Some(0));
+    let denied = &r["PlatformRestAccessDenied"]["Properties"];
+    assert_eq!(text(&denied["ResponseType"]), "ACCESS_DENIED");
+    assert_eq!(
+        text(&denied["ResponseParameters"]["gatewayresponse.header.Content-Type"]),
+        "'application/problem+json'"
+    );
+    let template = text(&denied["ResponseTemplates"]["application/json"]);
+    let mut written = BTreeSet::new();
+    for denial in every_denial() {
+        let context = keygate::authorizer::rest_response(Err(denial.clone()), "arn")["context"].clone();
+        written.extend(context.as_object().unwrap().keys().cloned());
+        let (body, named) = render(template, &context);
+        let problem: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{denial:?} renders invalid JSON ({e}): {body}"));
+        assert_eq!(problem["outcome"], denial.outcome(), "{body}");
+        assert_eq!(problem["detail"], denial.advice().as_str(), "{body}");
+        assert_eq!(problem["type"], denial.problem_type().as_str(), "{body}");
+        for name in &named {
+            assert!(!context[name.as_str()].is_object(), "{name} must be a plain value");
+        }
+    }
+    let (_, named) = render(template, &serde_json::Value::Null);
+    let unknown: Vec<_> = named.difference(&written).collect();
+    assert!(unknown.is_empty(), "the template reads context keys the authorizer never writes: {unknown:?}");
+    // The headers the platform is given come from the allowed call's context.
+    let params = r["PlatformRestMethod"]["Properties"]["Integration"]["RequestParameters"].as_mapping().unwrap();
+    for name in ["key-id", "user-id", "project-id", "template-id", "data-layer-id", "quota-remaining"] {
+        assert!(params.keys().any(|k| text(k) == format!("integration.request.header.x-keygate-{name}")), "{name}");
+    }
 }

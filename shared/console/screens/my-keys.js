@@ -7,6 +7,7 @@ import { html, ListState, PeriodPicker, Problem, count, defaultPeriod, money, pe
 import { all, api, get, seg } from '../api.js';
 import { UsageChart } from '../chart.js';
 import { Reroll, oldTokenEnd, ownLimitsWords, rerollWords } from '../key-actions.js';
+import { NarrowedTokens } from '../narrowed-tokens.js';
 
 export function MyKeys() {
   const load = useLoad(() => all('/v1/me/keys'), []);
@@ -65,6 +66,7 @@ function MyKey({ k, project, period }) {
       </div>
       ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
     </div>` : null}
+    ${k.status === 'active' ? html`<${NarrowedTokens} k=${k} />` : null}
     <${Reroll} open=${rerolling} projectId=${k.project_id} keyId=${k.id} who="Your key" onClose=${() => setRerolling(false)}
       onDone=${(/** @type {any} */ answer) => {
         setRerolling(false);

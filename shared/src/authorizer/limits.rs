@@ -126,7 +126,7 @@ impl Limited {
             Limit::Rate(_) => "Rate limit exceeded",
         };
         serde_json::json!({
-            "type": format!("https://keygate.dev/problems/{}", self.name().replace('_', "-")),
+            "type": format!("urn:keygate:problem:{}", self.name().replace('_', "-")),
             "title": title,
             "status": 429,
             "detail": self.detail(),
@@ -281,7 +281,12 @@ impl Authorizer {
     /// month's and the day's counts of the key's counter item, only while the period's count
     /// stays within the quota. One [`Store::count`]: one store write per call without a quota,
     /// two with one.
-    pub(super) async fn meter(&self, key: &IssuedKey, grant: &Grant) -> Result<Option<QuotaUse>, Denial> {
+    pub(super) async fn meter(
+        &self,
+        key: &IssuedKey,
+        grant: &Grant,
+        label: Option<&str>,
+    ) -> Result<Option<QuotaUse>, Denial> {
         let now = self.now();
         let shards = self.usage_shards.max(1);
         let shard = if shards == 1 { 0 } else { now.timestamp_subsec_nanos() % shards };
@@ -290,6 +295,14 @@ impl Authorizer {
             vec![(usage::REQUESTS, 1), (usage::COST, grant.price)],
             usage::BucketBody::json(now),
         );
+        // A narrowed token's call is also counted under its label, on a row of its own.
+        let labelled = label.map(|label| {
+            Increment::new(
+                layout::usage_label(&key.id, shard, label, usage::hour_of(now)),
+                vec![(usage::REQUESTS, 1), (usage::COST, grant.price)],
+                "{}".to_owned(),
+            )
+        });
         let strict = grant.limits.rate_limit.filter(|r| r.mode == RateMode::Strict);
         let pace = strict.map(|rate| self.pace(&key.id, rate, now));
         let Some(in_force) = &grant.limits.quota else {
@@ -298,7 +311,10 @@ impl Authorizer {
                 // A strict rate without a quota: its own item per key, then the bucket.
                 Some(pace) => vec![Increment::new(layout::rate(&key.id), vec![], "{}".to_owned()).paced(pace), bucket],
                 None => vec![bucket],
-            };
+            }
+            .into_iter()
+            .chain(labelled)
+            .collect();
             return match self.store.count(writes).await {
                 Ok(counters) => {
                     self.figures.metered(started.elapsed());
@@ -337,7 +353,7 @@ impl Authorizer {
             take = take.paced(pace);
         }
         let started = std::time::Instant::now();
-        match self.store.count(vec![take.clone(), bucket]).await {
+        match self.store.count([take.clone(), bucket].into_iter().chain(labelled).collect()).await {
             Ok(counters) => {
                 self.figures.metered(started.elapsed());
                 let counters = counters.into_iter().next().unwrap_or_default();

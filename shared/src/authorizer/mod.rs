@@ -12,7 +12,10 @@ mod tally;
 
 use std::sync::Arc;
 
-use aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request};
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayV2CustomAuthorizerSimpleResponse,
+    ApiGatewayV2CustomAuthorizerV2Request,
+};
 use chrono::{DateTime, Duration, Utc};
 use http::Method;
 use quick_cache::sync::Cache;
@@ -324,8 +327,21 @@ pub enum Denial {
     /// The key no longer matches its record or its template.
     KeyNotUsable,
     MissingPermission(Permission),
+    /// A narrowed token was revoked by its holder, or is not one of its key's.
+    TokenRevoked,
+    /// A narrowed token's narrowing leaves out this call.
+    Narrowed(NarrowedOut),
     Limited(Limited),
     StoreFailed,
+}
+
+/// What of a call a narrowed token's narrowing leaves out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NarrowedOut {
+    /// A permission its key's role has and the token does not keep.
+    Permission(Permission),
+    /// The path is not on one of its nodes.
+    Node,
 }
 
 impl Denial {
@@ -354,7 +370,8 @@ impl Denial {
             Self::Revoked => "revoked",
             Self::Rerolled => "rerolled",
             Self::KeyNotUsable => "key_not_usable",
-            Self::MissingPermission(_) => "permission",
+            Self::MissingPermission(_) | Self::Narrowed(_) => "permission",
+            Self::TokenRevoked => "revoked",
             Self::Limited(limited) => limited.name(),
             Self::StoreFailed => "unavailable",
         }
@@ -381,9 +398,21 @@ impl Denial {
             Self::MissingPermission(p) => {
                 format!("this key's role lacks the {p} permission this call needs; ask the project's owner for a key whose role has it")
             }
+            Self::TokenRevoked => "this narrowed token was revoked by its key's holder; mint a new one".into(),
+            Self::Narrowed(NarrowedOut::Permission(p)) => format!(
+                "this narrowed token does not keep the {p} permission this call needs; use a token minted with it, or the key"
+            ),
+            Self::Narrowed(NarrowedOut::Node) => {
+                "this narrowed token may only call the paths of its nodes (nodes/{node}/...); use a token minted for this node, or the key".into()
+            }
             Self::Limited(limited) => limited.detail(),
             Self::StoreFailed => "keygate could not check this key just now; retry in a moment".into(),
         }
+    }
+
+    /// The problem type URI of the refusal: the same on keygate-local and on the REST stage.
+    pub fn problem_type(&self) -> String {
+        format!("urn:keygate:problem:{}", self.outcome().replace('_', "-"))
     }
 
     /// The problem+json body keygate-local answers a refused call with (a limit's is
@@ -398,14 +427,14 @@ impl Denial {
             _ => "Forbidden",
         };
         let mut body = serde_json::json!({
-            "type": format!("urn:keygate:problem:{}", self.outcome().replace('_', "-")),
+            "type": self.problem_type(),
             "title": title,
             "status": self.status(),
             "detail": self.advice(),
             "outcome": self.outcome(),
             "message": title,
         });
-        if let Self::MissingPermission(p) = self {
+        if let Self::MissingPermission(p) | Self::Narrowed(NarrowedOut::Permission(p)) = self {
             body["permission"] = serde_json::json!(p.as_str());
         }
         body
@@ -418,11 +447,14 @@ impl Denial {
             Self::Limited(limited) => limited.context(),
             _ => serde_json::json!({}),
         };
+        context["type"] = serde_json::json!(self.problem_type());
         context["outcome"] = serde_json::json!(self.outcome());
         context["detail"] = serde_json::json!(self.advice());
         match self {
             Self::BadCall(problem) => context["refused"] = serde_json::json!(problem.code()),
-            Self::MissingPermission(p) => context["permission"] = serde_json::json!(p.as_str()),
+            Self::MissingPermission(p) | Self::Narrowed(NarrowedOut::Permission(p)) => {
+                context["permission"] = serde_json::json!(p.as_str())
+            }
             _ => {}
         }
         context
@@ -484,6 +516,8 @@ struct Admitted {
     context: CallContext,
     key: Arc<IssuedKey>,
     grant: Grant,
+    /// A narrowed token's label, which its calls are also counted under.
+    label: Option<String>,
 }
 
 impl Authorizer {
@@ -509,6 +543,44 @@ impl Authorizer {
         simple_response(verdict)
     }
 
+    /// Decides a REST API `REQUEST` authorizer event: the stack's optional REST stage in front
+    /// of the platform route (SECURITY.md, "A refused caller learns why"). The same decision as
+    /// [`Authorizer::authorize_event`], answered as an IAM policy on the method's ARN with the
+    /// same context, so that the stage's `ACCESS_DENIED` response can tell the caller the
+    /// outcome and its words.
+    pub async fn authorize_rest_event(
+        &self,
+        event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ) -> serde_json::Value {
+        // Every value of a repeated header, not only the last: two Authorization headers are
+        // seen as two, as keygate-local sees them.
+        let headers = if event.multi_value_headers.is_empty() { &event.headers } else { &event.multi_value_headers };
+        let parameters = if event.multi_value_query_string_parameters.is_empty() {
+            &event.query_string_parameters
+        } else {
+            &event.multi_value_query_string_parameters
+        };
+        let query: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(parameters.iter()).finish();
+        let started = std::time::Instant::now();
+        let verdict = match &event.http_method {
+            Some(method) => {
+                let call = PlatformCall {
+                    method,
+                    path: event.path.as_deref().unwrap_or_default(),
+                    query: (!query.is_empty()).then_some(query.as_str()),
+                    headers,
+                };
+                match platform::undroppable_headers(headers) {
+                    Ok(()) => self.call_verdict(&call).await,
+                    Err(problem) => self.refused(&call, problem),
+                }
+            }
+            None => Err(Denial::BadCall(CallProblem::NotAPlatformPath)),
+        };
+        self.report(&verdict, started);
+        rest_response(verdict, event.method_arn.as_deref().unwrap_or("*"))
+    }
+
     /// Decides a whole platform API call: its headers and query, then [`Authorizer::authorize`].
     pub async fn authorize_call(&self, call: &PlatformCall<'_>) -> Verdict {
         let started = std::time::Instant::now();
@@ -520,6 +592,9 @@ impl Authorizer {
     async fn call_verdict(&self, call: &PlatformCall<'_>) -> Verdict {
         if let Err(problem) = platform::method_override(call.headers, call.query) {
             return self.refused(call, problem);
+        }
+        if call.headers.get_all(http::header::AUTHORIZATION).iter().nth(1).is_some() {
+            return self.refused(call, CallProblem::RepeatedAuthorization);
         }
         let authorization = call.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         self.verdict(call.method, call.path, authorization).await
@@ -577,11 +652,11 @@ impl Authorizer {
     }
 
     async fn decide(&self, method: &Method, path: &str, authorization: Option<&str>) -> Result<CallContext, Refused> {
-        let Admitted { mut context, key, grant } = self.admit(method, path, authorization).await?;
+        let Admitted { mut context, key, grant, label } = self.admit(method, path, authorization).await?;
         if let Some(rate) = grant.limits.rate_limit.filter(|r| r.mode == RateMode::Local) {
             self.limits.take_rate(&key.id, rate).map_err(|limited| Refused::of_key(&key.id)(limited.into()))?;
         }
-        context.quota = self.meter(&key, &grant).await.map_err(|denial| match denial {
+        context.quota = self.meter(&key, &grant, label.as_deref()).await.map_err(|denial| match denial {
             Denial::StoreFailed => Refused::from(denial),
             denial => Refused::of_key(&key.id)(denial),
         })?;
@@ -609,7 +684,7 @@ impl Authorizer {
         let token = authorization.and_then(bearer).ok_or_else(|| of_project()(Denial::NoKey))?;
         let now = self.now();
         let claims = self.verified(token).map_err(|refusal| of_project()(Denial::BadKey(refusal)))?;
-        let key_id = KeyId::parse(&claims.jti).ok_or_else(|| of_project()(Denial::UnknownKey))?;
+        let key_id = KeyId::parse(claims.key_id()).ok_or_else(|| of_project()(Denial::UnknownKey))?;
         let of_key = || Refused::of_key(&key_id);
         claims.admit(self.keys.issuer(), &project, now).map_err(|refusal| match refusal {
             // Keygate's signature on this project's key, used too late or too early.
@@ -618,12 +693,10 @@ impl Authorizer {
         })?;
         let template_id = TemplateId::parse(&claims.tpl).ok_or_else(|| of_key()(Denial::KeyNotUsable))?;
         let (key, grant) =
-            self.key_and_grant(&project, &key_id, &template_id, claims.generation, now).await.map_err(|denial| {
-                match denial {
-                    Denial::UnknownKey => of_project()(denial),
-                    Denial::StoreFailed => Refused::from(denial),
-                    denial => of_key()(denial),
-                }
+            self.key_and_grant(&project, &key_id, &template_id, &claims, now).await.map_err(|denial| match denial {
+                Denial::UnknownKey => of_project()(denial),
+                Denial::StoreFailed => Refused::from(denial),
+                denial => of_key()(denial),
             })?;
         if key.template_id != template_id || key.user_id.as_str() != claims.sub {
             return Err(of_key()(Denial::KeyNotUsable));
@@ -641,6 +714,18 @@ impl Authorizer {
         if !grant.permissions.contains(needed) {
             return Err(of_key()(Denial::MissingPermission(needed)));
         }
+        // A narrowed token: alive on its key's record (read already), and within its narrowing.
+        if let Some(narrowing) = &claims.narrowed {
+            if !key.admits_token(&claims.jti, now) {
+                return Err(of_key()(Denial::TokenRevoked));
+            }
+            if !narrowing.permissions(grant.permissions).contains(needed) {
+                return Err(of_key()(Denial::Narrowed(NarrowedOut::Permission(needed))));
+            }
+            if !narrowing.reaches(&segments) {
+                return Err(of_key()(Denial::Narrowed(NarrowedOut::Node)));
+            }
+        }
         let context = CallContext {
             key_id: key.id.clone(),
             user_id: key.user_id.clone(),
@@ -650,7 +735,8 @@ impl Authorizer {
             quota_remaining: None,
             quota: None,
         };
-        Ok(Admitted { context, key, grant })
+        let label = claims.narrowed.as_ref().map(|n| n.lbl.clone());
+        Ok(Admitted { context, key, grant, label })
     }
     /// The claims of a token keygate signed: its signature checked now, or earlier by this
     /// instance (same bytes). The caller checks them for the call ([`KeyClaims::admit`]).
@@ -676,7 +762,7 @@ impl Authorizer {
         project: &ProjectId,
         key: &KeyId,
         template: &TemplateId,
-        generation: u32,
+        claims: &KeyClaims,
         now: DateTime<Utc>,
     ) -> Result<(Arc<IssuedKey>, Grant), Denial> {
         if self.layout.state() == LayoutGate::NEWER {
@@ -685,12 +771,14 @@ impl Authorizer {
         let key_cache = (project.clone(), key.clone());
         let template_cache = (project.clone(), template.clone());
         // A token of a newer generation than the record remembered (a reroll made through
-        // another instance) reads the record again: the new token works at once everywhere.
-        let cached_key = self
-            .caches
-            .keys
-            .get(&key_cache)
-            .filter(|hit| now - hit.at < KEY_RECORD_TTL && hit.value.generation >= generation);
+        // another instance), or a narrowed token it does not list (minted through another
+        // instance), reads the record again: the new token works at once everywhere.
+        let known = |record: &IssuedKey| {
+            record.generation >= claims.generation
+                && (claims.narrowed.is_none() || record.tokens.iter().any(|t| t.id.as_str() == claims.jti))
+        };
+        let cached_key =
+            self.caches.keys.get(&key_cache).filter(|hit| now - hit.at < KEY_RECORD_TTL && known(&hit.value));
         let cached_template = self.caches.templates.get(&template_cache).filter(|hit| now - hit.at < KEY_RECORD_TTL);
         self.figures.cache("key", cached_key.is_some());
         self.figures.cache("template", cached_template.is_some());
@@ -805,9 +893,46 @@ pub fn simple_response(verdict: Verdict) -> ApiGatewayV2CustomAuthorizerSimpleRe
     response
 }
 
+/// The answer to a REST API: allow or deny `execute-api:Invoke` on the called method, with the
+/// context of [`simple_response`]. A REST API passes the context of a denial to its
+/// `ACCESS_DENIED` gateway response (`$context.authorizer.outcome`, `.detail`, ...).
+pub fn rest_response(verdict: Verdict, method_arn: &str) -> serde_json::Value {
+    let (effect, principal, context) = match verdict {
+        Ok(ctx) => ("Allow", ctx.key_id.to_string(), serde_json::to_value(ctx).unwrap_or_default()),
+        Err(denial) => ("Deny", "refused".to_owned(), denial.context()),
+    };
+    serde_json::json!({
+        "principalId": principal,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": method_arn}],
+        },
+        "context": context,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rest_answer_denies_the_method_with_the_outcome_and_its_words() {
+        let arn = "arn:aws:execute-api:eu-west-1:1:api/platform/GET/api/projects/p/x";
+        let denied = rest_response(Err(Denial::MissingPermission(Permission::PackageCreate)), arn);
+        assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny");
+        assert_eq!(denied["policyDocument"]["Statement"][0]["Resource"], arn);
+        assert_eq!(denied["context"]["outcome"], "permission");
+        assert_eq!(denied["context"]["permission"], "package_create");
+        assert!(denied["context"]["detail"].as_str().is_some_and(|d| d.contains("package_create")), "{denied}");
+        // A REST API takes only strings, numbers and booleans in a context.
+        for denial in [Denial::NoKey, Denial::Revoked, Denial::StoreFailed] {
+            let answer = rest_response(Err(denial), arn);
+            assert!(
+                answer["context"].as_object().unwrap().values().all(|v| !v.is_object() && !v.is_array()),
+                "{answer}"
+            );
+        }
+    }
 
     #[test]
     fn bearer_tokens() {

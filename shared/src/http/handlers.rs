@@ -234,20 +234,50 @@ pub async fn my_key_token(app: &App, req: Request) -> Answer {
     Ok(json(StatusCode::OK, &app.my_key_token(&caller(&req)?, &key(&req)?).await?))
 }
 
-/// `GET /v1/key`: the key in `Authorization: Bearer <key>` describes itself.
-pub async fn describe_key(app: &App, req: Request) -> Answer {
+/// The API key of a request authenticated by the key itself: `Authorization: Bearer <key>`.
+fn presented_key(req: &Request) -> Result<&str> {
     let missing = || Error::Unauthenticated("send the API key as Authorization: Bearer <key>".into());
     let header = req.headers().get(http::header::AUTHORIZATION).ok_or_else(missing)?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(missing)?;
-    let mut response = json(StatusCode::OK, &app.describe_key(token).await?);
+    header.to_str().ok().and_then(crate::authorizer::bearer).ok_or_else(missing)
+}
+
+/// An answer that no cache may keep: what a key says of itself, a token shown once.
+fn not_stored(mut response: Response<Body>) -> Response<Body> {
     response.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
-    Ok(response)
+    response
+}
+
+/// `GET /v1/key`: the key in `Authorization: Bearer <key>` describes itself.
+pub async fn describe_key(app: &App, req: Request) -> Answer {
+    Ok(not_stored(json(StatusCode::OK, &app.describe_key(presented_key(&req)?).await?)))
+}
+
+/// `POST /v1/key/tokens`: the key in `Authorization: Bearer <key>` mints a narrowed token.
+pub async fn mint_key_token(app: &App, req: Request) -> Answer {
+    let input = json_body(&req)?;
+    Ok(not_stored(json(StatusCode::CREATED, &app.mint_with_key(presented_key(&req)?, input).await?)))
+}
+
+pub async fn mint_my_key_token(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    let input = json_body(&req)?;
+    Ok(not_stored(json(StatusCode::CREATED, &app.mint_for_holder(&caller, &key(&req)?, input).await?)))
+}
+
+pub async fn list_my_key_tokens(app: &App, req: Request) -> Answer {
+    let items = app.my_key_tokens(&caller(&req)?, &key(&req)?).await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "items": items })))
+}
+
+pub async fn revoke_my_key_token(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    let token = path(&req, "token", "narrowed token", crate::ids::TokenId::parse)?;
+    Ok(json(StatusCode::OK, &app.revoke_my_key_token(&caller, &key(&req)?, &token).await?))
+}
+
+pub async fn list_key_tokens(app: &App, req: Request) -> Answer {
+    let items = app.key_tokens(&caller(&req)?, &project(&req)?, &key(&req)?).await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "items": items })))
 }
 
 pub async fn import_key(app: &App, req: Request) -> Answer {

@@ -92,6 +92,13 @@ fn template(required: &[&str]) -> Value {
             "quota": quota(),
             "rate_limit": rate_limit(),
             "on_leak": {"enum": ["revoke", "reroll", "notify"], "description": "What a secret scanner's report of a key of this template does (SECURITY.md, \"Leaked keys\"); default reroll."},
+            "narrowed_tokens": object(
+                json!({
+                    "allowed": {"type": "boolean", "description": "Whether holders may mint narrowed tokens from its keys; default true."},
+                    "max_lifetime_seconds": {"type": "integer", "minimum": crate::narrowed::MIN_LIFETIME.num_seconds(), "maximum": crate::narrowed::MAX_MAX_LIFETIME.num_seconds(), "description": "Their longest lifetime; default 2592000 (30 days)."},
+                }),
+                &[],
+            ),
             "fields": {"type": "array", "maxItems": crate::template::MAX_FIELDS, "items": field()},
         }),
         required,
@@ -126,6 +133,15 @@ fn request_body(op: Operation) -> Option<Value> {
             patch
         }
         Operation::RejectRequest => object(json!({"reason": text()}), &[]),
+        Operation::MintKeyToken | Operation::MintMyKeyToken => object(
+            json!({
+                "label": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,40}$", "description": "What the token is for; its calls are counted under it."},
+                "ttl_seconds": {"type": "integer", "minimum": crate::narrowed::MIN_LIFETIME.num_seconds(), "description": "Its lifetime: at most the template's maximum, never past the key's own expiry; default 86400 (1 day), or the template's maximum when shorter."},
+                "permissions": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": permissions}, "description": "Permissions of the key's role to keep (a permission the role lacks is refused, 422); all when absent."},
+                "nodes": {"type": "array", "minItems": 1, "maxItems": crate::narrowed::MAX_NODES, "items": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}, "description": "Nodes of the project whose paths (nodes/{node}/...) it may call; all paths when absent."},
+            }),
+            &["label"],
+        ),
         Operation::RerollKey => object(
             json!({"grace_seconds": {"type": "integer", "minimum": 0, "maximum": crate::key::MAX_REROLL_GRACE.num_seconds(), "description": "How long the old token keeps working; default 86400 (24 h)."}}),
             &[],
@@ -321,6 +337,16 @@ pub fn document() -> Value {
         if route.auth == Auth::User {
             op["security"] = json!([{"userToken": []}]);
         }
+        if matches!(route.operation, Operation::MintKeyToken | Operation::MintMyKeyToken) {
+            op["description"] = json!(
+                "Mints a narrowed token from the key: a keygate API key of the same format, with a lifetime, optionally fewer permissions and only some nodes' paths, and a label its calls are counted under (in the key's usage, quota and cost). The token is answered this once and stored nowhere. At most 100 live per key (409 past it). With the API key itself (`POST /v1/key/tokens`) only the key's current token may mint; a narrowed token may not."
+            );
+            op["responses"]["2XX"]["content"]["application/json"]["schema"] =
+                json!({"$ref": "#/components/schemas/MintedToken"});
+        }
+        if matches!(route.operation, Operation::MintKeyToken) {
+            op["security"] = json!([{"apiKey": []}]);
+        }
         if route.operation == Operation::DescribeKey {
             op["security"] = json!([{"apiKey": []}]);
             op["description"] = json!(
@@ -361,8 +387,28 @@ fn usage_schemas_with_problem() -> Value {
             "issued_at": {"type": "string", "format": "date-time"}, "expires_at": time,
             "generation": {"type": "integer"}, "token_generation": {"type": "integer"}, "previous_until": time,
             "narrowed": {"type": "boolean"},
+            "token": {"type": "object", "description": "A narrowed token's label, nodes, id and expiry (`permissions` are what it keeps).", "properties": {
+                "token_id": {"type": "string"}, "label": {"type": "string"},
+                "nodes": {"type": ["array", "null"], "items": {"type": "string"}}, "expires_at": time,
+            }},
         },
     });
+    let narrowed = json!({
+        "id": {"type": "string"}, "key_id": {"type": "string"}, "project_id": {"type": "string"}, "user_id": {"type": "string"},
+        "label": {"type": "string"},
+        "permissions": {"type": ["array", "null"], "items": {"type": "string"}},
+        "nodes": {"type": ["array", "null"], "items": {"type": "string"}},
+        "generation": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"}, "expires_at": {"type": "string", "format": "date-time"},
+        "minted_with": {"type": "string", "enum": ["key", "user"]},
+    });
+    let required = ["id", "key_id", "project_id", "label", "created_at", "expires_at", "minted_with"];
+    schemas["NarrowedToken"] = json!({"type": "object", "required": required, "properties": narrowed});
+    let mut minted = narrowed.clone();
+    minted["token"] = json!({"type": "string", "description": "The narrowed token, shown this once."});
+    let mut minted_required = required.to_vec();
+    minted_required.push("token");
+    schemas["MintedToken"] = json!({"type": "object", "required": minted_required, "properties": minted});
     schemas["Problem"] = json!({
                 "type": "object",
                 "required": ["type", "title", "status", "detail"],

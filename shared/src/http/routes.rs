@@ -42,6 +42,11 @@ pub enum Operation {
     MyKeys,
     MyKeyToken,
     DescribeKey,
+    MintKeyToken,
+    MintMyKeyToken,
+    ListMyKeyTokens,
+    RevokeMyKeyToken,
+    ListKeyTokens,
     ImportKey,
     ListSecrets,
     PutSecret,
@@ -160,6 +165,11 @@ routes! {
     GET "/v1/me/keys" => MyKeys(my_keys), "my-keys", User, NOTHING;
     GET "/v1/me/keys/{key}/token" => MyKeyToken(my_key_token), "my-key-token", User, SIGNING_KEY;
     GET "/v1/key" => DescribeKey(describe_key), "describe-key", None, NOTHING;
+    POST "/v1/key/tokens" => MintKeyToken(mint_key_token), "mint-key-token", None, SIGNING_KEY;
+    POST "/v1/me/keys/{key}/tokens" => MintMyKeyToken(mint_my_key_token), "mint-my-key-token", User, SIGNING_KEY;
+    GET "/v1/me/keys/{key}/tokens" => ListMyKeyTokens(list_my_key_tokens), "list-my-key-tokens", User, NOTHING;
+    DELETE "/v1/me/keys/{key}/tokens/{token}" => RevokeMyKeyToken(revoke_my_key_token), "revoke-my-key-token", User, NOTHING;
+    GET "/v1/projects/{project}/keys/{key}/tokens" => ListKeyTokens(list_key_tokens), "list-key-tokens", User, NOTHING;
     POST "/v1/projects/{project}/secrets/import" => ImportKey(import_key), "import-key", User, SIGNING_KEY;
     GET "/v1/projects/{project}/secrets" => ListSecrets(list_secrets), "list-secrets", User, NOTHING;
     PUT "/v1/projects/{project}/secrets/{name}" => PutSecret(put_secret), "put-secret", User, NOTHING;

@@ -73,6 +73,9 @@ pub struct ExportRow<'a> {
     pub amount: String,
     /// The ISO 4217 code of that currency (`EUR`).
     pub currency: &'a str,
+    /// The narrowed tokens' label these calls were made under; empty for the key's own calls
+    /// (and every refusal). A key's rows of one period sum to its calls.
+    pub label: &'a str,
 }
 
 /// The CSV's columns: the row's text, its usage, its refusals, then the cost as money. New
@@ -81,7 +84,7 @@ fn header() -> Vec<String> {
     let text =
         ["key_id", "user_id", "user_email", "template_id", "template_name", "start", "requests", "cost", "refused"];
     let outcomes = Refusals::OUTCOMES.iter().map(|o| format!("refused_{o}"));
-    let money = ["amount", "currency"].map(str::to_owned);
+    let money = ["amount", "currency", "label"].map(str::to_owned);
     text.iter().map(|c| (*c).to_owned()).chain(outcomes).chain(money).collect()
 }
 
@@ -109,7 +112,7 @@ impl ExportRow<'_> {
             .into_iter()
             .chain(self.refused.counts().map(|(_, n)| n))
             .map(|n| std::borrow::Cow::Owned(n.to_string()));
-        let money = [std::borrow::Cow::Borrowed(self.amount.as_str()), inert(self.currency)];
+        let money = [std::borrow::Cow::Borrowed(self.amount.as_str()), inert(self.currency), inert(self.label)];
         text.into_iter().map(inert).chain(numbers).chain(money).collect()
     }
 }
@@ -129,14 +132,31 @@ impl App {
         let page = PageRequest { limit: page.limit.min(MAX_EXPORT_KEYS), cursor: page.cursor.clone() };
         let keys: ListPage<IssuedKey> = self.page(Query::prefix(layout::project_pk(id), layout::KEYS), &page).await?;
         // The keys' buckets are read concurrently and written out in the keys' order.
-        let usage = try_join_all(keys.items.iter().map(|k| self.buckets(&k.id, period))).await?;
+        let usage = try_join_all(
+            keys.items
+                .iter()
+                .map(|k| async { tokio::try_join!(self.buckets(&k.id, period), self.labelled(&k.id, period)) }),
+        )
+        .await?;
         let mut out = Writer::new(format);
-        for (key, buckets) in keys.items.iter().zip(usage) {
-            let mut sums: BTreeMap<DateTime<Utc>, Totals> = BTreeMap::new();
+        for (key, (buckets, labelled)) in keys.items.iter().zip(usage) {
+            // Per period and label ("" for the key's own calls): a narrowed token's calls are
+            // in the key's buckets too, so they move from the key's row to their label's.
+            let mut sums: BTreeMap<(DateTime<Utc>, &str), Totals> = BTreeMap::new();
             for b in buckets.iter().filter(|b| b.requests != 0 || b.cost != 0 || !b.refused.is_empty()) {
-                sums.entry(granularity.start_of(b.hour)).or_default().add(b);
+                sums.entry((granularity.start_of(b.hour), "")).or_default().add(b);
             }
-            for (start, Totals { requests, cost, refused }) in sums {
+            for l in &labelled {
+                let start = granularity.start_of(l.hour);
+                let own = sums.entry((start, "")).or_default();
+                own.requests -= l.requests;
+                own.cost -= l.cost;
+                let theirs = sums.entry((start, l.label.as_str())).or_default();
+                theirs.requests += l.requests;
+                theirs.cost += l.cost;
+            }
+            sums.retain(|_, t| t.requests != 0 || t.cost != 0 || !t.refused.is_empty());
+            for ((start, label), Totals { requests, cost, refused }) in sums {
                 out.row(&ExportRow {
                     key_id: key.id.as_str(),
                     user_id: key.user_id.as_str(),
@@ -149,6 +169,7 @@ impl App {
                     refused,
                     amount: self.settings.currency.amount(cost),
                     currency: &self.settings.currency.code,
+                    label,
                 })?;
             }
         }
@@ -215,6 +236,7 @@ mod tests {
             refused: Refusals { revoked: 2, quota: 1, ..Refusals::default() },
             amount: "0.09".into(),
             currency: "EUR",
+            label: "",
         };
         w.row(&row).unwrap();
         let text = String::from_utf8(w.finish().unwrap()).unwrap();
@@ -222,8 +244,8 @@ mod tests {
             text,
             "key_id,user_id,user_email,template_id,template_name,start,requests,cost,refused,\
              refused_revoked,refused_rerolled,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,\
-             refused_rate_limit,refused_key_not_usable,amount,currency\n\
-             k,u,a@b,t,\"Weather, \"\"daily\"\"\",2026-12-02T00:00:00Z,3,9,3,2,0,0,0,0,1,0,0,0.09,EUR\n"
+             refused_rate_limit,refused_key_not_usable,amount,currency,label\n\
+             k,u,a@b,t,\"Weather, \"\"daily\"\"\",2026-12-02T00:00:00Z,3,9,3,2,0,0,0,0,1,0,0,0.09,EUR,\n"
         );
         let mut w = Writer::new(ExportFormat::Jsonl);
         w.row(&row).unwrap();
@@ -249,6 +271,7 @@ mod tests {
                 refused: Refusals::default(),
                 amount: "0.02".into(),
                 currency: "EUR",
+                label: start,
             };
             let mut w = Writer::new(ExportFormat::Csv);
             w.row(&row).unwrap();
@@ -258,6 +281,7 @@ mod tests {
             for (i, cell) in record.iter().take(6).enumerate() {
                 assert_eq!(cell, format!("'{start}"), "column {} of {start:?}", header()[i]);
             }
+            assert_eq!(record.iter().next_back(), Some(format!("'{start}").as_str()), "the label of {start:?}");
             assert_eq!((&record[6], &record[7]), ("1", "2"), "numbers stay numbers");
             let mut w = Writer::new(ExportFormat::Jsonl);
             w.row(&row).unwrap();

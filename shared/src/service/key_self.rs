@@ -7,14 +7,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::App;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ids::{DataLayerId, KeyId, ProjectId, TemplateId, UserId};
 use crate::key::{IssuedKey, KeyStatus};
 use crate::limits::InForce;
 use crate::permission::Permissions;
-use crate::project::Role;
-use crate::store::layout;
-use crate::template::{KeyTemplate, RateLimit};
+use crate::template::RateLimit;
 use crate::usage::QuotaStatus;
 
 /// Whether a key's token works now, as the authorizer would decide before its permissions.
@@ -60,46 +58,52 @@ pub struct KeySelf {
     pub token_generation: u32,
     /// Until when the token of the generation before the last reroll still works.
     pub previous_until: Option<DateTime<Utc>>,
-    /// Whether the token is a narrowed one minted from the key (not yet offered: always false).
+    /// Whether the token is a narrowed one minted from the key; then `permissions` are what it
+    /// keeps, and `token` says what else narrows it.
     pub narrowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<NarrowedSelf>,
+}
+
+/// What narrows a narrowed token, besides its permissions.
+#[derive(Debug, Serialize)]
+pub struct NarrowedSelf {
+    pub token_id: String,
+    pub label: String,
+    /// The nodes whose paths it may call; any path when absent.
+    pub nodes: Option<Vec<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl App {
     /// Describes the key whose token is `token`. A token whose signature or issuer does not
     /// verify, or that names no key of this deployment, is refused with the same words.
     pub async fn describe_key(&self, token: &str) -> Result<KeySelf> {
-        let unknown = || Error::Unauthenticated("the bearer token is not a key issued by this keygate".into());
-        let claims = self.keys.verify_signature(token).map_err(|_| unknown())?;
-        let project = claims
-            .aud
-            .strip_prefix("project:")
-            .and_then(ProjectId::parse)
-            .filter(|_| claims.iss == self.keys.issuer())
-            .ok_or_else(unknown)?;
-        let key_id = KeyId::parse(&claims.jti).ok_or_else(unknown)?;
-        let template_id = TemplateId::parse(&claims.tpl).ok_or_else(unknown)?;
-        // The token names the template: the key and its template in one read, as the
-        // authorizer reads them.
-        let items =
-            self.store.get_many(&[layout::key(&project, &key_id), layout::template(&project, &template_id)]).await?;
-        let [key_item, template_item] = items.as_slice() else { return Err(unknown()) };
-        let key: IssuedKey = key_item.as_ref().map(super::decode).transpose()?.ok_or_else(unknown)?;
-        if key.user_id.as_str() != claims.sub || key.template_id != template_id {
-            return Err(unknown());
-        }
-        let template: Option<KeyTemplate> = template_item.as_ref().map(super::decode).transpose()?;
+        let super::tokens::Presented { claims, key, template, .. } = self.authenticate_key(token).await?;
         let now = self.now();
-        let permissions = match &template {
-            Some(t) => self.load::<Role>(&layout::role(&project, &t.role)).await?.map(|(r, _)| r.permissions),
-            None => None,
-        }
-        .unwrap_or(Permissions::NONE);
+        let role = self.role_permissions(&key.project_id, template.as_ref()).await?;
         let in_force = template.as_ref().map(|t| key.limits_in_force(&t.limits_at(now), now)).unwrap_or(InForce::NONE);
         let quota =
             self.quota_statuses_in_force(std::slice::from_ref(&key), vec![in_force.quota]).await?.pop().flatten();
         let rate_limit = in_force.rate_limit;
-        let (state, detail, works_again_at) =
+        let (mut state, mut detail, works_again_at) =
             state_of(&key, claims.generation, quota.as_ref(), template.is_some(), now);
+        let narrowed = claims.narrowed.as_ref().map(|n| NarrowedSelf {
+            token_id: claims.jti.clone(),
+            label: n.lbl.clone(),
+            nodes: n.nodes.clone(),
+            expires_at: claims.exp.and_then(|t| DateTime::from_timestamp(t, 0)),
+        });
+        if let Some(n) = &narrowed
+            && matches!(state, KeyState::Active | KeyState::InGrace)
+        {
+            if n.expires_at.is_some_and(|exp| now >= exp) {
+                (state, detail) = (KeyState::Expired, "this narrowed token has expired; mint a new one".into());
+            } else if !key.admits_token(&claims.jti, now) {
+                (state, detail) =
+                    (KeyState::Revoked, "this narrowed token was revoked by its key's holder; mint a new one".into());
+            }
+        }
         Ok(KeySelf {
             works: matches!(state, KeyState::Active | KeyState::InGrace),
             key_id: key.id,
@@ -111,7 +115,7 @@ impl App {
             state,
             detail,
             works_again_at,
-            permissions,
+            permissions: claims.narrowed.as_ref().map_or(role, |n| n.permissions(role)),
             quota,
             rate_limit,
             issued_at: key.issued_at,
@@ -119,7 +123,8 @@ impl App {
             generation: key.generation,
             token_generation: claims.generation,
             previous_until: key.previous_until,
-            narrowed: false,
+            narrowed: narrowed.is_some(),
+            token: narrowed,
         })
     }
 }

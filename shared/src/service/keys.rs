@@ -207,6 +207,25 @@ impl App {
         Ok(with_refusals(items.iter().filter_map(bucket_of).collect(), &refusals))
     }
 
+    /// A key's calls with its narrowed tokens in the hours that overlap the period, by label and
+    /// hour: one query per shard.
+    pub(crate) async fn labelled(&self, key: &KeyId, period: Period) -> Result<Vec<usage::LabelUsage>> {
+        let (first, last) = period.hours();
+        let reads = (0..self.settings.usage_shards.max(1)).map(|shard| {
+            query_all(
+                self.store.as_ref(),
+                Query::prefix(layout::usage_pk(key, shard), layout::USAGE_LABELS).limit(1000),
+            )
+        });
+        let rows = try_join_all(reads).await?;
+        Ok(rows
+            .iter()
+            .flatten()
+            .filter_map(|i| usage::LabelUsage::of_row(&i.key.sk, i.counter(usage::REQUESTS), i.counter(usage::COST)))
+            .filter(|r| first <= r.hour && r.hour <= last)
+            .collect())
+    }
+
     /// A key's refusal rows of the hours that overlap the period: one query.
     async fn refusals(&self, key: &KeyId, period: Period) -> Result<Vec<Item>> {
         let (first, last) = period.hours();
@@ -350,7 +369,7 @@ impl App {
         granularity: Granularity,
     ) -> Result<UsageSeries> {
         let (_, key) = self.key_for(caller, id, kid).await?;
-        let buckets = self.buckets(&key.id, period).await?;
+        let (buckets, labelled) = tokio::try_join!(self.buckets(&key.id, period), self.labelled(&key.id, period))?;
         let quota = self.quota_statuses(std::slice::from_ref(&key)).await?.pop().flatten();
         Ok(UsageSeries {
             key_id: key.id,
@@ -360,6 +379,7 @@ impl App {
             points: usage::series(&buckets, period, granularity),
             totals: usage::totals(&buckets),
             quota,
+            by_label: usage::by_label(&labelled),
         })
     }
 
@@ -429,6 +449,7 @@ impl App {
             nbf: None,
             tpl: key.template_id.to_string(),
             generation: key.generation,
+            narrowed: None,
         };
         self.keys.sign(&claims).map_err(Error::internal)
     }

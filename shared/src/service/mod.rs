@@ -11,6 +11,7 @@ mod requests;
 mod rerolls;
 mod secrets;
 mod templates;
+mod tokens;
 
 use std::sync::Arc;
 

@@ -164,6 +164,7 @@ impl App {
             previous_until: None,
             limits: Default::default(),
             leak: None,
+            tokens: Vec::new(),
             version: 1,
         };
         let layer = DataLayer {

@@ -124,6 +124,22 @@ pub fn usage_bucket(k: &KeyId, shard: u32, hour: DateTime<Utc>) -> ItemKey {
     ItemKey::new(usage_pk(k, shard), usage_hour(hour))
 }
 
+/// The prefix of a key's rows of calls made with narrowed tokens, by label and hour, beside
+/// the hour buckets (which count those calls too): `L#ci#2026-11-23T16`.
+pub const USAGE_LABELS: &str = "L#";
+
+pub fn usage_label(k: &KeyId, shard: u32, label: &str, hour: DateTime<Utc>) -> ItemKey {
+    ItemKey::new(usage_pk(k, shard), format!("{USAGE_LABELS}{label}#{}", &usage_hour(hour)[USAGE_HOURS.len()..]))
+}
+
+/// A narrowed token's record, beside its key in the project's partition.
+pub fn tokens_of(k: &KeyId) -> String {
+    format!("NTOKEN#{k}#")
+}
+pub fn narrowed_token(p: &ProjectId, k: &KeyId, t: &crate::ids::TokenId) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{}{t}", tokens_of(k)))
+}
+
 /// The prefix of a key's refusal rows, in the partition of its shard 0 beside the hour
 /// buckets: `R#2026-11-23T16`, one row per hour with a counter per outcome. Apart from the
 /// buckets, whose body (`last_used_at`) every allowed call replaces.
