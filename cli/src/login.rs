@@ -36,6 +36,10 @@ pub async fn sign_in(client: &Client, local: Option<LocalUser>) -> Result<String
             let answer = client.call(Method::POST, "/local/sign-in", None, Some(&body)).await?;
             token_of(&answer.body, "token")
         }
+        Some("oidc") if local.is_some() => Err(Failure::Local(format!(
+            "{} signs in with its identity provider: run keygate login without --user and --email",
+            client.base()
+        ))),
         Some("oidc") => device_flow(client, &config).await,
         _ => Err(Failure::Local(format!("{} did not say how to sign in (is it a keygate deployment?)", client.base()))),
     }

@@ -69,6 +69,8 @@ pub async fn serve<O: Served>() -> Result<(), Error> {
             let response = O::handle(app, req).await;
             if response.status() == lambda_http::http::StatusCode::SERVICE_UNAVAILABLE {
                 figures.store_error();
+            } else if O::OPERATION == keygate::http::routes::Operation::DescribeKey {
+                figures.described(response.status().is_success());
             }
             Ok::<_, std::convert::Infallible>(response)
         }

@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use keygate::App;
 use keygate::authorizer::Denial;
 use keygate::error::Error;
+use keygate::figures::Figures;
 use keygate::http::routes::{self, Auth, Match};
 use keygate::user_token::UserTokens;
 use lambda_http::request::RequestContext;
@@ -250,7 +251,11 @@ async fn v1(gw: &Gateway, parts: http::request::Parts, body: Bytes) -> Response 
         .with_path_parameters(params)
         .with_query_string_parameters(query)
         .with_request_context(RequestContext::ApiGatewayV2(context));
-    to_axum(routes::handle(&gw.app, route.operation, req).await)
+    let response = routes::handle(&gw.app, route.operation, req).await;
+    if route.operation == routes::Operation::DescribeKey && response.status() != StatusCode::SERVICE_UNAVAILABLE {
+        gw.metrics.described(response.status().is_success());
+    }
+    to_axum(response)
 }
 
 /// Headers not passed upstream: hop-by-hop ones, the API key and proxy credentials, and any

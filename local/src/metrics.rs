@@ -23,6 +23,11 @@ struct Outcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Answer {
+    answer: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Cache {
     cache: &'static str,
 }
@@ -37,6 +42,7 @@ pub struct Metrics {
     cache_misses: Family<Cache, Counter>,
     mail_sent: Counter,
     mail_pending: Gauge,
+    described: Family<Answer, Counter>,
 }
 
 /// 20 µs to about 80 ms.
@@ -77,7 +83,14 @@ impl Default for Metrics {
         registry.register(names::MAIL_SENT, "Mail handed to the mail service by the retry", mail_sent.clone());
         let mail_pending = Gauge::default();
         registry.register(names::MAIL_PENDING, "Mail in the outbox after the last retry", mail_pending.clone());
+        let described = Family::<Answer, Counter>::default();
+        registry.register(
+            names::KEY_DESCRIBED,
+            "GET /v1/key answered, by answer (described, or refused: not a key of this keygate); neither billed nor a decision",
+            described.clone(),
+        );
         Self {
+            described,
             registry,
             decisions,
             decision_time,
@@ -108,6 +121,10 @@ impl Figures for Metrics {
     fn cache(&self, cache: &'static str, hit: bool) {
         let family = if hit { &self.cache_hits } else { &self.cache_misses };
         family.get_or_create(&Cache { cache }).inc();
+    }
+
+    fn described(&self, told: bool) {
+        self.described.get_or_create(&Answer { answer: keygate::figures::described_answer(told) }).inc();
     }
 
     fn mail(&self, sent: u64, pending: Option<u64>) {

@@ -35,6 +35,10 @@ pub mod names {
     /// EMF only (Prometheus sums `decisions` instead): all decisions, and the refused ones,
     /// without a dimension, for the refusal-rate alarm's metric math.
     pub const DECIDED: &str = "decided";
+    /// `GET /v1/key` answered, by `answer`: `described` (the key's state told, whatever it
+    /// is) or `refused` (a token keygate did not sign). Not a decision: such a call is neither
+    /// billed nor counted against a quota.
+    pub const KEY_DESCRIBED: &str = "key_described";
     pub const REFUSED: &str = "refused";
 }
 
@@ -46,6 +50,13 @@ pub trait Figures: Send + Sync {
     fn store_error(&self);
     fn cache(&self, cache: &'static str, hit: bool);
     fn mail(&self, sent: u64, pending: Option<u64>);
+    /// A key asked what it is (`GET /v1/key`): told, or refused as not keygate's.
+    fn described(&self, told: bool);
+}
+
+/// The `answer` dimension of [`names::KEY_DESCRIBED`].
+pub fn described_answer(told: bool) -> &'static str {
+    if told { "described" } else { "refused" }
 }
 
 /// Figures that go nowhere (tests, benchmarks).
@@ -57,6 +68,7 @@ impl Figures for NoFigures {
     fn store_error(&self) {}
     fn cache(&self, _: &'static str, _: bool) {}
     fn mail(&self, _: u64, _: Option<u64>) {}
+    fn described(&self, _: bool) {}
 }
 
 /// Latencies kept as EMF's values and counts: each value rounded to two significant digits
@@ -103,6 +115,7 @@ struct Aggregate {
     cache: BTreeMap<(&'static str, bool), u64>,
     mail_sent: u64,
     mail_pending: Option<u64>,
+    described: BTreeMap<&'static str, u64>,
     last_emit: Option<Instant>,
 }
 
@@ -114,6 +127,7 @@ impl Aggregate {
             && self.cache.is_empty()
             && self.mail_sent == 0
             && self.mail_pending.is_none()
+            && self.described.is_empty()
     }
 }
 
@@ -208,6 +222,9 @@ impl Emf {
         for (outcome, n) in &a.decisions {
             line(Some(("outcome", outcome)), vec![(names::DECISIONS, "Count", serde_json::json!(n))]);
         }
+        for (answer, n) in &a.described {
+            line(Some(("answer", answer)), vec![(names::KEY_DESCRIBED, "Count", serde_json::json!(n))]);
+        }
         let mut plain = Vec::new();
         let decided: u64 = a.decisions.values().sum();
         if decided > 0 {
@@ -268,6 +285,10 @@ impl Figures for Emf {
         *self.state().cache.entry((cache, hit)).or_default() += 1;
     }
 
+    fn described(&self, told: bool) {
+        self.record(|a| *a.described.entry(described_answer(told)).or_default() += 1);
+    }
+
     fn mail(&self, sent: u64, pending: Option<u64>) {
         self.record(|a| {
             a.mail_sent += sent;
@@ -320,6 +341,23 @@ mod tests {
         assert_eq!((times["decided"].as_u64(), times["refused"].as_u64()), (Some(1001), Some(1)));
         let token = lines.iter().find(|l| l["cache"] == "token").unwrap();
         assert_eq!((token["cache_hits"].as_u64(), token["cache_misses"].as_u64()), (Some(1000), Some(0)));
+    }
+
+    #[test]
+    fn a_key_asking_what_it_is_has_its_own_figure_not_a_decision() {
+        let (emf, lines) = emf(Duration::ZERO);
+        emf.described(true);
+        emf.described(true);
+        emf.described(false);
+        let lines = lines.lock().unwrap();
+        let described: Vec<(String, u64)> = lines
+            .iter()
+            .filter(|l| !l["key_described"].is_null())
+            .map(|l| (l["answer"].as_str().unwrap().to_owned(), l["key_described"].as_u64().unwrap()))
+            .collect();
+        // Written at once (interval zero): one line per call, by answer.
+        assert_eq!(described, [("described".into(), 1), ("described".into(), 1), ("refused".into(), 1)]);
+        assert!(lines.iter().all(|l| l["decided"].is_null()), "not a decision: {lines:?}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! not found 4, unavailable 5), the sign-in kept in a file only its owner reads, and no token in
 //! any output unless the command exists to give one (`token mint`) or `--show-token` asks.
 
+use std::sync::{Arc, Mutex};
+
 use assert_cmd::Command;
 use keygate_tests::{LocalGateway, Scratch, cli_binary};
 use serde_json::{Value, json};
@@ -185,9 +187,95 @@ async fn a_holder_and_an_owner_work_from_the_command_line() {
         Shell { url: gateway.url.clone(), config: Scratch::new("cli-nobody") }.run(&["keys", "list"], None, 1);
     assert!(stderr.contains("not signed in"), "{stderr}");
 
+    // Each answer of GET /v1/key is counted as its own figure, not as a decision: five keys
+    // told what they are (a revoked one too), one forged token refused.
+    let metrics = gateway.http.get(format!("{}/metrics", gateway.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("keygate_key_described_total{answer=\"described\"} 5"), "{metrics}");
+    assert!(metrics.contains("keygate_key_described_total{answer=\"refused\"} 1"), "{metrics}");
+
     // Signing out forgets the token.
     bob.run(&["logout"], None, 0);
     let (_, stderr) = bob.run(&["keys", "list"], None, 1);
     assert!(stderr.contains("keygate login"), "{stderr}");
     gateway.assert_no_secrets_logged(&[&key, &child, &newest, &bob_token]);
+}
+
+/// A provider on 127.0.0.1 with the device flow (RFC 8628): discovery, JWKS, a device endpoint
+/// and a token endpoint that answers `authorization_pending` once, then an ID token. It keeps
+/// the forms it was sent.
+async fn device_flow_provider() -> (String, Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let pem = keygate::signing::KeyRing::generate_pem();
+    let jwk = keygate::signing::KeyRing::new("provider", &pem, &[]).unwrap().current_public().clone();
+    let kid = jwk.kid.clone();
+    let encoding = EncodingKey::from_ed_pem(pem.as_bytes()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let discovery = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks"),
+        "authorization_endpoint": format!("{issuer}/authorize"), "token_endpoint": format!("{issuer}/token"),
+        "device_authorization_endpoint": format!("{issuer}/device")});
+    let forms = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (device_forms, token_forms) = (forms.clone(), forms.clone());
+    let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let claims_issuer = issuer.clone();
+    let jwks = json!({"keys": [jwk]});
+    let app = axum::Router::new()
+        .route("/.well-known/openid-configuration", axum::routing::get(move || async move { axum::Json(discovery) }))
+        .route("/jwks", axum::routing::get(move || async move { axum::Json(jwks) }))
+        .route(
+            "/device",
+            axum::routing::post(move |body: String| async move {
+                device_forms.lock().unwrap().push(body);
+                axum::Json(json!({"device_code": "dev-123", "user_code": "WDJB-MJHT",
+                    "verification_uri": "https://provider.example/device", "interval": 1, "expires_in": 60}))
+            }),
+        )
+        .route(
+            "/token",
+            axum::routing::post(move |body: String| async move {
+                token_forms.lock().unwrap().push(body);
+                if polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return (axum::http::StatusCode::BAD_REQUEST, axum::Json(json!({"error": "authorization_pending"})));
+                }
+                let mut header = Header::new(Algorithm::EdDSA);
+                header.kid = Some(kid.clone());
+                let exp = chrono::Utc::now().timestamp() + 600;
+                let claims = json!({"iss": claims_issuer, "aud": "console", "sub": "carol", "email": "carol@example.com", "exp": exp});
+                let id_token = jsonwebtoken::encode(&header, &claims, &encoding).unwrap();
+                (axum::http::StatusCode::OK, axum::Json(json!({"id_token": id_token, "token_type": "Bearer"})))
+            }),
+        );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (issuer, forms, server)
+}
+
+/// On a deployment with an identity provider, `keygate login` runs the provider's device flow:
+/// it prints the code and the address, waits out `authorization_pending`, keeps the ID token,
+/// and the commands that follow are the provider's user's.
+#[tokio::test(flavor = "multi_thread")]
+async fn login_through_the_providers_device_flow() {
+    let (issuer, forms, server) = device_flow_provider().await;
+    let gateway = LocalGateway::start(&["--oidc-issuer", &issuer, "--oidc-client-id", "console"]);
+    let carol = Shell::new(&gateway, "carol");
+    let (stdout, stderr) = carol.run(&["login"], None, 0);
+    assert!(
+        stderr.contains("open https://provider.example/device in a browser and enter the code WDJB-MJHT"),
+        "{stderr}"
+    );
+    assert!(stdout.starts_with("Signed in to "), "{stdout}");
+    let forms = forms.lock().unwrap().clone();
+    assert!(forms[0].contains("client_id=console") && forms[0].contains("scope=openid"), "{forms:?}");
+    assert_eq!(forms.len(), 3, "the device request, one pending poll, the token: {forms:?}");
+    assert!(
+        forms[2].contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code")
+            && forms[2].contains("device_code=dev-123")
+    );
+    // The kept token is the provider's, and keygate-local takes it.
+    let listed = carol.json(&["keys", "list"], None, 0);
+    assert_eq!(listed["items"], json!([]), "{listed}");
+    let (_, why) = carol.run(&["login", "--user", "x", "--email", "x@example.com"], None, 1);
+    assert!(why.contains("signs in with its identity provider"), "{why}");
+    server.abort();
 }

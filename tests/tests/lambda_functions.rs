@@ -513,7 +513,7 @@ async fn compiled_management_functions_serve_api_gateway_events() {
     // The key describes itself through its own function, with the public key alone: no user
     // token (no JWT authorizer on the route), the key in Authorization.
     let runtime = RuntimeApi::start().await;
-    let _describe = runtime.spawn(&function_binary("describe-key"), &authorizer_env(&endpoint, &table, &pem));
+    let describe = runtime.spawn(&function_binary("describe-key"), &authorizer_env(&endpoint, &table, &pem));
     let mut event = api_event("GET", "/v1/key", json!({}), "bob", None);
     event["requestContext"].as_object_mut().unwrap().remove("authorizer");
     event["headers"] = json!({"authorization": format!("Bearer {}", token["token"].as_str().unwrap())});
@@ -525,6 +525,17 @@ async fn compiled_management_functions_serve_api_gateway_events() {
         (Some(key_id), Some("active")),
         "{described}"
     );
+    // Counted as its own figure (EMF in the function's log), not as a decision.
+    let mut figure = None;
+    for _ in 0..40 {
+        figure = describe.logs().lines().find(|l| l.contains("\"key_described\"")).map(str::to_owned);
+        if figure.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let figure: Value = serde_json::from_str(&figure.expect("a key_described EMF line")).unwrap();
+    assert_eq!((figure["answer"].as_str(), figure["key_described"].as_u64()), (Some("described"), Some(1)), "{figure}");
 
     // The key mints a narrowed token of itself through the function that signs (no user
     // token); its holder lists the token and revokes it through functions of their own.

@@ -83,6 +83,7 @@ pub struct Route {
 /// named at compile time so that the function links that handler alone, and what the function
 /// needs built at start.
 pub trait Served {
+    const OPERATION: Operation;
     const NEEDS: Needs;
     fn handle(app: std::sync::Arc<App>, req: Request) -> impl Future<Output = Response<Body>> + Send;
 }
@@ -125,6 +126,7 @@ macro_rules! routes {
                 pub struct $op;
 
                 impl Served for $op {
+                    const OPERATION: super::Operation = super::Operation::$op;
                     const NEEDS: Needs = Needs::$needs;
 
                     async fn handle(app: Arc<App>, req: Request) -> Response<Body> {
