@@ -15,25 +15,22 @@ pub fn local_binary() -> PathBuf {
     if let Ok(path) = std::env::var("KEYGATE_LOCAL_BIN") {
         return path.into();
     }
-    let exe = std::env::current_exe().expect("the test binary has a path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
-    let bin = dir.join(format!("keygate-local{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (cargo build -p keygate-local), or run scripts/test",
-        bin.display()
-    );
-    bin
+    sibling_binary("keygate-local", "keygate-local")
 }
 
 /// The `keygate` command line next to the test binaries (built by the test command).
 pub fn cli_binary() -> PathBuf {
+    sibling_binary("keygate", "keygate-cli")
+}
+
+/// The binary `name` of package `package` in the test binaries' target directory.
+fn sibling_binary(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary has a path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
-    let bin = dir.join(format!("keygate{}", std::env::consts::EXE_SUFFIX));
+    let bin = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
-        "{} is missing: build it first (cargo build -p keygate-cli), or run scripts/test",
+        "{} is missing: build it first (cargo build -p {package}), or run scripts/test",
         bin.display()
     );
     bin

@@ -74,10 +74,20 @@ fn api_event(method: &str, route: &str, params: Value, sub: &str, body: Option<V
     e
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_compiled_authorizer_allows_meters_and_denies() {
-    let Some(endpoint) = require_aws!() else { return };
-    let store = aws::store(&endpoint, "authorizer").await;
+/// A key approved on a table of its own on the emulator, and its token.
+struct Issued {
+    table: String,
+    pem: String,
+    app: keygate::App,
+    s: story::Story,
+    key: keygate::key::IssuedKey,
+    token: keygate::secret::SecretValue,
+    bearer: String,
+    p: String,
+}
+
+async fn issued(endpoint: &str, label: &str) -> Issued {
+    let store = aws::store(endpoint, label).await;
     let table = store.table().to_owned();
     let pem = KeyRing::generate_pem();
     let app = TestApp::with_key(Arc::new(store), &pem).app;
@@ -86,6 +96,13 @@ async fn the_compiled_authorizer_allows_meters_and_denies() {
     let token = app.my_key_token(&s.holder, &key.id).await.unwrap().token;
     let bearer = format!("Bearer {}", token.expose());
     let p = s.project.to_string();
+    Issued { table, pem, app, s, key, token, bearer, p }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_compiled_authorizer_allows_meters_and_denies() {
+    let Some(endpoint) = require_aws!() else { return };
+    let Issued { table, pem, app, s, key, token, bearer, p } = issued(&endpoint, "authorizer").await;
 
     let runtime = RuntimeApi::start().await;
     let function = runtime.spawn(&function_binary("authorizer"), &authorizer_env(&endpoint, &table, &pem));
@@ -169,15 +186,7 @@ fn rest_event(method: &str, path: &str, headers: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_compiled_rest_stage_authorizer_answers_policies_with_the_refusals_words() {
     let Some(endpoint) = require_aws!() else { return };
-    let store = aws::store(&endpoint, "restauth").await;
-    let table = store.table().to_owned();
-    let pem = KeyRing::generate_pem();
-    let app = TestApp::with_key(Arc::new(store), &pem).app;
-    let s = story::pending_request(&app).await;
-    let key = app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
-    let token = app.my_key_token(&s.holder, &key.id).await.unwrap().token;
-    let bearer = format!("Bearer {}", token.expose());
-    let p = s.project.to_string();
+    let Issued { table, pem, key, token, bearer, p, .. } = issued(&endpoint, "restauth").await;
     let runtime = RuntimeApi::start().await;
     let mut env = authorizer_env(&endpoint, &table, &pem);
     env.push(("KEYGATE_AUTHORIZER_EVENTS", "rest".into()));
