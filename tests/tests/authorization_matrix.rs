@@ -119,6 +119,10 @@ fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
         ListMyKeyTokens => (format!("/v1/me/keys/{}/tokens", w.key), None),
         RevokeMyKeyToken => (format!("/v1/me/keys/{}/tokens/{}", w.key, keygate::ids::TokenId::generate()), None),
         ListKeyTokens => (format!("/v1/projects/{p}/keys/{}/tokens", w.key), None),
+        GetKey => (format!("/v1/projects/{p}/keys/{}", w.key), None),
+        RevokeKeyToken => {
+            (format!("/v1/projects/{p}/keys/{}/tokens/{}", w.key, keygate::ids::TokenId::generate()), None)
+        }
     }
 }
 
@@ -149,7 +153,9 @@ fn expected(op: Operation) -> [u16; 6] {
         RequestKey => [201, 201, 201, 404, 409, 404],
         ApproveRequest | RejectRequest => [409, 409, 403, 404, 403, 404],
         // A key's usage and revocation: managers and the holder.
-        KeyUsage | ListKeyTokens => [200, 200, 403, 404, 200, 404],
+        KeyUsage | ListKeyTokens | GetKey => [200, 200, 403, 404, 200, 404],
+        // A token that does not exist: those who may see the key learn so; others as above.
+        RevokeKeyToken => [404, 404, 403, 404, 404, 404],
         RevokeKey | RerollKey => [200, 200, 403, 404, 200, 404],
         // One key's limits: the key's managers, not its holder.
         SetKeyLimits => [200, 200, 403, 404, 403, 404],

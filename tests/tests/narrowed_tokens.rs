@@ -121,6 +121,14 @@ async fn narrowed_tokens_keep_their_promises(store: Arc<dyn Store>) {
     assert_eq!(listed.len(), 2, "the expired one is not listed: {listed:?}");
     let owner_sees = app.key_tokens(&s.owner, &s.project, &key.id).await.unwrap();
     assert_eq!(owner_sees.len(), 2, "the owner sees them on the key");
+    // The owner revokes one from the key's page; someone outside the project cannot.
+    let owners = app.mint_for_holder(&s.holder, &key.id, mint(json!({"label": "shared-notebook"}))).await.unwrap();
+    let eve = keygate::testing::user("eve");
+    let outsider = app.revoke_key_token(&eve, &s.project, &key.id, &owners.narrowed.id).await.unwrap_err();
+    assert_eq!(outsider.status(), 404, "{outsider}");
+    app.revoke_key_token(&s.owner, &s.project, &key.id, &owners.narrowed.id).await.unwrap();
+    let refused = call(&authorizer, &p, "data_layers/last", owners.token.expose()).await.unwrap_err();
+    assert_eq!(refused, Denial::TokenRevoked);
     app.revoke_my_key_token(&s.holder, &key.id, &nightly.narrowed.id).await.unwrap();
     let revoked = call(&authorizer, &p, "data_layers/last", nightly.token.expose()).await.unwrap_err();
     assert_eq!(

@@ -163,6 +163,13 @@ pub async fn project_usage(app: &App, req: Request) -> Answer {
     Ok(json(StatusCode::OK, &app.project_usage(&caller, &project(&req)?, period).await?))
 }
 
+/// One key with its figures in the period: the key page.
+pub async fn get_key(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    let period = period(&req, app, MAX_PERIOD_DAYS)?;
+    Ok(json(StatusCode::OK, &app.issued_key(&caller, &project(&req)?, &key(&req)?, period).await?))
+}
+
 pub async fn key_usage(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     let granularity = Granularity::parse(query(&req, "granularity"))?;
@@ -269,10 +276,20 @@ pub async fn list_my_key_tokens(app: &App, req: Request) -> Answer {
     Ok(json(StatusCode::OK, &serde_json::json!({ "items": items })))
 }
 
+fn token_id(req: &Request) -> Result<crate::ids::TokenId> {
+    path(req, "token", "narrowed token", crate::ids::TokenId::parse)
+}
+
 pub async fn revoke_my_key_token(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
-    let token = path(&req, "token", "narrowed token", crate::ids::TokenId::parse)?;
+    let token = token_id(&req)?;
     Ok(json(StatusCode::OK, &app.revoke_my_key_token(&caller, &key(&req)?, &token).await?))
+}
+
+pub async fn revoke_key_token(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    let token = token_id(&req)?;
+    Ok(json(StatusCode::OK, &app.revoke_key_token(&caller, &project(&req)?, &key(&req)?, &token).await?))
 }
 
 pub async fn list_key_tokens(app: &App, req: Request) -> Answer {

@@ -289,6 +289,10 @@ fn usage_answer(op: Operation) -> Option<(&'static str, &'static str)> {
             "UsageSeries",
             "A key's requests, cost and refused calls (by outcome) per hour or day of the period; for its project's managers and its holder.",
         )),
+        Operation::GetKey => Some((
+            "IssuedKeyRow",
+            "One key with its requests, cost and refused calls (by outcome) in the period, and its quota now: the key page; for its project's managers and its holder.",
+        )),
         Operation::ListIssuedKeys => Some((
             "IssuedKeyPage",
             "Issued keys with their requests, cost and refused calls (by outcome) in the period.",

@@ -47,6 +47,8 @@ pub enum Operation {
     ListMyKeyTokens,
     RevokeMyKeyToken,
     ListKeyTokens,
+    RevokeKeyToken,
+    GetKey,
     ImportKey,
     ListSecrets,
     PutSecret,
@@ -158,6 +160,7 @@ routes! {
     POST "/v1/projects/{project}/requests/{request}/reject" => RejectRequest(reject_request), "reject-request", User, MAIL;
     GET "/v1/projects/{project}/keys" => ListIssuedKeys(list_issued_keys), "usage-stats", User, NOTHING;
     GET "/v1/projects/{project}/usage" => ProjectUsage(project_usage), "project-usage", User, NOTHING;
+    GET "/v1/projects/{project}/keys/{key}" => GetKey(get_key), "get-key", User, NOTHING;
     GET "/v1/projects/{project}/keys/{key}/usage" => KeyUsage(key_usage), "key-usage", User, NOTHING;
     GET "/v1/projects/{project}/usage/export" => ExportUsage(export_usage), "export-usage", User, NOTHING;
     DELETE "/v1/projects/{project}/keys/{key}" => RevokeKey(revoke_key), "revoke-key", User, MAIL;
@@ -172,6 +175,7 @@ routes! {
     GET "/v1/me/keys/{key}/tokens" => ListMyKeyTokens(list_my_key_tokens), "list-my-key-tokens", User, NOTHING;
     DELETE "/v1/me/keys/{key}/tokens/{token}" => RevokeMyKeyToken(revoke_my_key_token), "revoke-my-key-token", User, NOTHING;
     GET "/v1/projects/{project}/keys/{key}/tokens" => ListKeyTokens(list_key_tokens), "list-key-tokens", User, NOTHING;
+    DELETE "/v1/projects/{project}/keys/{key}/tokens/{token}" => RevokeKeyToken(revoke_key_token), "revoke-key-token", User, NOTHING;
     POST "/v1/projects/{project}/secrets/import" => ImportKey(import_key), "import-key", User, SIGNING_KEY;
     GET "/v1/projects/{project}/secrets" => ListSecrets(list_secrets), "list-secrets", User, NOTHING;
     PUT "/v1/projects/{project}/secrets/{name}" => PutSecret(put_secret), "put-secret", User, NOTHING;

@@ -55,8 +55,8 @@ pub struct IssuedKeyRow {
 pub struct ProjectUsage {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
-    /// The keys summed: every key of the project, as its issued-keys pages list them (revoked
-    /// ones included).
+    /// The keys summed: every key of the project issued before the period's end, as its
+    /// issued-keys pages list them (revoked ones included).
     pub keys: usize,
     pub requests: i64,
     /// In minor units of `currency`, as every cost of the API.
@@ -123,6 +123,13 @@ fn with_refusals(mut buckets: Vec<Bucket>, rows: &[Item]) -> Vec<Bucket> {
         }
     }
     buckets
+}
+
+/// Whether the key existed by the end of the period. The issued-keys pages and their totals
+/// list only those: a key issued later had no part in it. Keys revoked before the period stay,
+/// since calls made with them are still refused (and counted) in it.
+fn existed_in(key: &IssuedKey, period: Period) -> bool {
+    key.issued_at < period.to
 }
 
 /// The latest `last_used_at` among buckets (of one or several shards).
@@ -284,33 +291,52 @@ impl App {
     ) -> Result<ListPage<IssuedKeyRow>> {
         self.access(caller, id).await?.require(Permission::ProjectManage)?;
         let keys: ListPage<IssuedKey> = self.page(Query::prefix(layout::project_pk(id), layout::KEYS), page).await?;
-        let quotas = self.quota_statuses(&keys.items).await?;
-        let rows = try_join_all(keys.items.into_iter().zip(quotas).map(|(k, quota)| async move {
-            let (Totals { requests, cost, refused }, last_used_at) = self.usage_row(&k.id, period).await?;
-            Ok::<_, Error>(IssuedKeyRow {
-                key_id: k.id,
-                template_id: k.template_id,
-                template_name: k.template_name,
-                user_id: k.user_id,
-                user_email: k.user_email,
-                data_layer_id: k.data_layer_id,
-                issued_at: k.issued_at,
-                expires_at: k.expires_at,
-                status: k.status,
-                revoked_at: k.revoked_at,
-                last_used_at,
-                requests,
-                cost,
-                refused,
-                quota,
-                limits: k.limits,
-                generation: k.generation,
-                rerolled_at: k.rerolled_at,
-                previous_until: k.previous_until,
-            })
-        }))
-        .await?;
+        // Keys issued after the period had no part in it: not listed (a page may then be shorter
+        // than asked; its cursor goes on from the last key read).
+        let existed: Vec<IssuedKey> = keys.items.into_iter().filter(|k| existed_in(k, period)).collect();
+        let quotas = self.quota_statuses(&existed).await?;
+        let rows =
+            try_join_all(existed.into_iter().zip(quotas).map(|(k, quota)| self.issued_row(k, quota, period))).await?;
         Ok(ListPage { items: rows, next_cursor: keys.next_cursor })
+    }
+
+    /// One key of the project as a row of the issued-keys table, for its managers and its
+    /// holder: the key page's figures (the period's requests, cost and refusals, its quota now).
+    pub async fn issued_key(
+        &self,
+        caller: &Caller,
+        id: &ProjectId,
+        kid: &KeyId,
+        period: Period,
+    ) -> Result<IssuedKeyRow> {
+        let (_, key) = self.key_for(caller, id, kid).await?;
+        let quota = self.quota_statuses(std::slice::from_ref(&key)).await?.pop().flatten();
+        self.issued_row(key, quota, period).await
+    }
+
+    async fn issued_row(&self, k: IssuedKey, quota: Option<QuotaStatus>, period: Period) -> Result<IssuedKeyRow> {
+        let (Totals { requests, cost, refused }, last_used_at) = self.usage_row(&k.id, period).await?;
+        Ok(IssuedKeyRow {
+            key_id: k.id,
+            template_id: k.template_id,
+            template_name: k.template_name,
+            user_id: k.user_id,
+            user_email: k.user_email,
+            data_layer_id: k.data_layer_id,
+            issued_at: k.issued_at,
+            expires_at: k.expires_at,
+            status: k.status,
+            revoked_at: k.revoked_at,
+            last_used_at,
+            requests,
+            cost,
+            refused,
+            quota,
+            limits: k.limits,
+            generation: k.generation,
+            rerolled_at: k.rerolled_at,
+            previous_until: k.previous_until,
+        })
     }
 
     /// The project's usage in the period over all its keys. The store keeps usage per key and
@@ -323,7 +349,8 @@ impl App {
     /// read the same buckets.
     pub async fn project_usage(&self, caller: &Caller, id: &ProjectId, period: Period) -> Result<ProjectUsage> {
         self.access(caller, id).await?.require(Permission::ProjectManage)?;
-        let keys: Vec<IssuedKey> = self.load_all(layout::project_pk(id), layout::KEYS).await?;
+        let mut keys: Vec<IssuedKey> = self.load_all(layout::project_pk(id), layout::KEYS).await?;
+        keys.retain(|k| existed_in(k, period));
         let reads: Vec<_> = keys.iter().map(|k| self.buckets(&k.id, period)).collect();
         let mut reads = stream::iter(reads).buffer_unordered(PROJECT_USAGE_READS);
         let mut sum = Totals::default();

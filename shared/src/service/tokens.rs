@@ -187,16 +187,38 @@ impl App {
     /// second on every instance), its key and the other tokens untouched.
     pub async fn revoke_my_key_token(&self, caller: &Caller, kid: &KeyId, tid: &TokenId) -> Result<NarrowedToken> {
         let held = self.my_key(caller, kid).await?;
-        let project = held.project_id.clone();
+        self.revoke_token(caller, &held.project_id, kid, tid).await
+    }
+
+    /// Revokes one narrowed token of a key of the project, for its managers (and its holder),
+    /// from the key's page: as [`App::revoke_my_key_token`].
+    pub async fn revoke_key_token(
+        &self,
+        caller: &Caller,
+        id: &ProjectId,
+        kid: &KeyId,
+        tid: &TokenId,
+    ) -> Result<NarrowedToken> {
+        self.key_for(caller, id, kid).await?;
+        self.revoke_token(caller, id, kid, tid).await
+    }
+
+    async fn revoke_token(
+        &self,
+        caller: &Caller,
+        project: &ProjectId,
+        kid: &KeyId,
+        tid: &TokenId,
+    ) -> Result<NarrowedToken> {
         let (key, version) =
-            self.load::<IssuedKey>(&layout::key(&project, kid)).await?.ok_or_else(|| Error::not_found("key"))?;
+            self.load::<IssuedKey>(&layout::key(project, kid)).await?.ok_or_else(|| Error::not_found("key"))?;
         let now = self.now();
-        let at = layout::narrowed_token(&project, kid, tid);
+        let at = layout::narrowed_token(project, kid, tid);
         let (record, _) = self.load::<NarrowedToken>(&at).await?.ok_or_else(|| Error::not_found("narrowed token"))?;
         let without = IssuedKey { version, ..key }.without_token(tid, now)?;
         let mut tx = Tx::default();
         tx.put_key(&without, Cond::Version(version)).delete(at, Cond::Exists).audit(
-            &project,
+            project,
             caller,
             AuditAction::KeyTokenRevoked,
             kid,
@@ -204,7 +226,7 @@ impl App {
             now,
         );
         self.commit(tx, |_| Error::conflict("the key changed meanwhile; try again")).await?;
-        self.key_events.key_retired(&project, kid);
+        self.key_events.key_retired(project, kid);
         tracing::info!(key_id = %kid, project_id = %project, token_id = %tid, "narrowed token revoked");
         Ok(record)
     }
