@@ -118,3 +118,6 @@ export async function all(/** @type {string} */ path) {
   } while (cursor);
   return items;
 }
+
+/** The console's address of a key's page (the owner's and the holder's). */
+export const keyPage = (/** @type {string} */ project, /** @type {string} */ key) => `/projects/${seg(project)}/keys/${seg(key)}`;

@@ -16,6 +16,7 @@ const SignIn = lazy(() => import('./screens/sign-in.js').then((m) => m.SignIn));
 const Projects = lazy(() => import('./screens/projects.js').then((m) => m.Projects));
 const Project = lazy(() => import('./screens/project.js').then((m) => m.Project));
 const MyKeys = lazy(() => import('./screens/my-keys.js').then((m) => m.MyKeys));
+const KeyPage = lazy(() => import('./screens/key.js').then((m) => m.KeyPage));
 
 function Header() {
   // Read on every navigation, so that signing in or out shows at once.
@@ -66,6 +67,7 @@ function Screens() {
     <${Route} path="/auth/callback" component=${Callback} />
     <${Route} path="/" component=${Projects} />
     <${Route} path="/me/keys" component=${MyKeys} />
+    <${Route} path="/projects/:project/keys/:keyId" component=${KeyPage} />
     <${Route} path="/projects/:project/:tab?" component=${Project} />
     <${Route} default component=${NotFound} />
   <//>`;

@@ -225,6 +225,17 @@ const once = (/** @type {() => any} */ make) => { let f; return () => (f ??= mak
 const dateTime = once(() => new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' }));
 const dateOnly = once(() => new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' }));
 
+const dateShort = once(() => new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' }));
+const dateShortYear = once(() => new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' }));
+
+/** A date short enough for a table's cell: "4 Dec, 14:02" this year, "4 Dec 2025" before;
+ * `when` gives the whole of it (for a title). */
+export const short = (/** @type {string | null | undefined} */ t) => {
+  if (!t) return '—';
+  const d = new Date(t);
+  return d.getFullYear() === new Date().getFullYear() ? dateShort().format(d) : dateShortYear().format(d);
+};
+
 /** A date as people read it, in their time zone; "—" for none. */
 export const when = (/** @type {string | null | undefined} */ t) => (t ? dateTime().format(new Date(t)) : '—');
 export const day = (/** @type {string | null | undefined} */ t) => (t ? dateOnly().format(new Date(t)) : '—');
@@ -280,6 +291,10 @@ export const quotaUse = (/** @type {any} */ q) => {
   const allowed = q.top_up ? `${count(q.requests)} + ${count(q.top_up)} extra` : count(q.requests);
   return `${count(q.used)} of ${allowed} ${q.per === 'day' ? 'today' : 'this month'} (UTC)${q.own ? " (this key's own)" : ''}`;
 };
+
+/** The same, short, for a table's cell: "40 of 50 today", "40 of 60 this month". */
+export const quotaShort = (/** @type {any} */ q) =>
+  `${count(q.used)} of ${count(q.requests + (q.top_up ?? 0))} ${q.per === 'day' ? 'today' : 'this month'}`;
 
 /** Why calls were refused, in words (the API's outcomes, `refused` of a usage answer). */
 const REFUSED = {

@@ -1,7 +1,8 @@
 // @ts-check
-/** A key's narrowed tokens, for its holder on My keys: short-lived copies of the key for a CI
- * job or a colleague's notebook, with fewer permissions or some nodes only. Minting shows the
- * token once (keygate keeps only its id, label and limits); each can be revoked on its own. */
+/** A key's narrowed tokens: short-lived copies of the key for a CI job or a colleague's
+ * notebook, with fewer permissions or some nodes only. Its holder mints them (on My keys and on
+ * the key's page); minting shows the token once (keygate keeps only its id, label and limits).
+ * The holder and the project's owner list them and revoke each on its own. */
 
 import { useState } from './vendor/preact-hooks.js';
 import { html, Dialog, FormActions, Input, PERMISSION_WORDS, Problem, when, useAction, useLoad } from './components.js';
@@ -15,9 +16,11 @@ const LIFETIMES = [
   [30 * 86400, '30 days'],
 ];
 
-export function NarrowedTokens({ k }) {
-  const base = `/v1/me/keys/${seg(k.id)}/tokens`;
-  const load = useLoad(() => get(base).then((a) => a.items), [k.id]);
+/** `name`: the key's template name; `base`: the tokens' address, the holder's
+ * (`/v1/me/keys/{key}/tokens`) or the project's (`/v1/projects/{p}/keys/{key}/tokens`), which
+ * lists them and revokes one at `{base}/{token}`; `canMint`: for the holder only. */
+export function NarrowedTokens({ name, base, canMint = true }) {
+  const load = useLoad(() => get(base).then((a) => a.items), [base]);
   const [minting, setMinting] = useState(false);
   const [minted, setMinted] = useState(/** @type {any} */ (null));
   const [copied, setCopied] = useState(false);
@@ -26,9 +29,11 @@ export function NarrowedTokens({ k }) {
     await navigator.clipboard.writeText(minted.token);
     setCopied(true);
   };
-  return html`<section class="narrowed" aria-label=${`Narrowed tokens of ${k.template_name}`}>
+  return html`<section class="narrowed" aria-label=${`Narrowed tokens of ${name}`}>
     <h3>Narrowed tokens</h3>
-    <p class="muted">A short-lived copy of this key for a job or a colleague, with fewer permissions if you like. It stops with the key, and you can revoke it on its own.</p>
+    <p class="muted">${canMint
+      ? 'A short-lived copy of this key for a job or a colleague, with fewer permissions if you like. It stops with the key, and you can revoke it on its own.'
+      : "Short-lived copies of this key that its holder made for a job or a colleague. Each stops with the key; revoke one to stop it alone."}</p>
     ${minted ? html`<div class="minted" role="status">
       <p><strong>Token “${minted.label}” made.</strong> Copy it now: it is shown only once, keygate does not keep it.</p>
       <code class="revealed" aria-label="Narrowed token">${minted.token}</code>
@@ -41,9 +46,9 @@ export function NarrowedTokens({ k }) {
       <thead><tr><th scope="col">Label</th><th scope="col">May</th><th scope="col">Nodes</th><th scope="col">Expires</th><th scope="col">Action</th></tr></thead>
       <tbody>${tokens.map((t) => html`<${TokenRow} key=${t.id} t=${t} base=${base} />`)}</tbody>
     </table>` : html`<p class="muted">${load.data ? 'None yet.' : '…'}</p>`}
-    <button type="button" onClick=${() => setMinting(true)} aria-label=${`Mint a token of ${k.template_name}`}>Mint a token</button>
+    ${canMint ? html`<button type="button" onClick=${() => setMinting(true)} aria-label=${`Mint a token of ${name}`}>Mint a token</button>
     <${Mint} open=${minting} base=${base} onClose=${() => setMinting(false)}
-      onDone=${(/** @type {any} */ answer) => { setMinting(false); setCopied(false); setMinted(answer); }} />
+      onDone=${(/** @type {any} */ answer) => { setMinting(false); setCopied(false); setMinted(answer); }} />` : null}
     <${Problem} error=${load.error} />
   </section>`;
 }

@@ -97,6 +97,7 @@ assets! {
     "screens/secrets.js" => JS,
     "screens/audit.js" => JS,
     "screens/my-keys.js" => JS,
+    "screens/key.js" => JS,
     "vendor/preact.js" => JS,
     "vendor/preact-hooks.js" => JS,
     "vendor/htm.js" => JS,

@@ -35,7 +35,7 @@ pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(Duration::hours(1)).unwrap_or(t)
 }
 
-fn day_of(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn day_of(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(Duration::days(1)).unwrap_or(t)
 }
 

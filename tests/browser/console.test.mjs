@@ -278,7 +278,7 @@ test('the story of the seeds, screen by screen', async () => {
   await myKey.getByRole('button', { name: 'Reveal token of Forecast API' }).click();
   assert.equal((await myKey.getByLabel('Key token').innerText()).trim(), token);
 
-  // The owner's issued keys: requests, cost, last used; the usage chart.
+  // The owner's issued keys: one line per key with requests, cost, refusals, quota now.
   await openTab(ann, 'Issued keys');
   const row = ann.getByRole('row', { name: /bob@example\.com/ });
   await row.waitFor();
@@ -286,11 +286,12 @@ test('the story of the seeds, screen by screen', async () => {
   assert.equal(cells[0], 'bob@example.com');
   assert.equal(cells[1], 'Forecast API');
   assert.equal(cells[3], 'active');
-  assert.notEqual(cells[4], '—', 'last used is shown');
+  assert.notEqual(cells[4], 'never', 'last used is shown');
   assert.equal(cells[5], '3');
   assert.equal(cells[6], '€0.21');
-  assert.equal(cells[7], '1 (1 missing permission)', 'the refused call, by outcome');
-  assert.equal(cells[8], '3 of 100 today (UTC)', 'used / quota in the current period');
+  assert.equal(cells[7], '1', 'the refused call');
+  assert.equal(await row.getByRole('cell').nth(7).getAttribute('title'), '1 (1 missing permission)', 'and why, on the cell');
+  assert.equal(cells[8], '3 of 100 today', 'used / quota in the current period');
   // The billing export of the period, as the owner downloads it.
   const [download] = await Promise.all([ann.waitForEvent('download'), ann.getByRole('button', { name: 'Download CSV' }).click()]);
   const csv = readFileSync(await download.path(), 'utf8');
@@ -299,7 +300,19 @@ test('the story of the seeds, screen by screen', async () => {
     + 'refused_revoked,refused_rerolled,refused_expired,refused_not_yet_valid,refused_permission,refused_quota,refused_rate_limit,refused_key_not_usable,amount,currency,label');
   assert.equal(lines.length, 2, csv);
   assert.match(lines[1], /,bob,bob@example\.com,[^,]+,Forecast API,\d{4}-\d\d-\d\dT00:00:00Z,3,21,1,0,0,0,0,1,0,0,0,0\.21,EUR,$/, "the key's own calls: an empty label");
-  await row.getByRole('button', { name: 'Usage chart of Forecast API for bob@example.com' }).click();
+  await screen(ann, '16-issued-keys');
+
+  // The row opens the key's page: its facts, its period, its chart and its last calls.
+  await row.getByRole('cell').first().click();
+  await ann.getByRole('heading', { name: /Forecast API key of bob@example\.com/, level: 1 }).waitFor();
+  const keyUrl = new URL(ann.url()).pathname;
+  assert.match(keyUrl, new RegExp(`^/projects/${p}/keys/[0-9A-Z]+$`), 'the key page has an address of its own');
+  const facts = ann.getByRole('region', { name: 'This key' });
+  assert.match(await facts.innerText(), /Held by\s*bob@example\.com \(bob\)/);
+  assert.match(await facts.innerText(), /Limits\s*the template's/);
+  assert.match(await facts.innerText(), /Quota now\s*3 of 100 today \(UTC\), renews/);
+  const inPeriod = await ann.getByRole('region', { name: / to / }).innerText();
+  assert.match(inPeriod, /Requests\s*3\s*Cost\s*€0\.21\s*Refused \(not billed\)\s*1 \(1 missing permission\)/);
   const chart = ann.getByRole('img', { name: /requests per day/ });
   await chart.waitFor();
   assert.match(await chart.getAttribute('aria-label'), /total 3/);
@@ -315,7 +328,12 @@ test('the story of the seeds, screen by screen', async () => {
   assert.equal(await ann.locator('.chart text.axis-title').first().textContent(), 'Hour (UTC)');
   await ann.getByRole('button', { name: 'Daily' }).click();
   await ann.getByRole('img', { name: /requests per day/ }).waitFor();
-  await screen(ann, '16-issued-keys-chart');
+  // The last hours' calls by outcome (one hour, unless the test ran across the hour's end).
+  const hours = await ann.getByRole('region', { name: 'Last calls' }).locator('tbody tr').evaluateAll(
+    (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
+  assert.equal(hours.reduce((sum, h) => sum + Number(h[1]), 0), 3, `allowed calls by hour: ${JSON.stringify(hours)}`);
+  assert.ok(hours.some((h) => h[2] === '1 (1 missing permission)'), `the refused call and why: ${JSON.stringify(hours)}`);
+  await screen(ann, '16a-key-page-owner');
 
   // The holder rerolls from My keys, keeping the old token one more hour: the new token is
   // shown, the client project's secret holds it, and both work until then.
@@ -340,18 +358,20 @@ test('the story of the seeds, screen by screen', async () => {
   assert.equal((await bob.locator('code.revealed').first().innerText()).trim(), rerolled, "the client project's secret holds the new token");
   await screen(bob, '15d-secrets-after-reroll');
 
-  // The owner raises this one key's quota and grants extra calls for today; the holder sees it.
-  await ann.getByRole('button', { name: 'Refresh' }).click();
-  await row.getByRole('button', { name: 'Limits of the key of bob@example.com for Forecast API' }).click();
+  // The owner raises this one key's quota and grants extra calls for today, from its page; the
+  // page is reloaded by its address first, as a shared link would open it.
+  await ann.goto(`${url}${keyUrl}`);
+  await ann.getByRole('button', { name: 'Limits' }).click();
   const limits = ann.getByRole('dialog', { name: "Limits of bob@example.com's key for Forecast API" });
   await limits.getByLabel('Quota for this key (calls)').fill('500');
   await limits.getByLabel(/Extra calls for the current period/).fill('50');
   await screen(ann, '16b-key-limits');
   await limits.getByRole('button', { name: 'Save limits' }).click();
-  await ann.getByText(/Saved the limits of bob@example\.com's key for Forecast API/).waitFor();
-  await row.getByRole('cell', { name: "5 of 500 + 50 extra today (UTC) (this key's own)" }).waitFor();
-  await row.getByText('rerolled once').waitFor();
-  await screen(ann, '16c-issued-keys-limits');
+  await ann.getByText(/Saved the limits of this key; they apply from the next call\./).waitFor();
+  await facts.getByText("5 of 500 + 50 extra today (UTC) (this key's own), renews", { exact: false }).waitFor();
+  assert.match(await facts.innerText(), /Limits\s*Set for this key by the project's owner: quota 500 calls per day/);
+  assert.match(await facts.innerText(), /Token\s*rerolled once/);
+  await screen(ann, '16c-key-page-limits');
   await bob.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My keys' }).click();
   await myKey.getByText(/Set for this key by the project's owner: quota 500 calls per day \(UTC\)/).waitFor();
   await myKey.getByText(/5 of 500 \+ 50 extra today \(UTC\)/).waitFor();
@@ -384,15 +404,38 @@ test('the story of the seeds, screen by screen', async () => {
   assert.equal((await byKey.json()).works, true);
   await screen(bob, '15g-narrowed-token-revoked');
 
-  // The owner revokes, after confirming; the user's tile shows it.
-  await row.getByRole('button', { name: 'Revoke the key of bob@example.com for Forecast API' }).click();
+  // The holder opens his key's page from My keys: the same facts, without the owner's Limits;
+  // he mints a token for a notebook there, and the owner sees it on her page and revokes it.
+  await myKey.getByRole('link', { name: 'Forecast API' }).click();
+  await bob.getByRole('heading', { name: /Your Forecast API key/, level: 1 }).waitFor();
+  assert.equal(new URL(bob.url()).pathname, keyUrl, "the holder's page is the owner's address");
+  assert.equal(await bob.getByRole('button', { name: 'Limits' }).count(), 0, 'limits are the owner\'s');
+  assert.match(await bob.getByRole('region', { name: 'This key' }).innerText(), /Quota now\s*\d+ of 500 \+ 50 extra today/);
+  await bob.getByRole('button', { name: 'Mint a token of Forecast API' }).click();
+  await mint.getByLabel(/^Label/).fill('notebook');
+  await mint.getByRole('button', { name: 'Mint token' }).click();
+  const notebook = (await bob.getByLabel('Narrowed token', { exact: true }).innerText()).trim();
+  await bob.getByRole('button', { name: 'Done' }).click();
+  await screen(bob, '16d-key-page-holder');
+  await ann.reload();
+  const ownerTokens = ann.getByRole('region', { name: 'Narrowed tokens of Forecast API' });
+  await ownerTokens.getByRole('row', { name: /notebook/ }).waitFor();
+  assert.equal(await ownerTokens.getByRole('button', { name: 'Mint a token of Forecast API' }).count(), 0, "minting is the holder's");
+  await ownerTokens.getByRole('button', { name: 'Revoke token notebook' }).click();
+  await ownerTokens.getByRole('button', { name: 'Yes, revoke' }).click();
+  await ownerTokens.getByText('None yet.').waitFor();
+  const notebookNow = await (await fetch(`${url}/v1/key`, { headers: { Authorization: `Bearer ${notebook}` } })).json();
+  assert.equal(notebookNow.state, 'revoked', "revoked by the owner from the key's page");
+
+  // The owner revokes from the key's page, after confirming; the table and the user's tile
+  // show it.
+  await ann.getByRole('button', { name: 'Revoke', exact: true }).click();
   const confirm = ann.getByRole('dialog', { name: 'Revoke this key?' });
   await screen(ann, '17-revoke-confirm');
   await confirm.getByRole('button', { name: 'Revoke key' }).click();
-  await ann.getByText(/Revoked the key of bob@example\.com/).waitFor();
-  // The notice can be drawn before the reloaded list: wait for the row to say it.
-  await row.getByRole('cell', { name: 'revoked', exact: true }).waitFor();
-  assert.equal((await row.getByRole('cell').allInnerTexts())[3], 'revoked');
+  await ann.getByText(/Revoked; the holder has been told by mail\./).waitFor();
+  await ann.getByRole('heading', { level: 1 }).getByText('revoked').waitFor();
+  assert.match(await facts.innerText(), /Status\s*revoked .*: every call with it is refused/);
   for (let i = 0; i < 3; i++) {
     const after = await fetch(`${url}/api/projects/${p}/data_layers/last`, { headers: { Authorization: `Bearer ${token}` } });
     assert.equal(after.status, 403, 'a revoked key is refused');
@@ -400,14 +443,17 @@ test('the story of the seeds, screen by screen', async () => {
     assert.equal(problem.outcome, 'revoked');
     assert.match(problem.detail, /revoked; ask the project's owner/, 'and the caller is told why, in words');
   }
-  // The owner sees the revoked key's refusals in the table and in its chart.
-  await ann.getByRole('button', { name: 'Refresh' }).click();
-  await row.getByRole('cell', { name: '4 (3 revoked key, 1 missing permission)' }).waitFor();
-  await row.getByRole('button', { name: 'Usage chart of Forecast API for bob@example.com' }).click();
-  await row.getByRole('button', { name: 'Usage chart of Forecast API for bob@example.com' }).click();
+  // The owner sees the revoked key's refusals in the table and on its page, with its chart.
+  await ann.getByRole('link', { name: 'Issued keys' }).click();
+  await row.getByRole('cell', { name: 'revoked', exact: true }).waitFor();
+  assert.deepEqual((await row.getByRole('cell').allInnerTexts()).slice(7, 9), ['4', 'key revoked']);
+  assert.equal(await row.getByRole('cell').nth(7).getAttribute('title'), '4 (3 revoked key, 1 missing permission)');
+  await screen(ann, '17a-issued-keys-revoked');
+  await row.getByRole('link', { name: 'Forecast API key of bob@example.com' }).click();
   await ann.getByText('Refused in the period: 4 (3 revoked key, 1 missing permission)', { exact: false }).waitFor();
   assert.match(await ann.getByRole('img', { name: /requests per day/ }).getAttribute('aria-label'), /refused calls 4/);
-  await screen(ann, '17b-issued-keys-refusals');
+  assert.equal(await ann.getByRole('button', { name: 'Revoke', exact: true }).count(), 0, 'nothing to do on a revoked key');
+  await screen(ann, '17b-key-page-refusals');
 
   await bob.goto(`${url}/projects/${p}`);
   await tile.getByText('Your key was revoked.').waitFor();

@@ -66,7 +66,7 @@ function linkInMail(to, subject) {
 /** The id of the focused element and its text. */
 const focused = (page) => page.evaluate(() => ({ id: document.activeElement?.id ?? '', text: document.activeElement?.textContent ?? '' }));
 
-const KEYS = 21;
+const KEYS = 24;
 
 test('a week later: totals over every page, pending counts, focus, mail links to this port', async () => {
   const owner = await tokenOf('wann');
@@ -75,7 +75,7 @@ test('a week later: totals over every page, pending counts, focus, mail links to
   await call(owner, 'PUT', `/v1/projects/${p}/roles/reader`, { permissions: ['project_view', 'package_view'] });
   const template = await call(owner, 'POST', `/v1/projects/${p}/templates`, { name: 'Forecast API', role: 'reader', price_per_request: 7 });
   await call(owner, 'POST', `/v1/projects/${p}/templates`, { name: 'Trial API', role: 'reader', validity_days: 1 });
-  // 21 holders, each of whose keys is used (i % 3) + 1 times: 42 calls, €2.94.
+  // 24 holders, each of whose keys is used (i % 3) + 1 times: 48 calls, €3.36.
   let calls = 0;
   for (let i = 0; i < KEYS; i++) {
     const sub = `u${String(i).padStart(2, '0')}`;
@@ -89,7 +89,7 @@ test('a week later: totals over every page, pending counts, focus, mail links to
       assert.equal(r.status, 200);
     }
   }
-  assert.equal(calls, 42);
+  assert.equal(calls, 48);
   for (const sub of ['wbob', 'wcarl']) {
     await call(owner, 'PUT', `/v1/projects/${p}/members/${sub}`, { role: 'reader', email: `${sub}@example.com` });
   }
@@ -122,11 +122,21 @@ test('a week later: totals over every page, pending counts, focus, mail links to
   await ann.getByRole('row', { name: /wbob@example\.com/ }).waitFor();
   await screen(ann, 'w3-requests-pending-count');
 
-  // Approve: the row stays, marked, with focus on it; the count follows.
+  // Approve: the row stays where it was, marked, with focus on it; the count follows; the next
+  // request's buttons have not moved, so that a person can go on deciding with the mouse.
+  const nextApprove = ann.getByRole('button', { name: 'Approve the request of wcarl@example.com for Forecast API' });
+  const nextReject = ann.getByRole('button', { name: 'Reject the request of wcarl@example.com for Forecast API' });
+  const before = [await nextApprove.boundingBox(), await nextReject.boundingBox()];
   await ann.getByRole('button', { name: 'Approve the request of wbob@example.com for Forecast API' }).click();
   await ann.waitForFunction(() => document.activeElement?.id.startsWith('request-row-'));
   assert.match((await focused(ann)).text, /wbob@example\.com[\s\S]*approved/);
   await tabs.getByRole('link', { name: 'Requests 1 pending' }).waitFor();
+  await ann.getByText(/Approved: a key for Forecast API was issued to wbob@example\.com/).waitFor();
+  const after = [await nextApprove.boundingBox(), await nextReject.boundingBox()];
+  assert.deepEqual(after, before, 'Approve and Reject of the next request stay where they were');
+  const rowsInOrder = await ann.locator('table.requests tbody tr').allInnerTexts();
+  assert.match(rowsInOrder[0], /wbob@example\.com[\s\S]*approved/, 'the decided request keeps its place');
+  await screen(ann, 'w3b-requests-after-approve');
 
   // Bob's window regains focus: his tile shows the key, with no reload of the page.
   await bob.evaluate(() => { window.__stayed = true; });
@@ -151,22 +161,59 @@ test('a week later: totals over every page, pending counts, focus, mail links to
   await tabs.getByRole('link', { name: 'Requests', exact: true }).waitFor();
   await screen(ann, 'w4-requests-decided-focus');
 
-  // Issued keys: 22 keys, 20 a page; the period's totals are the whole project's, as money.
+  // Issued keys: 25 keys on one page, each on one line at 1280 px; the period's totals are
+  // the whole project's, as money, above the table.
   await tabs.getByRole('link', { name: 'Issued keys' }).click();
   const totals = ann.getByRole('region', { name: /Whole project/ });
   await totals.waitFor();
-  assert.match(await totals.innerText(), /22 keys/);
-  assert.match(await totals.innerText(), /Requests\s*42/);
-  assert.match(await totals.innerText(), /Cost\s*€2\.94/);
-  assert.equal(await ann.locator('table.issued tbody tr').count(), 20, 'one page of 20 keys');
-  const all = ann.getByRole('row', { name: /Total of all 22 keys in the period/ });
-  assert.deepEqual((await all.getByRole('cell').allInnerTexts()).slice(0, 2), ['42', '€2.94']);
+  assert.match(await totals.innerText(), /25 keys/);
+  assert.match(await totals.innerText(), /Requests\s*48/);
+  assert.match(await totals.innerText(), /Cost\s*€3\.36/);
+  const bodyRows = ann.locator('table.issued tbody tr');
+  await ann.getByRole('row', { name: /Total on this page \(25 keys\)/ }).waitFor();
+  assert.equal(await bodyRows.count(), 25, 'the 25 keys on the first page');
+  const heights = await bodyRows.evaluateAll((rows) => rows.map((r) => r.getBoundingClientRect().height));
+  const line = await ann.locator('table.issued tbody td').first().evaluate((td) => parseFloat(getComputedStyle(td).lineHeight));
+  assert.ok(heights.every((h) => h < 2 * line + 12), `every row on one line (line ${line}px): ${heights.join(', ')}`);
+  const wraps = await ann.locator('table.issued tbody td').evaluateAll((tds) => tds.filter((td) => td.scrollWidth > td.clientWidth + 1).length);
+  assert.equal(wraps, 0, 'no cell overflows its column');
+  assert.ok((await totals.boundingBox()).y < 900, 'the totals are in the first screen');
+  assert.match(await ann.getByRole('columnheader', { name: /Quota used now/ }).innerText(), /now/);
+  await screen(ann, 'w5-issued-keys-table');
+
+  // Sorted by requests: most first, then fewest; filtered by user and by status.
+  const requestsColumn = () => bodyRows.evaluateAll((rows) => rows.map((r) => Number(r.querySelectorAll('td')[5].textContent)));
+  await ann.getByRole('button', { name: /^Requests/ }).click();
+  assert.equal(await ann.getByRole('columnheader', { name: /^Requests/ }).getAttribute('aria-sort'), 'descending');
+  const down = await requestsColumn();
+  assert.deepEqual(down, [...down].sort((a, b) => b - a), `requests, most first: ${down}`);
+  assert.equal(down[0], 3);
+  await ann.getByRole('button', { name: /^Requests/ }).click();
+  const up = await requestsColumn();
+  assert.deepEqual(up, [...up].sort((a, b) => a - b), `requests, fewest first: ${up}`);
+  assert.equal(up[0], 0, "wbob's new key has no calls yet");
+  await ann.getByLabel('User', { exact: true }).fill('u05');
+  assert.equal(await bodyRows.count(), 1);
+  assert.match(await bodyRows.first().innerText(), /u05@example\.com/);
+  await ann.getByRole('row', { name: /Total of the keys shown \(1 key\)/ }).waitFor();
+  await ann.getByRole('row', { name: /Total of all 25 keys in the period/ }).waitFor();
+  await ann.getByLabel('User', { exact: true }).fill('');
+  await ann.getByLabel('Status', { exact: true }).selectOption('revoked');
+  await ann.getByText('No key on this page matches the filter.').waitFor();
+  await ann.getByLabel('Status', { exact: true }).selectOption('');
+
+  // 20 a page: the pager is above the table; the page's totals and the project's.
+  await ann.getByLabel('Keys a page').selectOption('20');
+  await ann.getByRole('row', { name: /Total on this page \(20 keys\)/ }).waitFor();
+  const all = ann.getByRole('row', { name: /Total of all 25 keys in the period/ });
+  assert.deepEqual((await all.getByRole('cell').allInnerTexts()).slice(0, 2), ['48', '€3.36']);
   const pageTotal = ann.getByRole('row', { name: /Total on this page \(20 keys\)/ });
   const pageCost = (await pageTotal.getByRole('cell').allInnerTexts())[1];
   assert.match(pageCost, /^€\d+\.\d\d$/);
-  assert.ok(Number(pageCost.slice(1)) < 2.94, 'the page is a part of the whole');
-  assert.match(await ann.getByRole('columnheader', { name: 'Quota used now' }).innerText(), /now/);
-  await screen(ann, 'w5-issued-keys-totals-money');
+  assert.ok(Number(pageCost.slice(1)) < 3.36, 'the page is a part of the whole');
+  const pager = await ann.getByRole('navigation', { name: 'Pages' }).boundingBox();
+  assert.ok(pager.y < (await ann.locator('table.issued').boundingBox()).y, 'the pager is above the list');
+  await screen(ann, 'w5b-issued-keys-paged');
 
   // A reversed period is refused once, beside the date it concerns.
   await ann.getByLabel('From', { exact: true }).fill('2026-12-10');
@@ -178,11 +225,18 @@ test('a week later: totals over every page, pending counts, focus, mail links to
   assert.match(await alerts.innerText(), /must be on or after the start/);
   assert.equal(await ann.getByLabel('To', { exact: true }).getAttribute('aria-invalid'), 'true');
   await screen(ann, 'w6-reversed-period');
+  // A period that ended before any key was issued lists none and counts none.
+  await ann.getByLabel('From', { exact: true }).fill('2025-01-01');
+  await ann.getByLabel('To', { exact: true }).fill('2025-01-31');
+  await ann.getByRole('button', { name: 'Show period' }).click();
+  await ann.getByText('No keys had been issued in this project by the end of the period.').waitFor();
+  assert.match(await totals.innerText(), /\(0 keys\)/);
   await ann.reload();
 
-  // The chart of a key over 30 days: labels never overlap; Hourly draws the last 3 days.
-  const first = ann.locator('table.issued tbody tr').first();
-  await first.getByRole('button', { name: /Usage chart of Forecast API/ }).click();
+  // A key's page, opened from its row: the chart over 30 days (labels never overlap; Hourly
+  // draws the last 3 days); the owner rerolls the key there.
+  await bodyRows.filter({ hasText: 'u00@example.com' }).getByRole('cell').nth(2).click();
+  await ann.getByRole('heading', { name: /Forecast API key of u00@example\.com/ }).waitFor();
   await ann.getByRole('img', { name: /requests per day/ }).waitFor();
   const overlaps = () => ann.evaluate(() => {
     const boxes = [...document.querySelectorAll('.chart text.time')].map((t) => t.getBBox());
@@ -195,8 +249,19 @@ test('a week later: totals over every page, pending counts, focus, mail links to
   const hourly = await overlaps();
   assert.ok(hourly.labels >= 4 && hourly.overlapping === 0, `hourly labels: ${JSON.stringify(hourly)}`);
   await screen(ann, 'w7-chart-hourly');
+  await ann.getByRole('button', { name: 'Reroll' }).click();
+  const reroll = ann.getByRole('dialog', { name: 'Give this key a new token?' });
+  await reroll.getByRole('radio', { name: /stops at once/ }).check();
+  await reroll.getByRole('button', { name: 'Reroll key' }).click();
+  await ann.getByText(/New token made for u00@example\.com's key; .* the old token stopped working\. They have been told by mail\./).waitFor();
+  assert.match(await ann.getByRole('region', { name: 'This key' }).innerText(), /Token\s*rerolled once/);
+  assert.equal(await ann.getByLabel('New key token').count(), 0, "the owner is not shown the holder's token");
+  await screen(ann, 'w7b-key-page-rerolled');
 
-  // Revoke Bob's key (on the second page): focus lands on its row, which says revoked.
+  // Revoke Bob's key from its row (on the second page of 20): focus lands on its row, which
+  // says revoked.
+  await ann.goBack();
+  await ann.getByLabel('Keys a page').selectOption('20');
   await ann.getByRole('button', { name: 'Next ›' }).click();
   const bobRow = ann.getByRole('row', { name: /wbob@example\.com/ });
   await bobRow.getByRole('button', { name: 'Revoke the key of wbob@example.com for Forecast API' }).click();

@@ -4,10 +4,11 @@
 
 import { useState } from '../vendor/preact-hooks.js';
 import { html, ListState, PeriodPicker, Problem, count, defaultPeriod, money, periodQuery, quotaUse, refusedWords, when, useAction, useLoad } from '../components.js';
-import { all, api, get, seg } from '../api.js';
+import { all, api, get, keyPage, seg } from '../api.js';
 import { UsageChart } from '../chart.js';
 import { Reroll, oldTokenEnd, ownLimitsWords, rerollWords } from '../key-actions.js';
 import { NarrowedTokens } from '../narrowed-tokens.js';
+
 
 export function MyKeys() {
   const load = useLoad(() => all('/v1/me/keys'), []);
@@ -40,7 +41,7 @@ function MyKey({ k, project, period }) {
   const total = points.reduce((a, p) => ({ requests: a.requests + p.requests, cost: a.cost + p.cost }), { requests: 0, cost: 0 });
   const refused = usage.data?.totals?.refused;
   return html`<article class=${`tile state-${k.status}`} aria-labelledby=${`key-${k.id}`}>
-    <h2 id=${`key-${k.id}`}>${k.template_name}</h2>
+    <h2 id=${`key-${k.id}`}><a href=${keyPage(k.project_id, k.id)}>${k.template_name}</a></h2>
     <dl>
       <dt>Status</dt><dd><span class=${`badge ${k.status}`}>${k.status}</span></dd>
       <dt>Project</dt><dd><a href=${`/projects/${seg(k.project_id)}`}>${project ?? html`<code>${k.project_id}</code>`}</a></dd>
@@ -66,7 +67,7 @@ function MyKey({ k, project, period }) {
       </div>
       ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
     </div>` : null}
-    ${k.status === 'active' ? html`<${NarrowedTokens} k=${k} />` : null}
+    ${k.status === 'active' ? html`<${NarrowedTokens} name=${k.template_name} base=${`/v1/me/keys/${seg(k.id)}/tokens`} />` : null}
     <${Reroll} open=${rerolling} projectId=${k.project_id} keyId=${k.id} who="Your key" onClose=${() => setRerolling(false)}
       onDone=${(/** @type {any} */ answer) => {
         setRerolling(false);

@@ -125,11 +125,13 @@ fn with_refusals(mut buckets: Vec<Bucket>, rows: &[Item]) -> Vec<Bucket> {
     buckets
 }
 
-/// Whether the key existed by the end of the period. The issued-keys pages and their totals
-/// list only those: a key issued later had no part in it. Keys revoked before the period stay,
-/// since calls made with them are still refused (and counted) in it.
+/// Whether the key had been issued by the end of the period's last UTC day. The issued-keys
+/// pages and their totals list only those: a key issued on a later day had no part in it. The
+/// whole day, not the instant: a console whose clock is behind the server's asks for a period
+/// that ends "now" a little early, and must still see the key it just approved. Keys revoked
+/// before the period stay, since calls made with them are still refused (and counted) in it.
 fn existed_in(key: &IssuedKey, period: Period) -> bool {
-    key.issued_at < period.to
+    key.issued_at < usage::day_of(period.to - chrono::Duration::nanoseconds(1)) + chrono::Duration::days(1)
 }
 
 /// The latest `last_used_at` among buckets (of one or several shards).
