@@ -107,17 +107,27 @@ impl Tally {
         let mut pending = self.pending();
         *pending.counts.entry((subject, hour)).or_default().entry(outcome).or_default() += 1;
         self.waiting.store(true, Ordering::Release);
-        self.is_due(&pending)
+        Self::claim_if_due(self.counting, &mut pending)
     }
 
     /// Whether a flush is due: refusals wait, and none was written within the interval (or
     /// too many wait).
     pub(super) fn due(&self) -> bool {
-        self.waiting.load(Ordering::Acquire) && self.is_due(&self.pending())
+        self.waiting.load(Ordering::Acquire) && Self::claim_if_due(self.counting, &mut self.pending())
     }
 
-    fn is_due(&self, pending: &Pending) -> bool {
-        let Counting::Flushed(every) = self.counting else { return !pending.counts.is_empty() };
+    /// Whether a flush is due, and if so claims it at once: the calls decided before the flush
+    /// starts see the interval begun, so a slow store never gets several flushes for one.
+    fn claim_if_due(counting: Counting, pending: &mut Pending) -> bool {
+        let due = Self::is_due_for(counting, pending);
+        if due && matches!(counting, Counting::Flushed(_)) && pending.counts.len() < MAX_PENDING {
+            pending.last_flush = Some(Instant::now());
+        }
+        due
+    }
+
+    fn is_due_for(counting: Counting, pending: &Pending) -> bool {
+        let Counting::Flushed(every) = counting else { return !pending.counts.is_empty() };
         !pending.counts.is_empty()
             && (pending.counts.len() >= MAX_PENDING || pending.last_flush.is_none_or(|at| at.elapsed() >= every))
     }
