@@ -269,16 +269,31 @@ async fn a_strict_rate_limit_holds_across_three_gateways() {
     let limits =
         json!({"quota": {"requests": 12, "per": "day"}, "rate_limit": {"per_second": 5, "burst": 5, "mode": "strict"}});
     let (p, _, _, token) = key_with(&t, limits).await;
-    let outcomes = calls(&t, &p, &token, 30).await;
-    assert_eq!(count(&outcomes, "allowed"), 5, "the burst at once: {outcomes:?}");
-    assert_eq!(count(&outcomes, "rate_limit"), 25, "{outcomes:?}");
+    // Each burst is 30 calls at once through the three gateways: 5 allowed, and one more for
+    // every 200 ms the burst itself took (a busy host may take that long to send it).
+    let (first, a1) = burst(&t, &p, &token).await;
+    assert!(a1 >= 5, "the burst at once: {first:?}");
+    assert_eq!(count(&first, "rate_limit"), 30 - a1, "{first:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let outcomes = calls(&t, &p, &token, 30).await;
-    assert_eq!(count(&outcomes, "allowed"), 5, "a burst again: {outcomes:?}");
+    let (second, a2) = burst(&t, &p, &token).await;
+    assert!(a2 >= 5, "a burst again: {second:?}");
+    assert_eq!(count(&second, "rate_limit"), 30 - a2, "{second:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let outcomes = calls(&t, &p, &token, 30).await;
-    assert_eq!(count(&outcomes, "allowed"), 2, "then the quota's last 2: {outcomes:?}");
-    assert_eq!(count(&outcomes, "quota"), 28, "{outcomes:?}");
+    let (last, a3) = burst(&t, &p, &token).await;
+    assert_eq!(a1 + a2 + a3, 12, "then the quota's last ones, exactly: {first:?} {second:?} {last:?}");
+    assert_eq!(count(&last, "quota"), 30 - a3, "{last:?}");
+}
+
+/// 30 calls at once through the three gateways to a key limited to 5 a second with a burst of
+/// 5: its outcomes and the allowed ones, checked against what the burst's own duration allows.
+async fn burst(t: &Three, project: &str, token: &str) -> (Vec<String>, usize) {
+    let started = std::time::Instant::now();
+    let outcomes = calls(t, project, token, 30).await;
+    let took = started.elapsed().as_secs_f64();
+    let allowed = count(&outcomes, "allowed");
+    let most = 5 + (5.0 * took).floor() as usize;
+    assert!((1..=most).contains(&allowed), "{allowed} allowed in a burst of {took:.2} s, at most {most}: {outcomes:?}");
+    (outcomes, allowed)
 }
 
 /// The figures of BENCHMARKS.md, "Limits across instances": allowed calls per second for

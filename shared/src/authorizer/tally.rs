@@ -226,6 +226,20 @@ mod tests {
         assert_eq!((row.counter("revoked"), row.counter("permission")), (1000, 1));
     }
 
+    /// The refusals decided before a due flush has started (a slow store, a busy runtime) do
+    /// not start more flushes: the first one claims the interval when it is found due.
+    #[tokio::test]
+    async fn a_due_flush_is_started_once_however_many_refusals_wait_for_it() {
+        let store = CountingStore::new(Arc::new(SqliteStore::in_memory().unwrap()));
+        let tally = Tally::new(Counting::Flushed(Duration::from_secs(3600)));
+        let key = KeyId::generate();
+        let now = Utc::now();
+        let due: usize = (0..1000).map(|_| tally.refused(Subject::Key(key.clone()), "revoked", now) as usize).sum();
+        assert_eq!((due, tally.due()), (1, false), "one flush started, none more due");
+        let flushed = tally.flush(&store).await;
+        assert_eq!((flushed.refusals, flushed.writes, store.calls().counter_writes), (1000, 1, 1));
+    }
+
     #[tokio::test]
     async fn a_project_that_does_not_exist_gets_no_row() {
         let store = SqliteStore::in_memory().unwrap();
