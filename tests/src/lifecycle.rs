@@ -214,8 +214,7 @@ pub async fn walk(gw: &LocalGateway) {
         (now - Duration::days(2)).format("%Y-%m-%d")
     );
     let (_, old) = gw.call("GET", &format!("/v1/projects/{p}/keys?{before}"), Some(ann), None).await;
-    assert_eq!(old["items"][0]["requests"], 0);
-    assert_eq!(old["items"][0]["cost"], 0);
+    assert_eq!(old["items"], json!([]), "a period that ended before the key was issued does not list it");
     let (_, series) =
         gw.call("GET", &format!("/v1/projects/{p}/keys/{k}/usage?{covering}&granularity=hour"), Some(ann), None).await;
     let total: i64 = series["points"].as_array().unwrap().iter().map(|pt| pt["requests"].as_i64().unwrap()).sum();
