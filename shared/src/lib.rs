@@ -33,6 +33,7 @@ pub mod template;
 pub mod testing;
 pub mod usage;
 pub mod user_token;
+pub mod webhook;
 
 pub use error::{Error, Result};
 pub use service::App;

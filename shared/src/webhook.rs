@@ -1,0 +1,530 @@
+//! Signed webhooks (issue 32), the rules underneath them: the events keygate tells programs
+//! about and their payloads, the endpoint URLs it may call (no SSRF), the secrets it signs with
+//! ([Standard Webhooks](https://www.standardwebhooks.com/), through the `standardwebhooks`
+//! crate), and when a failed delivery is tried again. The endpoints' API, the outbox's event
+//! records and the delivery workers build on these (docs/webhooks.md says what is in place).
+//!
+//! Decisions written down here:
+//! - **An event is not a message.** One event (a change) becomes one message per endpoint that
+//!   asked for its type; a message's `webhook-id` is derived from the event and the endpoint
+//!   ([`message_id`]), so every retry, and a fan-out that runs twice, sends the same id.
+//! - **No secret in a payload.** [`Event::new`] refuses data that holds a field named like a
+//!   token, a secret or an Authorization header, whatever its value: payloads carry ids and facts.
+//! - **Addresses, not names, are checked.** A URL's host is resolved and every address it
+//!   resolves to must be public, at creation and again before each delivery (a name may be
+//!   re-pointed at a private address after it was accepted: DNS rebinding); the delivery then
+//!   connects to an address that was checked.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::secret::SecretValue;
+
+/// The events a webhook endpoint can ask for; `as_str` is the payload's `type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "request.created")]
+    RequestCreated,
+    #[serde(rename = "request.approved")]
+    RequestApproved,
+    #[serde(rename = "request.rejected")]
+    RequestRejected,
+    #[serde(rename = "key.revoked")]
+    KeyRevoked,
+    #[serde(rename = "key.rerolled")]
+    KeyRerolled,
+    #[serde(rename = "key.limits_changed")]
+    KeyLimitsChanged,
+    /// The 7- and 1-day notices before a key expires.
+    #[serde(rename = "key.expiring")]
+    KeyExpiring,
+    #[serde(rename = "key.leak_reported")]
+    KeyLeakReported,
+    /// 80 % and 100 % of a key's quota used in its period.
+    #[serde(rename = "quota.threshold")]
+    QuotaThreshold,
+    #[serde(rename = "secrets.imported")]
+    SecretsImported,
+    #[serde(rename = "template.created")]
+    TemplateCreated,
+    #[serde(rename = "template.changed")]
+    TemplateChanged,
+    #[serde(rename = "template.deleted")]
+    TemplateDeleted,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 13] = [
+        Self::RequestCreated,
+        Self::RequestApproved,
+        Self::RequestRejected,
+        Self::KeyRevoked,
+        Self::KeyRerolled,
+        Self::KeyLimitsChanged,
+        Self::KeyExpiring,
+        Self::KeyLeakReported,
+        Self::QuotaThreshold,
+        Self::SecretsImported,
+        Self::TemplateCreated,
+        Self::TemplateChanged,
+        Self::TemplateDeleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RequestCreated => "request.created",
+            Self::RequestApproved => "request.approved",
+            Self::RequestRejected => "request.rejected",
+            Self::KeyRevoked => "key.revoked",
+            Self::KeyRerolled => "key.rerolled",
+            Self::KeyLimitsChanged => "key.limits_changed",
+            Self::KeyExpiring => "key.expiring",
+            Self::KeyLeakReported => "key.leak_reported",
+            Self::QuotaThreshold => "quota.threshold",
+            Self::SecretsImported => "secrets.imported",
+            Self::TemplateCreated => "template.created",
+            Self::TemplateChanged => "template.changed",
+            Self::TemplateDeleted => "template.deleted",
+        }
+    }
+
+    /// The type named `s`, or a problem that lists the types there are.
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|t| t.as_str()).collect();
+            Error::invalid("events", format!("{s:?} is not an event type; the types are {}", names.join(", ")))
+        })
+    }
+}
+
+/// Field names a payload never carries, whatever their value (compared without case, `-` and
+/// `_`): a token, a secret or an Authorization header has no place in an event.
+const FORBIDDEN_FIELDS: [&str; 5] = ["token", "secret", "authorization", "password", "bearer"];
+
+fn forbidden_field(value: &Value) -> Option<String> {
+    match value {
+        Value::Object(map) => map.iter().find_map(|(name, v)| {
+            let plain: String = name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect();
+            if FORBIDDEN_FIELDS.iter().any(|f| plain.contains(f)) { Some(name.clone()) } else { forbidden_field(v) }
+        }),
+        Value::Array(items) => items.iter().find_map(forbidden_field),
+        _ => None,
+    }
+}
+
+/// One change keygate reports: its payload is `{"type", "timestamp", "data"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique per change; with an endpoint's id it makes the message's `webhook-id`.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub timestamp: DateTime<Utc>,
+    pub data: Value,
+}
+
+impl Event {
+    /// An event of `kind` at `at` with `data` (an object of ids and facts); refused if a field
+    /// of `data`, however deep, is named like a token, a secret or an Authorization header.
+    pub fn new(kind: EventType, at: DateTime<Utc>, data: Value) -> Result<Self> {
+        if !data.is_object() {
+            return Err(Error::internal(format!("the data of a {} event is not an object", kind.as_str())));
+        }
+        if let Some(field) = forbidden_field(&data) {
+            return Err(Error::internal(format!("the data of a {} event names {field:?}", kind.as_str())));
+        }
+        Ok(Self { id: format!("evt_{}", ulid::Ulid::new()), kind, timestamp: at, data })
+    }
+
+    /// The body sent: `type`, `timestamp` (RFC 3339, UTC) and `data`.
+    pub fn payload(&self) -> String {
+        let body = serde_json::json!({
+            "type": self.kind.as_str(),
+            "timestamp": self.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": self.data,
+        });
+        body.to_string()
+    }
+}
+
+/// The `webhook-id` of `event`'s message to endpoint `endpoint`: the same on every retry and
+/// whichever worker sends it, so a receiver can drop the duplicates at-least-once delivery sends.
+pub fn message_id(event: &str, endpoint: &str) -> String {
+    format!("msg_{}_{}", event.trim_start_matches("evt_"), endpoint)
+}
+
+/// Random bytes in a new signing secret (Standard Webhooks asks for 24 to 64).
+const SECRET_BYTES: usize = 32;
+
+/// A new endpoint secret, `whsec_` and the base64 of 32 random bytes: shown once, at creation
+/// or rotation, and stored for signing only.
+pub fn new_secret() -> SecretValue {
+    let mut bytes = [0u8; SECRET_BYTES];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random source works");
+    SecretValue::new(format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+}
+
+/// How long the secret before a rotation still signs beside the new one.
+pub const ROTATION_OVERLAP: chrono::Duration = chrono::Duration::hours(24);
+
+/// The three Standard Webhooks headers of one message: `webhook-signature` holds one `v1,`
+/// signature per secret in force (the new one first; the old one during a rotation's overlap).
+pub fn signed_headers(
+    message_id: &str,
+    at: DateTime<Utc>,
+    payload: &str,
+    secrets: &[&SecretValue],
+) -> Result<[(&'static str, String); 3]> {
+    let timestamp = at.timestamp();
+    let mut signatures = Vec::with_capacity(secrets.len());
+    for secret in secrets {
+        let signer = standardwebhooks::Webhook::new(secret.expose())
+            .map_err(|_| Error::internal("a webhook secret is not whsec_ and base64"))?;
+        let signature = signer
+            .sign(message_id, timestamp, payload.as_bytes())
+            .map_err(|_| Error::internal("a webhook payload is not UTF-8"))?;
+        signatures.push(signature);
+    }
+    Ok([
+        ("webhook-id", message_id.to_owned()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signatures.join(" ")),
+    ])
+}
+
+/// One delivery attempt's time limit; the response body is read up to [`MAX_RESPONSE_BYTES`]
+/// and ignored; redirects are not followed (a 3xx is a failed attempt).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// How long a message is tried: from its first attempt, after which it has failed for good,
+/// and an endpoint that failed every message for as long is disabled (its owner is mailed).
+pub const GIVE_UP_AFTER: chrono::Duration = chrono::Duration::days(3);
+
+/// The waits after each failed attempt, as Standard Webhooks suggests; after the last, every
+/// 10 hours until [`GIVE_UP_AFTER`].
+const RETRY_WAITS: [Duration; 7] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+];
+
+/// When to try a message again after its `failed`-th failed attempt (1 for the first), its
+/// first attempt made at `first`; `None` once [`GIVE_UP_AFTER`] has passed: it failed for good.
+pub fn next_attempt(first: DateTime<Utc>, failed: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let wait = RETRY_WAITS.get(failed.saturating_sub(1) as usize).copied().unwrap_or(RETRY_WAITS[6]);
+    let next = now + chrono::Duration::from_std(wait).ok()?;
+    (next <= first + GIVE_UP_AFTER).then_some(next)
+}
+
+/// Where keygate may send webhooks: on AWS only to public addresses (and the networks the
+/// operator allows); on keygate-local also plain `http` to the loopback, for a receiver on the
+/// same machine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UrlPolicy {
+    /// keygate-local: `http://` to a loopback address or `localhost` is allowed.
+    pub local: bool,
+    /// Networks the operator allows although they are not public (`10.1.0.0/16`).
+    pub allowed: Vec<ipnet::IpNet>,
+}
+
+/// The endpoint URLs accepted and the words of each refusal, for the API's problem (`url`).
+impl UrlPolicy {
+    /// Checks the URL's form: `https` (or `http` to the loopback on keygate-local), a host,
+    /// no user info, at most 2,000 characters. Addresses are checked by [`UrlPolicy::check_addresses`].
+    pub fn check_url(&self, raw: &str) -> Result<url::Url> {
+        let refuse = |why: &str| Err(Error::invalid("url", why.to_owned()));
+        if raw.len() > 2000 {
+            return refuse("is longer than 2,000 characters");
+        }
+        let Ok(url) = url::Url::parse(raw) else { return refuse("is not an absolute URL (https://host/path)") };
+        if !url.username().is_empty() || url.password().is_some() {
+            return refuse("must not hold a user name or password: send credentials in the signature's secret instead");
+        }
+        let Some(host) = url.host() else { return refuse("has no host") };
+        if url.fragment().is_some() {
+            return refuse("must not have a fragment (#...)");
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if self.local && is_loopback_host(&host) => {}
+            "http" if self.local => {
+                return refuse("may use plain http only to the loopback (127.0.0.1, ::1, localhost); use https");
+            }
+            "http" => return refuse("must use https"),
+            _ => return refuse("must use https"),
+        }
+        if let url::Host::Ipv4(_) | url::Host::Ipv6(_) = host {
+            let ip = match host {
+                url::Host::Ipv4(v4) => IpAddr::V4(v4),
+                url::Host::Ipv6(v6) => IpAddr::V6(v6),
+                url::Host::Domain(_) => unreachable!(),
+            };
+            self.check_addresses(&url, &[ip])?;
+        }
+        Ok(url)
+    }
+
+    /// Checks every address `url`'s host resolved to: each must be public, or in a network the
+    /// operator allows, or (keygate-local, plain http) the loopback.
+    pub fn check_addresses(&self, url: &url::Url, addresses: &[IpAddr]) -> Result<()> {
+        if addresses.is_empty() {
+            return Err(Error::invalid("url", "its host name does not resolve to any address"));
+        }
+        for &address in addresses {
+            let address = canonical(address);
+            if self.allowed.iter().any(|net| net.contains(&address)) {
+                continue;
+            }
+            if self.local && address.is_loopback() {
+                continue;
+            }
+            if let Some(class) = not_public(address) {
+                let host = url.host_str().unwrap_or_default();
+                return Err(Error::invalid(
+                    "url",
+                    format!(
+                        "{host} is {} ({address}): keygate sends webhooks to public addresses only, unless the operator allows the network",
+                        class
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves `url`'s host and checks its addresses; answers them, for the delivery to
+    /// connect to the addresses checked.
+    pub async fn resolve(&self, url: &url::Url) -> Result<Vec<std::net::SocketAddr>> {
+        let host = url.host_str().ok_or_else(|| Error::invalid("url", "has no host"))?;
+        let port = url.port_or_known_default().unwrap_or(443);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let found: Vec<_> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|_| Error::invalid("url", format!("its host name {host} does not resolve")))?
+            .collect();
+        self.check_addresses(url, &found.iter().map(|a| a.ip()).collect::<Vec<_>>())?;
+        Ok(found)
+    }
+}
+
+fn is_loopback_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(v4) => v4.is_loopback(),
+        url::Host::Ipv6(v6) => v6.is_loopback(),
+    }
+}
+
+/// An IPv6 address that embeds an IPv4 one (mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`)
+/// as that IPv4 address: it is where the connection goes.
+fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let s = v6.segments();
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [a, b] = s[6].to_be_bytes();
+                let [c, d] = s[7].to_be_bytes();
+                return IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+            }
+            IpAddr::V6(v6)
+        }
+        v4 => v4,
+    }
+}
+
+/// Why `address` is not a public one, in words; `None` if it is.
+fn not_public(address: IpAddr) -> Option<&'static str> {
+    match address {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            if v4.is_unspecified() || a == 0 {
+                Some("an unspecified address")
+            } else if v4.is_loopback() {
+                Some("a loopback address")
+            } else if v4 == Ipv4Addr::new(169, 254, 169, 254) {
+                Some("the cloud metadata address")
+            } else if v4.is_link_local() {
+                Some("a link-local address")
+            } else if v4.is_private() || (a == 100 && (64..128).contains(&b)) || (a == 198 && (b == 18 || b == 19)) {
+                Some("a private address")
+            } else if v4.is_multicast() {
+                Some("a multicast address")
+            } else if v4.is_broadcast()
+                || a >= 240
+                || v4.is_documentation()
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+            {
+                Some("a reserved address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            if v6.is_unspecified() {
+                Some("an unspecified address")
+            } else if v6.is_loopback() {
+                Some("a loopback address")
+            } else if first & 0xffc0 == 0xfe80 {
+                Some("a link-local address")
+            } else if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+                Some("the cloud metadata address")
+            } else if first & 0xfe00 == 0xfc00 {
+                Some("a private address")
+            } else if v6.is_multicast() {
+                Some("a multicast address")
+            } else if first == 0x2001 && v6.segments()[1] == 0xdb8 {
+                Some("a reserved address")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_event_type_reads_back_from_its_name() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()).unwrap(), t);
+            assert_eq!(serde_json::to_value(t).unwrap(), json!(t.as_str()));
+        }
+        let err = EventType::parse("key.created").unwrap_err();
+        assert!(err.to_string().contains("request.created, request.approved"), "{err}");
+    }
+
+    #[test]
+    fn a_payload_is_type_timestamp_and_data_and_never_a_secret() {
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 5, 9, 0, 0).unwrap();
+        let e = Event::new(EventType::KeyRevoked, at, json!({"key_id": "K1", "project_id": "P1"})).unwrap();
+        let payload: Value = serde_json::from_str(&e.payload()).unwrap();
+        assert_eq!(
+            payload,
+            json!({"type": "key.revoked", "timestamp": "2026-12-05T09:00:00.000Z", "data": {"key_id": "K1", "project_id": "P1"}})
+        );
+        for data in [
+            json!({"token": "x"}),
+            json!({"key": {"Access_Token": "x"}}),
+            json!({"items": [{"webhook-secret": "x"}]}),
+            json!({"headers": {"Authorization": "Bearer x"}}),
+        ] {
+            assert!(Event::new(EventType::KeyRerolled, at, data.clone()).is_err(), "{data}");
+        }
+        assert!(Event::new(EventType::KeyRerolled, at, json!("text")).is_err(), "data is an object");
+    }
+
+    /// Signed as the crate's own test vector signs; verified by the crate with each secret of
+    /// a rotation; an edited payload is refused.
+    #[test]
+    fn messages_are_signed_the_standard_way_with_every_secret_in_force() {
+        let known = SecretValue::new("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD");
+        let at = DateTime::from_timestamp(1649367553, 0).unwrap();
+        let payload = r#"{"email":"test@example.com","username":"test_user"}"#;
+        let [_, _, (_, signature)] = signed_headers("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", at, payload, &[&known]).unwrap();
+        assert_eq!(signature, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
+
+        let (new, old) = (new_secret(), new_secret());
+        assert!(new.expose().starts_with("whsec_") && new.expose() != old.expose());
+        let now = Utc::now();
+        let headers = signed_headers("msg_1", now, payload, &[&new, &old]).unwrap();
+        let mut map = http::HeaderMap::new();
+        for (name, value) in &headers {
+            map.insert(*name, value.parse().unwrap());
+        }
+        assert_eq!(headers[2].1.split(' ').count(), 2, "both signatures during the overlap");
+        for secret in [&new, &old] {
+            let receiver = standardwebhooks::Webhook::new(secret.expose()).unwrap();
+            receiver.verify(payload.as_bytes(), &map).unwrap();
+            assert!(receiver.verify(br#"{"email":"other@example.com"}"#, &map).is_err());
+        }
+        let stranger = standardwebhooks::Webhook::new(new_secret().expose()).unwrap();
+        assert!(stranger.verify(payload.as_bytes(), &map).is_err());
+    }
+
+    #[test]
+    fn retries_follow_the_standard_schedule_then_every_ten_hours_for_three_days() {
+        let first = Utc::now();
+        let mut now = first;
+        let mut waits = Vec::new();
+        let mut failed = 1;
+        while let Some(next) = next_attempt(first, failed, now) {
+            waits.push((next - now).num_seconds());
+            now = next;
+            failed += 1;
+        }
+        assert_eq!(waits[..7], [5, 300, 1800, 7200, 18000, 36000, 36000]);
+        assert!(waits[7..].iter().all(|w| *w == 36000), "{waits:?}");
+        assert!(now <= first + GIVE_UP_AFTER && now + chrono::Duration::hours(10) > first + GIVE_UP_AFTER);
+        assert_eq!(message_id("evt_01ABC", "WH1"), message_id("evt_01ABC", "WH1"), "the same id on every retry");
+    }
+
+    /// The refused URLs, each with the rule it breaks in its problem.
+    #[test]
+    fn urls_that_would_reach_inside_are_refused_with_the_rule_they_break() {
+        let aws = UrlPolicy::default();
+        let local = UrlPolicy { local: true, ..Default::default() };
+        let cases: [(&UrlPolicy, &str, &str); 24] = [
+            (&aws, "http://hooks.example.com/in", "must use https"),
+            (&aws, "ftp://hooks.example.com/in", "must use https"),
+            (&aws, "https://user:pw@hooks.example.com/in", "user name or password"),
+            (&aws, "https://user@hooks.example.com/in", "user name or password"),
+            (&aws, "hooks.example.com/in", "not an absolute URL"),
+            (&aws, "https://hooks.example.com/in#x", "fragment"),
+            (&aws, "https://10.0.0.5/in", "a private address"),
+            (&aws, "https://172.16.3.4/in", "a private address"),
+            (&aws, "https://192.168.1.1/in", "a private address"),
+            (&aws, "https://100.64.0.1/in", "a private address"),
+            (&aws, "https://169.254.169.254/latest/meta-data/", "the cloud metadata address"),
+            (&aws, "https://169.254.10.10/in", "a link-local address"),
+            (&aws, "https://127.0.0.1/in", "a loopback address"),
+            (&aws, "https://[::1]/in", "a loopback address"),
+            (&aws, "https://[::ffff:10.0.0.5]/in", "a private address"),
+            (&aws, "https://[64:ff9b::a9fe:a9fe]/in", "the cloud metadata address"),
+            (&aws, "https://[fd00:ec2::254]/in", "the cloud metadata address"),
+            (&aws, "https://[fe80::1]/in", "a link-local address"),
+            (&aws, "https://[fc00::1]/in", "a private address"),
+            (&aws, "https://224.0.0.1/in", "a multicast address"),
+            (&aws, "https://0.0.0.0/in", "an unspecified address"),
+            (&aws, "https://2130706433/in", "a loopback address"),
+            (&local, "http://hooks.example.com/in", "plain http only to the loopback"),
+            (&local, "https://10.0.0.5/in", "a private address"),
+        ];
+        for (policy, url, rule) in cases {
+            let err = policy.check_url(url).unwrap_err();
+            assert_eq!(err.status(), 422, "{url}");
+            assert!(err.to_string().starts_with("url: ") && err.to_string().contains(rule), "{url}: {err}");
+        }
+        for url in ["https://hooks.example.com/in", "https://93.184.215.14:8443/in"] {
+            aws.check_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+        for url in ["http://127.0.0.1:9000/in", "http://localhost:9000/in", "http://[::1]:9000/in"] {
+            local.check_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+        // A name is checked by its addresses: one private address among public ones refuses it.
+        let url = url::Url::parse("https://rebound.example.com/in").unwrap();
+        let public: IpAddr = "93.184.215.14".parse().unwrap();
+        let err = aws.check_addresses(&url, &[public, "10.1.2.3".parse().unwrap()]).unwrap_err();
+        assert!(err.to_string().contains("rebound.example.com is a private address (10.1.2.3)"), "{err}");
+        let allowed = UrlPolicy { allowed: vec!["10.1.0.0/16".parse().unwrap()], ..Default::default() };
+        allowed.check_addresses(&url, &[public, "10.1.2.3".parse().unwrap()]).unwrap();
+        assert!(allowed.check_addresses(&url, &["10.2.0.1".parse().unwrap()]).is_err(), "only the network allowed");
+    }
+}
