@@ -527,4 +527,21 @@ mod tests {
         allowed.check_addresses(&url, &[public, "10.1.2.3".parse().unwrap()]).unwrap();
         assert!(allowed.check_addresses(&url, &["10.2.0.1".parse().unwrap()]).is_err(), "only the network allowed");
     }
+
+    /// A name is resolved and its addresses checked (at creation and before each delivery): a
+    /// name that resolves to the loopback is refused on AWS, and allowed over http on
+    /// keygate-local, which then connects to the addresses it checked.
+    #[tokio::test]
+    async fn a_name_that_resolves_inside_is_refused_by_its_address() {
+        let url = UrlPolicy::default().check_url("https://localhost:8443/in").unwrap();
+        let err = UrlPolicy::default().resolve(&url).await.unwrap_err();
+        assert!(err.to_string().contains("localhost is a loopback address ("), "{err}");
+        let local = UrlPolicy { local: true, ..Default::default() };
+        let url = local.check_url("http://localhost:9000/in").unwrap();
+        let addresses = local.resolve(&url).await.unwrap();
+        assert!(addresses.iter().all(|a| a.ip().is_loopback() && a.port() == 9000), "{addresses:?}");
+        let nowhere = url::Url::parse("https://keygate-test.invalid/in").unwrap();
+        let err = UrlPolicy::default().resolve(&nowhere).await.unwrap_err();
+        assert!(err.to_string().contains("does not resolve"), "{err}");
+    }
 }
