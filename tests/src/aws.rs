@@ -12,13 +12,19 @@ pub const MAIL_FROM: &str = "keygate@example.com";
 /// for every test to run (`KEYGATE_REQUIRE_AWS_TESTS=1`), in which case it fails: the test
 /// command never skips silently.
 pub fn endpoint() -> Option<String> {
-    match std::env::var("KEYGATE_TEST_AWS_ENDPOINT") {
+    required("KEYGATE_TEST_AWS_ENDPOINT", "no DynamoDB/SES emulator (run ./scripts/test to start one)")
+}
+
+/// The value of `var`, something the test command provides: without it a test fails under the
+/// test command (`KEYGATE_REQUIRE_AWS_TESTS=1`), and is skipped with `missing` said otherwise.
+pub fn required(var: &str, missing: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(e) if !e.is_empty() => Some(e),
         _ if std::env::var("KEYGATE_REQUIRE_AWS_TESTS").is_ok_and(|v| v == "1") => {
-            panic!("KEYGATE_TEST_AWS_ENDPOINT is not set: run the tests with ./scripts/test")
+            panic!("{var} is not set: run the tests with ./scripts/test")
         }
         _ => {
-            eprintln!("skipped: no DynamoDB/SES emulator (run ./scripts/test to start one)");
+            eprintln!("skipped: {missing}");
             None
         }
     }

@@ -14,16 +14,10 @@ use serde_json::{Value, json};
 /// (`scripts/requirements-webhooks.txt`); without it the test fails if the test command asked
 /// for every test, and is skipped otherwise, as the emulator's tests are.
 fn python() -> Option<String> {
-    match std::env::var("KEYGATE_WEBHOOK_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ if std::env::var("KEYGATE_REQUIRE_AWS_TESTS").is_ok_and(|v| v == "1") => {
-            panic!("KEYGATE_WEBHOOK_PYTHON is not set: run the tests with ./scripts/test")
-        }
-        _ => {
-            eprintln!("skipped: no Python with standardwebhooks (run ./scripts/test to install one)");
-            None
-        }
-    }
+    keygate_tests::aws::required(
+        "KEYGATE_WEBHOOK_PYTHON",
+        "no Python with standardwebhooks (run ./scripts/test to install one)",
+    )
 }
 
 /// Each case: a secret, a payload and headers; the Python package's verdict on each, in order.
