@@ -34,6 +34,8 @@ pub mod testing;
 pub mod usage;
 pub mod user_token;
 pub mod webhook;
+#[cfg(feature = "delivery")]
+pub mod webhook_delivery;
 
 pub use error::{Error, Result};
 pub use service::App;

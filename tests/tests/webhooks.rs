@@ -77,3 +77,136 @@ fn standard_webhooks_python_package_verifies_what_keygate_signs() {
     assert!(verdicts[4..].iter().all(|v| v == "WebhookVerificationError"), "{verdicts:?}");
     assert!(!payload.contains("whsec_"), "no secret in the payload");
 }
+
+/// A receiver on 127.0.0.1 written with Python's `standardwebhooks`: `/ok` verifies each message
+/// with the secret it was given and answers 204 (400 if it does not verify), `/redirect` answers
+/// 302 to `/landed`, `/hang` answers after 5 s, `/big` answers 1 MB. It prints one line per
+/// request: `verified <webhook-id> <type>`, `refused <why>`, or the path it served.
+struct Receiver {
+    child: std::process::Child,
+    port: u16,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Receiver {
+    fn start(python: &str, secret: &str) -> Self {
+        const SERVER: &str = r#"
+import json, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from standardwebhooks import Webhook
+hook = Webhook(sys.argv[1])
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args): pass
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.path == "/ok":
+            try:
+                event = hook.verify(body, dict(self.headers))
+                print("verified", self.headers["webhook-id"], event["type"], flush=True)
+                self.send_response(204); self.end_headers()
+            except Exception as e:
+                print("refused", type(e).__name__, flush=True)
+                self.send_response(400); self.end_headers()
+            return
+        print(self.path, flush=True)
+        if self.path == "/redirect":
+            self.send_response(302); self.send_header("location", "/landed"); self.end_headers()
+        elif self.path == "/hang":
+            time.sleep(5); self.send_response(204); self.end_headers()
+        elif self.path == "/big":
+            self.send_response(200); self.send_header("content-length", str(1 << 20)); self.end_headers()
+            self.wfile.write(b"x" * (1 << 20))
+        else:
+            self.send_response(404); self.end_headers()
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print("port", server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+        let mut child = Command::new(python)
+            .args(["-c", SERVER, secret])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the receiver starts");
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in out.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let first = lines.recv_timeout(std::time::Duration::from_secs(20)).expect("the receiver says its port");
+        let port = first.strip_prefix("port ").and_then(|p| p.parse().ok()).expect("port N");
+        Self { child, port, lines }
+    }
+
+    /// What it printed since last asked, after a moment for a request still arriving.
+    fn heard(&self) -> Vec<String> {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One attempt per case, as the delivery workers will make them: delivered and verified by the
+/// Python package; a redirect not followed; a receiver that hangs cut at the time limit; a large
+/// answer not read whole; and on AWS's rules, the loopback refused before any connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_attempt_delivers_signed_or_fails_in_words_and_never_goes_where_it_may_not() {
+    use keygate::webhook::UrlPolicy;
+    use keygate::webhook_delivery::{Outcome, Sender};
+    let Some(python) = python() else { return };
+    let secret = new_secret();
+    let receiver = Receiver::start(&python, secret.expose());
+    let base = format!("http://127.0.0.1:{}", receiver.port);
+    let local =
+        Sender::with_timeout(UrlPolicy { local: true, ..Default::default() }, std::time::Duration::from_secs(1));
+    let event = Event::new(EventType::KeyRevoked, Utc::now(), json!({"key_id": "K1", "project_id": "P1"})).unwrap();
+    let payload = event.payload();
+    let id = message_id(&event.id, "WH1");
+    macro_rules! send {
+        ($sender:expr, $url:expr) => {
+            $sender.send(&$url, &id, Utc::now(), &payload, &[&secret]).await
+        };
+    }
+
+    let ok = send!(local, format!("{base}/ok"));
+    assert_eq!(ok.outcome, Outcome::Delivered { status: 204 });
+    assert_eq!(receiver.heard(), [format!("verified {id} key.revoked")]);
+    let by_name = send!(local, format!("http://localhost:{}/ok", receiver.port));
+    assert_eq!(by_name.outcome, Outcome::Delivered { status: 204 }, "a name, resolved and checked at connection");
+    assert_eq!(receiver.heard().len(), 1);
+
+    let redirected = send!(local, format!("{base}/redirect"));
+    assert_eq!(redirected.outcome, Outcome::Rejected { status: 302 });
+    assert_eq!(receiver.heard(), ["/redirect"], "where it pointed is not called");
+
+    let hung = send!(local, format!("{base}/hang"));
+    assert_eq!(hung.outcome, Outcome::TimedOut);
+    assert!(hung.took < std::time::Duration::from_secs(3), "cut at the time limit: {:?}", hung.took);
+
+    let big = send!(local, format!("{base}/big"));
+    assert_eq!(big.outcome, Outcome::Delivered { status: 200 }, "a large answer is read in part and dropped");
+    receiver.heard();
+
+    let aws = Sender::with_timeout(UrlPolicy::default(), std::time::Duration::from_secs(1));
+    for (url, rule) in [
+        (format!("{base}/ok"), "must use https"),
+        (format!("https://127.0.0.1:{}/ok", receiver.port), "a loopback address"),
+        (format!("https://localhost:{}/ok", receiver.port), "localhost is a loopback address"),
+        ("https://169.254.169.254/latest/meta-data/".to_owned(), "the cloud metadata address"),
+    ] {
+        match send!(aws, url.clone()).outcome {
+            Outcome::Refused { why } => assert!(why.contains(rule), "{url}: {why}"),
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+    assert_eq!(receiver.heard(), Vec::<String>::new(), "nothing refused reached the receiver");
+    assert!(!payload.contains(secret.expose()));
+}
