@@ -31,6 +31,11 @@ impl DataDir {
         self.read_or_create("signing-key.pem", KeyRing::generate_pem)
     }
 
+    /// The secret the deployment's webhooks are signed with (`whsec_…`), made on first use.
+    pub fn webhook_secret(&self) -> Result<String, String> {
+        self.read_or_create("webhook-secret", || keygate::webhook::new_secret().expose().to_owned())
+    }
+
     pub fn user_token_secret(&self) -> Result<String, String> {
         self.read_or_create("user-token-secret", UserTokens::generate_secret)
     }

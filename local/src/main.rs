@@ -112,6 +112,15 @@ struct Cli {
     /// Decimal places of the currency's minor unit, the unit of prices (2: cents; 0 for JPY).
     #[arg(long, global = true, default_value_t = 2, env = "KEYGATE_CURRENCY_EXPONENT", value_parser = clap::value_parser!(u8).range(0..=keygate::money::MAX_EXPONENT as i64))]
     currency_exponent: u8,
+    /// Send every event of every project (a request made or decided, a key revoked, rerolled or
+    /// limited, a template changed, secrets imported) to this URL as a signed webhook (Standard
+    /// Webhooks): how the platform itself listens. `https`, or plain `http` to the loopback.
+    #[arg(long, global = true, env = "KEYGATE_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// Sign webhooks with the secret (`whsec_…`) in this file instead of the data directory's
+    /// `webhook-secret` (made on first start). `KEYGATE_WEBHOOK_SECRET` may hold the secret.
+    #[arg(long, global = true, env = "KEYGATE_WEBHOOK_SECRET_FILE", requires = "webhook_url")]
+    webhook_secret_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -265,6 +274,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let store = store(&cli, &dir, clients.as_ref()).await?;
     keygate::migrate::check_at_start(store.as_ref()).await?;
+    let webhook = webhook_endpoint(&cli, &dir)?;
     let mut app = App::new(
         store,
         mailer(&cli, &dir, clients.as_ref())?,
@@ -275,6 +285,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             usage_shards: cli.usage_shards,
             scanning: scanning_keys(&cli)?,
             currency: currency.clone(),
+            webhook_events: webhook.is_some(),
         },
     );
     let metrics = Arc::new(metrics::Metrics::default());
@@ -294,6 +305,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         keys.keep_current(gateway.clone(), first_refresh);
     }
     retry_mail_in_background(gateway.clone());
+    if let Some(endpoint) = webhook {
+        deliver_webhooks_in_background(gateway.clone(), endpoint);
+    }
     print_welcome(&cli, &dir, addr);
     let router = axum::Router::new().fallback(gateway::serve).with_state(gateway.clone());
     axum::serve(listener, router)
@@ -473,6 +487,53 @@ fn retry_mail_in_background(gateway: Arc<Gateway>) {
     });
 }
 
+/// The deployment's webhook endpoint of `--webhook-url`, checked as keygate-local's rules
+/// allow (`https`, or `http` to the loopback), with its secret.
+fn webhook_endpoint(cli: &Cli, dir: &DataDir) -> Result<Option<keygate::service::WebhookEndpoint>, String> {
+    let Some(url) = &cli.webhook_url else { return Ok(None) };
+    local_webhook_policy().check_url(url).map_err(|e| format!("--webhook-url {url}: {}", problem_words(&e)))?;
+    let secret =
+        shared_secret(cli.webhook_secret_file.as_deref(), "KEYGATE_WEBHOOK_SECRET", "--webhook-secret-file", || {
+            dir.webhook_secret()
+        })?;
+    let secret = keygate::secret::SecretValue::new(secret.trim());
+    let signs = keygate::webhook::signed_headers("msg_probe", chrono::Utc::now(), "{}", &[&secret]).is_ok();
+    if !signs || !secret.expose().starts_with("whsec_") {
+        return Err("the webhook secret must be whsec_ followed by base64 (delete it to have a new one made)".into());
+    }
+    Ok(Some(keygate::service::WebhookEndpoint { id: "deployment".into(), url: url.clone(), secrets: vec![secret] }))
+}
+
+fn local_webhook_policy() -> keygate::webhook::UrlPolicy {
+    keygate::webhook::UrlPolicy { local: true, ..Default::default() }
+}
+
+/// A validation problem's words without its field name.
+fn problem_words(e: &keygate::Error) -> String {
+    match e {
+        keygate::Error::Validation(errors) => errors.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; "),
+        other => other.to_string(),
+    }
+}
+
+/// Delivers the queued webhook events a few times a second: an event reaches the endpoint
+/// within a second of its change when the endpoint answers.
+fn deliver_webhooks_in_background(gateway: Arc<Gateway>, endpoint: keygate::service::WebhookEndpoint) {
+    tokio::spawn(async move {
+        let sender = keygate::webhook_delivery::Sender::new(local_webhook_policy());
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match gateway.app.deliver_webhooks(&sender, &endpoint).await {
+                Ok(round) if round.delivered + round.failed + round.given_up > 0 => tracing::debug!(?round, "webhooks"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "webhook delivery round failed"),
+            }
+        }
+    });
+}
+
 async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -499,6 +560,17 @@ fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
         Some(issuer) => format!("sign in with {issuer}"),
         None => "sign in with any user id and e-mail: this is a local gateway".into(),
     };
+    let webhooks = match &cli.webhook_url {
+        Some(u) => format!(
+            "\n  webhooks        every event to {u}, signed with {}",
+            match (&cli.webhook_secret_file, std::env::var_os("KEYGATE_WEBHOOK_SECRET")) {
+                (Some(f), _) => f.display().to_string(),
+                (None, Some(_)) => "KEYGATE_WEBHOOK_SECRET".into(),
+                (None, None) => format!("{data}/webhook-secret"),
+            }
+        ),
+        None => String::new(),
+    };
     let mode = match &cli.upstream {
         Some(u) => format!("forwarded to {u}"),
         None => "echo mode: allowed calls answer 200 with the authorizer context".into(),
@@ -509,7 +581,7 @@ fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
   data directory  {data} ({storage}, {mail})
   platform API    {url}/api/projects/{{project}}/... ({mode})
   OpenAPI         {url}/openapi.json
-  metrics         {url}/metrics (decisions by outcome, latencies, store errors, mail; Prometheus text)
+  metrics         {url}/metrics (decisions by outcome, latencies, store errors, mail; Prometheus text){webhooks}
 
 Open the console: {url}/  ({sign_in})
 

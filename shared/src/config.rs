@@ -526,6 +526,8 @@ pub async fn build_app(config: &Config, needs: Needs) -> Result<App, ConfigError
             usage_shards: config.usage_shards,
             scanning: config.scanning.clone(),
             currency: config.currency.clone(),
+            // On AWS no delivery function exists yet (issue 32): no event is queued for none.
+            webhook_events: false,
         },
     ))
 }

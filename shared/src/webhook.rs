@@ -104,18 +104,68 @@ impl EventType {
 }
 
 /// Field names a payload never carries, whatever their value (compared without case, `-` and
-/// `_`): a token, a secret or an Authorization header has no place in an event.
-const FORBIDDEN_FIELDS: [&str; 5] = ["token", "secret", "authorization", "password", "bearer"];
+/// `_`): a name that is or ends in `token`, `secret` or `password`, or is `authorization` or
+/// `bearer`. A token, a secret or an Authorization header has no place in an event (the names
+/// of imported secrets do: `secrets`, `secret_names`).
+fn forbidden(name: &str) -> bool {
+    let plain: String = name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect();
+    ["token", "secret", "password"].iter().any(|end| plain.ends_with(end))
+        || plain == "authorization"
+        || plain == "bearer"
+}
 
 fn forbidden_field(value: &Value) -> Option<String> {
     match value {
-        Value::Object(map) => map.iter().find_map(|(name, v)| {
-            let plain: String = name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect();
-            if FORBIDDEN_FIELDS.iter().any(|f| plain.contains(f)) { Some(name.clone()) } else { forbidden_field(v) }
-        }),
+        Value::Object(map) => {
+            map.iter().find_map(|(name, v)| if forbidden(name) { Some(name.clone()) } else { forbidden_field(v) })
+        }
         Value::Array(items) => items.iter().find_map(forbidden_field),
         _ => None,
     }
+}
+
+/// The event an audited change is reported as, and the name its subject takes in the event's
+/// data; `None` for changes no event reports (projects, roles, nodes, members, narrowed tokens
+/// and secrets set by hand).
+pub fn of_audit(action: crate::audit::AuditAction) -> Option<(EventType, &'static str)> {
+    use crate::audit::AuditAction as A;
+    Some(match action {
+        A::TemplateCreated => (EventType::TemplateCreated, "template_id"),
+        A::TemplateEdited => (EventType::TemplateChanged, "template_id"),
+        A::TemplateDeleted => (EventType::TemplateDeleted, "template_id"),
+        A::KeyRequested => (EventType::RequestCreated, "request_id"),
+        A::RequestApproved => (EventType::RequestApproved, "request_id"),
+        A::RequestRejected => (EventType::RequestRejected, "request_id"),
+        A::KeyRevoked => (EventType::KeyRevoked, "key_id"),
+        A::KeyRerolled => (EventType::KeyRerolled, "key_id"),
+        A::KeyLimitsChanged => (EventType::KeyLimitsChanged, "key_id"),
+        A::KeyLeakReported => (EventType::KeyLeakReported, "key_id"),
+        A::KeyImported => (EventType::SecretsImported, "key_id"),
+        A::ProjectRegistered
+        | A::RoleDefined
+        | A::NodeRegistered
+        | A::MemberSet
+        | A::KeyTokenMinted
+        | A::KeyTokenRevoked
+        | A::SecretChanged
+        | A::SecretDeleted => return None,
+    })
+}
+
+/// The event of an audited change: its data the project, who acted, the subject under its own
+/// name, and the audit's particulars (never a secret: [`Event::new`] checks).
+pub fn event_of_audit(audit: &crate::audit::AuditEvent) -> Option<Result<Event>> {
+    let (kind, subject) = of_audit(audit.action)?;
+    let mut data = serde_json::Map::new();
+    data.insert("project_id".into(), Value::String(audit.project_id.to_string()));
+    data.insert("actor_id".into(), Value::String(audit.actor.to_string()));
+    data.insert(subject.into(), Value::String(audit.subject.clone()));
+    if let Value::Object(detail) = &audit.detail {
+        for (name, value) in detail {
+            data.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    Some(Event::new(kind, audit.at, Value::Object(data)))
 }
 
 /// One change keygate reports: its payload is `{"type", "timestamp", "data"}`.
@@ -150,6 +200,29 @@ impl Event {
             "data": self.data,
         });
         body.to_string()
+    }
+}
+
+/// An event waiting in the outbox, and how its delivery went so far.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Queued {
+    pub event: Event,
+    /// Failed attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub first_attempt: Option<DateTime<Utc>>,
+    /// Not tried again before then.
+    #[serde(default)]
+    pub next_at: Option<DateTime<Utc>>,
+    /// The last attempt's outcome, in words (never an answer's body).
+    #[serde(default)]
+    pub last_outcome: Option<String>,
+}
+
+impl Queued {
+    pub fn new(event: Event) -> Self {
+        Self { event, attempts: 0, first_attempt: None, next_at: None, last_outcome: None }
     }
 }
 
@@ -425,9 +498,12 @@ mod tests {
             json!({"key": {"Access_Token": "x"}}),
             json!({"items": [{"webhook-secret": "x"}]}),
             json!({"headers": {"Authorization": "Bearer x"}}),
+            json!({"user": {"password": "x"}}),
         ] {
             assert!(Event::new(EventType::KeyRerolled, at, data.clone()).is_err(), "{data}");
         }
+        let names = json!({"key_id": "K1", "secrets": ["srv_token", "srv_project"], "token_count": 2});
+        assert!(Event::new(EventType::SecretsImported, at, names).is_ok(), "names of secrets are facts");
         assert!(Event::new(EventType::KeyRerolled, at, json!("text")).is_err(), "data is an object");
     }
 

@@ -90,6 +90,11 @@ struct Receiver {
 
 impl Receiver {
     fn start(python: &str, secret: &str) -> Self {
+        Self::start_on(python, secret, 0)
+    }
+
+    /// On `port` (0: a free one).
+    fn start_on(python: &str, secret: &str, port: u16) -> Self {
         const SERVER: &str = r#"
 import json, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,7 +107,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/ok":
             try:
                 event = hook.verify(body, dict(self.headers))
-                print("verified", self.headers["webhook-id"], event["type"], flush=True)
+                print("verified", self.headers["webhook-id"], event["type"], json.dumps(event["data"], sort_keys=True), flush=True)
                 self.send_response(204); self.end_headers()
             except Exception as e:
                 print("refused", type(e).__name__, flush=True)
@@ -118,12 +123,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"x" * (1 << 20))
         else:
             self.send_response(404); self.end_headers()
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2]) if len(sys.argv) > 2 else 0), Handler)
 print("port", server.server_address[1], flush=True)
 server.serve_forever()
 "#;
         let mut child = Command::new(python)
-            .args(["-c", SERVER, secret])
+            .args(["-c", SERVER, secret, &port.to_string()])
             .stdout(Stdio::piped())
             .spawn()
             .expect("the receiver starts");
@@ -178,7 +183,7 @@ async fn one_attempt_delivers_signed_or_fails_in_words_and_never_goes_where_it_m
 
     let ok = send!(local, format!("{base}/ok"));
     assert_eq!(ok.outcome, Outcome::Delivered { status: 204 });
-    assert_eq!(receiver.heard(), [format!("verified {id} key.revoked")]);
+    assert_eq!(receiver.heard(), [format!(r#"verified {id} key.revoked {{"key_id": "K1", "project_id": "P1"}}"#)]);
     let by_name = send!(local, format!("http://localhost:{}/ok", receiver.port));
     assert_eq!(by_name.outcome, Outcome::Delivered { status: 204 }, "a name, resolved and checked at connection");
     assert_eq!(receiver.heard().len(), 1);
@@ -209,4 +214,84 @@ async fn one_attempt_delivers_signed_or_fails_in_words_and_never_goes_where_it_m
     }
     assert_eq!(receiver.heard(), Vec::<String>::new(), "nothing refused reached the receiver");
     assert!(!payload.contains(secret.expose()));
+}
+
+/// The verified messages heard within `within`, until `n` of them: (webhook-id, type, data).
+fn verified(receiver: &Receiver, n: usize, within: std::time::Duration) -> Vec<(String, String, Value)> {
+    let deadline = std::time::Instant::now() + within;
+    let mut got = Vec::new();
+    while got.len() < n && std::time::Instant::now() < deadline {
+        if let Ok(line) = receiver.lines.recv_timeout(std::time::Duration::from_millis(100)) {
+            let mut parts = line.splitn(4, ' ');
+            assert_eq!(parts.next(), Some("verified"), "every message verifies: {line}");
+            let (id, kind, data) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+            got.push((id.to_owned(), kind.to_owned(), serde_json::from_str(data).unwrap()));
+        }
+    }
+    got
+}
+
+/// keygate-local with `--webhook-url`: every change of every project reaches the platform's
+/// endpoint signed, verified by Python's `standardwebhooks`; a receiver down at first gets every
+/// event once it is up (the first retry comes within seconds), each once by its webhook-id; a
+/// change made while it is up arrives within 2 s; no token or secret in a payload or the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keygate_local_sends_every_change_to_the_deployment_endpoint_once() {
+    let Some(python) = python() else { return };
+    let secret = new_secret();
+    let dir = keygate_tests::Scratch::new("webhook-secret");
+    let secret_file = dir.0.join("webhook-secret");
+    std::fs::write(&secret_file, secret.expose()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/ok");
+    let gateway = keygate_tests::LocalGateway::start(&[
+        "--webhook-url",
+        &url,
+        "--webhook-secret-file",
+        secret_file.to_str().unwrap(),
+    ]);
+    assert!(gateway.logs().contains(&format!("every event to {url}")), "{}", gateway.logs());
+
+    // Changes while nobody listens: a template, a request, its approval, a revocation.
+    let (ann, bob) = (gateway.token("ann"), gateway.token("bob"));
+    let template = json!({"name": "Forecast API", "role": "reader", "price_per_request": 3});
+    let (p, t) = gateway.project_with_template(&ann, "Weather", ("reader", &["project_view"]), template).await;
+    let (key, token) = gateway.issue_key(&ann, &bob, &p, &t).await;
+    let k = key["id"].as_str().unwrap();
+    let (status, _) = gateway.call("DELETE", &format!("/v1/projects/{p}/keys/{k}"), Some(&ann), None).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+
+    // The receiver comes up: the first retry (5 s after each failed attempt) delivers them all.
+    let receiver = Receiver::start_on(&python, secret.expose(), port);
+    let heard = verified(&receiver, 4, std::time::Duration::from_secs(15));
+    let kinds: Vec<&str> = heard.iter().map(|(_, kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["template.created", "request.created", "request.approved", "key.revoked"],
+        "in the order of the changes"
+    );
+    let ids: std::collections::BTreeSet<&str> = heard.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(ids.len(), 4, "one webhook-id per event: {heard:?}");
+    let approved = &heard[2].2;
+    assert_eq!(
+        (&approved["project_id"], &approved["key_id"], &approved["user_id"]),
+        (&json!(p), &json!(k), &json!("bob"))
+    );
+    assert_eq!((&heard[0].2["template_id"], &heard[3].2["key_id"]), (&json!(t), &json!(k)));
+
+    // Up: a change arrives within 2 s, once.
+    let started = std::time::Instant::now();
+    let (status, _) = gateway
+        .call("PATCH", &format!("/v1/projects/{p}/templates/{t}"), Some(&ann), Some(json!({"price_per_request": 4})))
+        .await;
+    assert_eq!(status, 200);
+    let changed = verified(&receiver, 1, std::time::Duration::from_secs(2));
+    assert_eq!(changed.iter().map(|(_, kind, _)| kind.as_str()).collect::<Vec<_>>(), ["template.changed"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(receiver.heard(), Vec::<String>::new(), "nothing twice");
+
+    let everything = format!("{heard:?}{changed:?}");
+    assert!(!everything.contains(&token) && !everything.contains("whsec_"), "no token or secret in a payload");
+    gateway.assert_no_secrets_logged(&[&token, secret.expose(), &ann]);
 }

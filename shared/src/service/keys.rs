@@ -416,7 +416,7 @@ impl App {
     pub async fn revoke(&self, caller: &Caller, id: &ProjectId, kid: &KeyId) -> Result<Revocation> {
         let (access, key) = self.key_for(caller, id, kid).await?;
         let now = self.now();
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         let revoked = self.plan_revoke(&mut tx, &key, &caller.id).await?;
         tx.audit(id, caller, AuditAction::KeyRevoked, kid, json!({"user_id": key.user_id}), now)
             .mail(mail::key_revoked(&self.settings.console_url, &access.project, &revoked), now);

@@ -4,7 +4,7 @@
 use chrono::Duration;
 use serde_json::json;
 
-use super::{App, Tx};
+use super::App;
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
@@ -53,7 +53,7 @@ impl App {
         let leak = LeakReport { generation, reported_at: now, url: found.url.clone(), scanner: scanner.to_owned() };
         let reported = IssuedKey { leak: Some(leak), ..key.clone() };
         let actor = scanner_caller(scanner);
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         let (after, action) = match on_leak {
             OnLeak::Revoke => {
                 (self.plan_revoke(&mut tx, &reported, &actor.id).await?, "The key was revoked: calls made with it are refused from now on. Request a new key in the project's API keys section.".to_owned())

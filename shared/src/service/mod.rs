@@ -12,6 +12,8 @@ mod rerolls;
 mod secrets;
 mod templates;
 mod tokens;
+#[cfg(feature = "delivery")]
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -28,6 +30,8 @@ pub use requests::{Approval, Decision as RequestDecision};
 pub use rerolls::{Reroll, RerollInput};
 pub use secrets::ImportAnswer;
 pub use templates::{Expected, TemplateWithTile};
+#[cfg(feature = "delivery")]
+pub use webhooks::{Endpoint as WebhookEndpoint, Round as WebhookRound};
 
 use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::Clock;
@@ -51,6 +55,9 @@ pub struct Settings {
     pub scanning: crate::scanning::ScanningKeys,
     /// The currency of prices and costs, for the billing export's amounts.
     pub currency: crate::money::Currency,
+    /// Whether changes queue webhook events (a webhook endpoint is configured): written in the
+    /// same transaction as the change, delivered by the webhook worker.
+    pub webhook_events: bool,
 }
 
 impl Default for Settings {
@@ -60,6 +67,7 @@ impl Default for Settings {
             usage_shards: 1,
             scanning: Default::default(),
             currency: Default::default(),
+            webhook_events: false,
         }
     }
 }
@@ -161,6 +169,8 @@ pub(crate) fn encode<T: Serialize>(key: ItemKey, version: u64, value: &T) -> Ite
 pub(crate) struct Tx {
     writes: Vec<Write>,
     mail: Vec<(ItemKey, Mail)>,
+    /// Whether audited changes also queue their webhook event ([`Settings::webhook_events`]).
+    events: bool,
 }
 
 impl Tx {
@@ -216,6 +226,18 @@ impl Tx {
             subject: subject.to_string(),
             detail,
         };
+        if self.events
+            && let Some(made) = crate::webhook::event_of_audit(&event)
+        {
+            match made {
+                Ok(webhook) => {
+                    let queued = crate::webhook::Queued::new(webhook);
+                    self.put(layout::webhook_event(&queued.event.id), 1, &queued, Cond::NotExists);
+                }
+                // A field named like a secret in an audit's particulars: a bug, never sent.
+                Err(e) => tracing::error!(error = %e, action = ?action, "webhook event not queued"),
+            }
+        }
         self.put(layout::audit(project, &event.id), 1, &event, Cond::NotExists)
     }
 
@@ -268,6 +290,12 @@ impl App {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
+    }
+
+    /// A transaction of this deployment: its audited changes queue webhook events if it has
+    /// webhooks.
+    pub(crate) fn tx(&self) -> Tx {
+        Tx { events: self.settings.webhook_events, ..Tx::default() }
     }
 
     /// Waits for `at`, when a change of limits is in force on every instance

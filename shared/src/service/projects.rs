@@ -3,7 +3,7 @@
 use futures_util::future::try_join_all;
 use serde_json::json;
 
-use super::{App, ListPage, PageRequest, Tx, decode};
+use super::{App, ListPage, PageRequest, decode};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::error::{Error, Result};
 use crate::identity::Caller;
@@ -35,7 +35,7 @@ impl App {
             updated_at: now,
             project_id: Some(project.id.clone()),
         };
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.put(layout::project(&project.id), 1, &project, Cond::NotExists)
             .put(layout::role(&project.id, &owner.name), 1, &owner, Cond::NotExists)
             .put_indexed(
@@ -113,7 +113,7 @@ impl App {
             Some(item) => (item.version + 1, Cond::Version(item.version)),
             None => (1, Cond::NotExists),
         };
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.put(key, version, &role, cond).audit(
             id,
             caller,
@@ -138,7 +138,7 @@ impl App {
         let key = layout::node(id, &node.id);
         let version = self.store.get(&key).await?.map_or(0, |i| i.version);
         let cond = if version == 0 { Cond::NotExists } else { Cond::Version(version) };
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.put(key, version + 1, &node, cond).audit(
             id,
             caller,
@@ -183,7 +183,7 @@ impl App {
         let key = layout::member(id, &member.user_id);
         let version = self.store.get(&key).await?.map_or(0, |i| i.version);
         let cond = if version == 0 { Cond::NotExists } else { Cond::Version(version) };
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         let index = layout::membership(&member.user_id, id);
         tx.check(role_key, Cond::Exists).put_indexed(key, index, version + 1, &member, cond).audit(
             id,

@@ -4,7 +4,7 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{App, ListPage, Notification, PageRequest, Tx, decode};
+use super::{App, ListPage, Notification, PageRequest, decode};
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
@@ -71,7 +71,7 @@ impl App {
             version: 1,
         };
         let tile = Tile { state: TileState::Pending, request_id: Some(request.id.clone()), key_id: None, reason: None };
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.check(layout::template(id, tid), Cond::Version(template.version))
             .put(layout::tile(id, &caller.id, tid), tile_version + 1, &tile, version_or_absent(tile_version))
             .put(layout::request(id, &request.id), 1, &request, Cond::NotExists)
@@ -188,7 +188,7 @@ impl App {
             key_id: Some(key.id.clone()),
             reason: None,
         };
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.put(layout::request(id, rid), approved.version, &approved, Cond::Version(request.version))
             .delete(layout::pending(id, rid), Cond::Always)
             .put_key(&key, Cond::NotExists)
@@ -236,7 +236,7 @@ impl App {
         };
         let reason = Some(input.reason).filter(|r| !r.is_empty());
         let tile = Tile { state: TileState::Rejected, request_id: Some(rid.clone()), key_id: None, reason };
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.put(layout::request(id, rid), rejected.version, &rejected, Cond::Version(request.version))
             .delete(layout::pending(id, rid), Cond::Always)
             .put(

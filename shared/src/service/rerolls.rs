@@ -57,7 +57,7 @@ impl App {
             None => DEFAULT_REROLL_GRACE,
         };
         let now = self.now();
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         let plan = self.plan_reroll(&mut tx, &key, grace).await?;
         tx.audit(
             id,
@@ -181,7 +181,7 @@ impl App {
         let current = key.limits.at(now);
         let next = patch.apply_to(&current, &template.limits_at(at), at)?;
         let changed = IssuedKey { limits: current.scheduled(next, at), version: version + 1, ..key };
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.put_key(&changed, Cond::Version(version)).audit(
             id,
             caller,

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{App, ListPage, PageRequest, Tx};
+use super::{App, ListPage, PageRequest};
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
@@ -64,7 +64,7 @@ impl App {
             });
         }
         let now = self.now();
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         let mut views = Vec::new();
         let mut names = Vec::new();
         // The token's secret comes first in the plan; the key remembers where it went.
@@ -147,7 +147,7 @@ impl App {
             updated_at: now,
             version,
         };
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.put(key, version, &secret, cond).audit(
             id,
             caller,
@@ -166,7 +166,7 @@ impl App {
         let Some(item) = self.store.get(&key).await? else {
             return Err(Error::not_found("secret"));
         };
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.delete(key, Cond::Version(item.version)).audit(
             id,
             caller,

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{App, ListPage, PageRequest, Tx};
+use super::{App, ListPage, PageRequest};
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
@@ -53,7 +53,7 @@ impl App {
         let v = self.validate_template(id, input).await?;
         let now = self.now();
         let template = v.into_template(TemplateId::generate(), id.clone(), now, now, 1);
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.put(
             layout::template_name(id, &template.name),
             1,
@@ -150,7 +150,7 @@ impl App {
             }
             None => next.quota_since = current.quota_since,
         }
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.put(layout::template(id, tid), next.version, &next, Cond::Version(current.version));
         let renamed = layout::template_name(id, &next.name) != layout::template_name(id, &current.name);
         if renamed {
@@ -207,7 +207,7 @@ impl App {
             return Err(Error::conflict("too many keys and requests to settle at once; revoke some keys first"));
         }
         let now = self.now();
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.delete(layout::template(id, tid), Cond::Version(template.version))
             .delete(layout::template_name(id, &template.name), Cond::Always);
         for key in &active {

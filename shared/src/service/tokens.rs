@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{App, Tx};
+use super::App;
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
@@ -127,7 +127,7 @@ impl App {
         let facts = MintFacts { key: &key, policy: template.narrowed_tokens, role, nodes: &nodes, minted_with, now };
         let record = input.check(&facts)?;
         let with_token = IssuedKey { version, ..key.clone() }.with_token(record.live(), now)?;
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.put_key(&with_token, Cond::Version(version))
             .put(layout::narrowed_token(&project, &key.id, &record.id), 1, &record, Cond::NotExists)
             .audit(
@@ -216,7 +216,7 @@ impl App {
         let at = layout::narrowed_token(project, kid, tid);
         let (record, _) = self.load::<NarrowedToken>(&at).await?.ok_or_else(|| Error::not_found("narrowed token"))?;
         let without = IssuedKey { version, ..key }.without_token(tid, now)?;
-        let mut tx = Tx::default();
+        let mut tx = self.tx();
         tx.put_key(&without, Cond::Version(version)).delete(at, Cond::Exists).audit(
             project,
             caller,

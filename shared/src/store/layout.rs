@@ -185,6 +185,13 @@ pub fn later(due: DateTime<Utc>, id: &str) -> ItemKey {
     ItemKey::new(LATER_PK, format!("{}#{id}", later_sk(due)))
 }
 
+/// Webhook events waiting for delivery ([`crate::webhook`]): one item per change, by its
+/// event id (a ULID: in the order of the changes), written with the change.
+pub const WEBHOOK_EVENTS_PK: &str = "OUTBOX#WEBHOOKS";
+pub fn webhook_event(id: &str) -> ItemKey {
+    ItemKey::new(WEBHOOK_EVENTS_PK, id)
+}
+
 /// Mail committed with a state change and not yet delivered.
 pub const OUTBOX_PK: &str = "OUTBOX";
 pub fn outbox(id: &str) -> ItemKey {
