@@ -121,7 +121,13 @@ impl LocalGateway {
 
     /// A gateway on the emulator: DynamoDB table `table`, mail through SES.
     pub fn start_on_aws(endpoint: &str, table: &str) -> Self {
-        let mut gw = Self::start(&[
+        Self::start_on_aws_with(endpoint, table, &[])
+    }
+
+    /// As [`LocalGateway::start_on_aws`], with more flags.
+    pub fn start_on_aws_with(endpoint: &str, table: &str, extra: &[&str]) -> Self {
+        let timeout = aws::EMULATOR_ATTEMPT_TIMEOUT.as_millis().to_string();
+        let mut args = vec![
             "--table",
             table,
             "--dynamodb-endpoint",
@@ -132,8 +138,10 @@ impl LocalGateway {
             "--mail-from",
             aws::MAIL_FROM,
             "--aws-attempt-timeout-ms",
-            &aws::EMULATOR_ATTEMPT_TIMEOUT.as_millis().to_string(),
-        ]);
+            &timeout,
+        ];
+        args.extend_from_slice(extra);
+        let mut gw = Self::start(&args);
         gw.mailbox = Mailbox::Ses(endpoint.to_owned());
         gw
     }

@@ -194,8 +194,12 @@ pub async fn issued_keys_page_costs_one_query_per_key(store: std::sync::Arc<dyn 
     let counting = std::sync::Arc::new(CountingStore::new(store));
     let t = TestApp::on(counting.clone());
     let app = &t.app;
-    let (first, keys) = issued_keys(app, 6).await;
+    // The keys were issued before every period read here (a period that ended before a key was
+    // issued does not list it).
     let now = app.now();
+    t.set_time(now - Duration::days(60));
+    let (first, keys) = issued_keys(app, 6).await;
+    t.set_time(now);
     // Keys 0-3: used in the period (key 0 also 50 days ago); key 4: last used 40 days ago; key 5: never.
     for (i, key) in keys.iter().enumerate().take(4) {
         record_use(app, key, now - Duration::hours(2), 10).await;

@@ -238,18 +238,42 @@ fn verified(receiver: &Receiver, n: usize, within: std::time::Duration) -> Vec<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keygate_local_sends_every_change_to_the_deployment_endpoint_once() {
     let Some(python) = python() else { return };
+    every_change_once(&python, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keygate_local_sends_every_change_to_the_deployment_endpoint_once_on_dynamodb() {
+    let Some(python) = python() else { return };
+    let Some(endpoint) = keygate_tests::require_aws!() else { return };
+    every_change_once(&python, Some(&endpoint)).await;
+}
+
+/// A secret of the test's own, in a file for `--webhook-secret-file`.
+fn secret_in_file() -> (keygate::secret::SecretValue, keygate_tests::Scratch, String) {
     let secret = new_secret();
     let dir = keygate_tests::Scratch::new("webhook-secret");
-    let secret_file = dir.0.join("webhook-secret");
-    std::fs::write(&secret_file, secret.expose()).unwrap();
+    let file = dir.0.join("webhook-secret");
+    std::fs::write(&file, secret.expose()).unwrap();
+    (secret, dir, file.to_str().unwrap().to_owned())
+}
+
+/// keygate-local sending to `url`, on SQLite, or on the emulator's DynamoDB at `aws`.
+fn gateway_sending_to(url: &str, secret_file: &str, aws: Option<&str>) -> keygate_tests::LocalGateway {
+    let flags = ["--webhook-url", url, "--webhook-secret-file", secret_file];
+    match aws {
+        None => keygate_tests::LocalGateway::start(&flags),
+        Some(endpoint) => {
+            let table = keygate_tests::aws::unique_table("webhooks");
+            keygate_tests::LocalGateway::start_on_aws_with(endpoint, &table, &flags)
+        }
+    }
+}
+
+async fn every_change_once(python: &str, aws: Option<&str>) {
+    let (secret, _dir, secret_file) = secret_in_file();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/ok");
-    let gateway = keygate_tests::LocalGateway::start(&[
-        "--webhook-url",
-        &url,
-        "--webhook-secret-file",
-        secret_file.to_str().unwrap(),
-    ]);
+    let gateway = gateway_sending_to(&url, &secret_file, aws);
     assert!(gateway.logs().contains(&format!("every event to {url}")), "{}", gateway.logs());
 
     // Changes while nobody listens: a template, a request, its approval, a revocation.
@@ -263,7 +287,7 @@ async fn keygate_local_sends_every_change_to_the_deployment_endpoint_once() {
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
 
     // The receiver comes up: the first retry (5 s after each failed attempt) delivers them all.
-    let receiver = Receiver::start_on(&python, secret.expose(), port);
+    let receiver = Receiver::start_on(python, secret.expose(), port);
     let heard = verified(&receiver, 4, std::time::Duration::from_secs(15));
     let kinds: Vec<&str> = heard.iter().map(|(_, kind, _)| kind.as_str()).collect();
     assert_eq!(
@@ -294,4 +318,27 @@ async fn keygate_local_sends_every_change_to_the_deployment_endpoint_once() {
     let everything = format!("{heard:?}{changed:?}");
     assert!(!everything.contains(&token) && !everything.contains("whsec_"), "no token or secret in a payload");
     gateway.assert_no_secrets_logged(&[&token, secret.expose(), &ann]);
+}
+
+/// An endpoint that hangs holds up its own deliveries, never an operation: a request and its
+/// approval answer in their usual time while the worker waits on the endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_hangs_does_not_slow_an_operation() {
+    let Some(python) = python() else { return };
+    let (secret, _dir, secret_file) = secret_in_file();
+    let receiver = Receiver::start(&python, secret.expose());
+    let gateway = gateway_sending_to(&format!("http://127.0.0.1:{}/hang", receiver.port), &secret_file, None);
+    let (ann, bob) = (gateway.token("ann"), gateway.token("bob"));
+    let template = json!({"name": "Forecast API", "role": "reader"});
+    let (p, t) = gateway.project_with_template(&ann, "Weather", ("reader", &["project_view"]), template).await;
+    // The template's event is being sent to the endpoint, which answers after 5 s.
+    let line = receiver.lines.recv_timeout(std::time::Duration::from_secs(5)).expect("the endpoint is called");
+    assert_eq!(line, "/hang");
+    let started = std::time::Instant::now();
+    gateway.issue_key(&ann, &bob, &p, &t).await;
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "request, approval and token took {took:?} while the endpoint hangs"
+    );
 }
