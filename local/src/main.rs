@@ -285,7 +285,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             usage_shards: cli.usage_shards,
             scanning: scanning_keys(&cli)?,
             currency: currency.clone(),
-            webhook_events: webhook.is_some(),
+            // Projects may add endpoints of their own: every change queues its event.
+            webhook_events: true,
+            webhook_policy: Some(local_webhook_policy()),
         },
     );
     let metrics = Arc::new(metrics::Metrics::default());
@@ -305,9 +307,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         keys.keep_current(gateway.clone(), first_refresh);
     }
     retry_mail_in_background(gateway.clone());
-    if let Some(endpoint) = webhook {
-        deliver_webhooks_in_background(gateway.clone(), endpoint);
-    }
+    deliver_webhooks_in_background(gateway.clone(), webhook);
     print_welcome(&cli, &dir, addr);
     let router = axum::Router::new().fallback(gateway::serve).with_state(gateway.clone());
     axum::serve(listener, router)
@@ -489,7 +489,7 @@ fn retry_mail_in_background(gateway: Arc<Gateway>) {
 
 /// The deployment's webhook endpoint of `--webhook-url`, checked as keygate-local's rules
 /// allow (`https`, or `http` to the loopback), with its secret.
-fn webhook_endpoint(cli: &Cli, dir: &DataDir) -> Result<Option<keygate::service::WebhookEndpoint>, String> {
+fn webhook_endpoint(cli: &Cli, dir: &DataDir) -> Result<Option<keygate::service::WebhookDeployment>, String> {
     let Some(url) = &cli.webhook_url else { return Ok(None) };
     local_webhook_policy().check_url(url).map_err(|e| format!("--webhook-url {url}: {}", problem_words(&e)))?;
     let secret =
@@ -501,7 +501,7 @@ fn webhook_endpoint(cli: &Cli, dir: &DataDir) -> Result<Option<keygate::service:
     if !signs || !secret.expose().starts_with("whsec_") {
         return Err("the webhook secret must be whsec_ followed by base64 (delete it to have a new one made)".into());
     }
-    Ok(Some(keygate::service::WebhookEndpoint { id: "deployment".into(), url: url.clone(), secrets: vec![secret] }))
+    Ok(Some(keygate::service::WebhookDeployment { url: url.clone(), secrets: vec![secret] }))
 }
 
 fn local_webhook_policy() -> keygate::webhook::UrlPolicy {
@@ -516,16 +516,17 @@ fn problem_words(e: &keygate::Error) -> String {
     }
 }
 
-/// Delivers the queued webhook events a few times a second: an event reaches the endpoint
-/// within a second of its change when the endpoint answers.
-fn deliver_webhooks_in_background(gateway: Arc<Gateway>, endpoint: keygate::service::WebhookEndpoint) {
+/// Delivers the queued webhook events a few times a second, to the deployment's endpoint and
+/// the projects' own: an event reaches an endpoint within a second of its change when the
+/// endpoint answers.
+fn deliver_webhooks_in_background(gateway: Arc<Gateway>, deployment: Option<keygate::service::WebhookDeployment>) {
     tokio::spawn(async move {
         let sender = keygate::webhook_delivery::Sender::new(local_webhook_policy());
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match gateway.app.deliver_webhooks(&sender, &endpoint).await {
+            match gateway.app.deliver_webhooks(&sender, deployment.as_ref()).await {
                 Ok(round) if round.delivered + round.failed + round.given_up > 0 => tracing::debug!(?round, "webhooks"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "webhook delivery round failed"),

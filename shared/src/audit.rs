@@ -27,6 +27,10 @@ pub enum AuditAction {
     KeyImported,
     SecretChanged,
     SecretDeleted,
+    WebhookAdded,
+    WebhookChanged,
+    WebhookDeleted,
+    WebhookSecretRotated,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -528,6 +528,7 @@ pub async fn build_app(config: &Config, needs: Needs) -> Result<App, ConfigError
             currency: config.currency.clone(),
             // On AWS no delivery function exists yet (issue 32): no event is queued for none.
             webhook_events: false,
+            webhook_policy: None,
         },
     ))
 }

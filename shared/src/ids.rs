@@ -63,6 +63,11 @@ ulid_id!(
     TokenId,
     "narrowed token"
 );
+ulid_id!(
+    /// A project's webhook endpoint ([`crate::webhook`]).
+    WebhookId,
+    "webhook endpoint"
+);
 
 /// Names given by clients: each type has its own pattern, checked on construction.
 macro_rules! checked_name {

@@ -148,7 +148,11 @@ pub fn of_audit(action: crate::audit::AuditAction) -> Option<(EventType, &'stati
         | A::KeyTokenMinted
         | A::KeyTokenRevoked
         | A::SecretChanged
-        | A::SecretDeleted => return None,
+        | A::SecretDeleted
+        | A::WebhookAdded
+        | A::WebhookChanged
+        | A::WebhookDeleted
+        | A::WebhookSecretRotated => return None,
     })
 }
 
@@ -203,10 +207,126 @@ impl Event {
     }
 }
 
-/// An event waiting in the outbox, and how its delivery went so far.
+/// Endpoints a project may have.
+pub const MAX_ENDPOINTS: usize = 10;
+
+/// A project's webhook endpoint: where its events go, which types, and the secrets they are
+/// signed with. Stored with its secrets (HMAC needs them); never answered with them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: crate::ids::WebhookId,
+    pub project_id: crate::ids::ProjectId,
+    pub url: String,
+    /// The types sent; empty: every type.
+    pub events: Vec<EventType>,
+    pub enabled: bool,
+    pub secret: SecretValue,
+    /// The secret before the last rotation, signing beside the new one until `previous_until`.
+    #[serde(default)]
+    pub previous_secret: Option<SecretValue>,
+    #[serde(default)]
+    pub previous_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: crate::ids::UserId,
+    #[serde(skip)]
+    pub version: u64,
+}
+
+impl Endpoint {
+    /// Whether it asked for events of `kind`.
+    pub fn wants(&self, kind: EventType) -> bool {
+        self.enabled && (self.events.is_empty() || self.events.contains(&kind))
+    }
+
+    /// The secrets in force at `now`: the current one, and the one before a rotation for 24 h.
+    pub fn secrets(&self, now: DateTime<Utc>) -> Vec<&SecretValue> {
+        let mut secrets = vec![&self.secret];
+        if let (Some(previous), Some(until)) = (&self.previous_secret, self.previous_until)
+            && now < until
+        {
+            secrets.push(previous);
+        }
+        secrets
+    }
+
+    /// As the API answers it: never a secret.
+    pub fn view(&self) -> EndpointView {
+        EndpointView {
+            id: self.id.clone(),
+            project_id: self.project_id.clone(),
+            url: self.url.clone(),
+            events: self.events.iter().map(|e| e.as_str()).collect(),
+            enabled: self.enabled,
+            created_at: self.created_at,
+            previous_secret_until: self.previous_until,
+            version: self.version,
+        }
+    }
+}
+
+/// A webhook endpoint as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct EndpointView {
+    pub id: crate::ids::WebhookId,
+    pub project_id: crate::ids::ProjectId,
+    pub url: String,
+    /// The types sent; empty: every type.
+    pub events: Vec<&'static str>,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    /// Until when the secret before the last rotation still signs beside the new one.
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    pub version: u64,
+}
+
+/// What adding or changing an endpoint takes; `events` absent or empty: every type.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointInput {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+impl EndpointInput {
+    /// The event types named, each known.
+    pub fn event_types(&self) -> Result<Option<Vec<EventType>>> {
+        let Some(names) = &self.events else { return Ok(None) };
+        let mut types: Vec<EventType> = names.iter().map(|n| EventType::parse(n)).collect::<Result<_>>()?;
+        types.sort();
+        types.dedup();
+        Ok(Some(types))
+    }
+}
+
+/// An endpoint made or given a new secret: the secret, shown this once.
+#[derive(Debug, Serialize)]
+pub struct WithSecret {
+    pub webhook: EndpointView,
+    pub secret: SecretValue,
+}
+
+/// An event waiting in the outbox, and where it still has to go.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Queued {
     pub event: Event,
+    /// The endpoints it goes to, each with how its delivery went so far; `None` until the
+    /// worker first reads it and looks the endpoints up.
+    #[serde(default)]
+    pub targets: Option<Vec<Target>>,
+}
+
+impl Queued {
+    pub fn new(event: Event) -> Self {
+        Self { event, targets: None }
+    }
+}
+
+/// One endpoint an event goes to, and how its delivery went so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// [`DEPLOYMENT`], or a project endpoint's id.
+    pub endpoint: String,
     /// Failed attempts so far.
     #[serde(default)]
     pub attempts: u32,
@@ -220,11 +340,14 @@ pub struct Queued {
     pub last_outcome: Option<String>,
 }
 
-impl Queued {
-    pub fn new(event: Event) -> Self {
-        Self { event, attempts: 0, first_attempt: None, next_at: None, last_outcome: None }
+impl Target {
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self { endpoint: endpoint.into(), attempts: 0, first_attempt: None, next_at: None, last_outcome: None }
     }
 }
+
+/// The name of the deployment's own endpoint (the operator's) among an event's targets.
+pub const DEPLOYMENT: &str = "deployment";
 
 /// The `webhook-id` of `event`'s message to endpoint `endpoint`: the same on every retry and
 /// whichever worker sends it, so a receiver can drop the duplicates at-least-once delivery sends.
@@ -299,6 +422,9 @@ pub fn next_attempt(first: DateTime<Utc>, failed: u32, now: DateTime<Utc>) -> Op
     let next = now + chrono::Duration::from_std(wait).ok()?;
     (next <= first + GIVE_UP_AFTER).then_some(next)
 }
+
+/// How long a host name may take to resolve when an endpoint is checked.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where keygate may send webhooks: on AWS only to public addresses (and the networks the
 /// operator allows); on keygate-local also plain `http` to the loopback, for a receiver on the
@@ -382,10 +508,12 @@ impl UrlPolicy {
         let host = url.host_str().ok_or_else(|| Error::invalid("url", "has no host"))?;
         let port = url.port_or_known_default().unwrap_or(443);
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let found: Vec<_> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|_| Error::invalid("url", format!("its host name {host} does not resolve")))?
-            .collect();
+        let lookup = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)));
+        let found: Vec<_> = match lookup.await {
+            Ok(Ok(found)) => found.collect(),
+            Ok(Err(_)) => return Err(Error::invalid("url", format!("its host name {host} does not resolve"))),
+            Err(_) => return Err(Error::invalid("url", format!("its host name {host} did not resolve within 3 s"))),
+        };
         self.check_addresses(url, &found.iter().map(|a| a.ip()).collect::<Vec<_>>())?;
         Ok(found)
     }

@@ -120,6 +120,18 @@ fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
         RevokeMyKeyToken => (format!("/v1/me/keys/{}/tokens/{}", w.key, keygate::ids::TokenId::generate()), None),
         ListKeyTokens => (format!("/v1/projects/{p}/keys/{}/tokens", w.key), None),
         GetKey => (format!("/v1/projects/{p}/keys/{}", w.key), None),
+        // The test application has no webhook rules (the deployment delivers none): adding is
+        // a conflict for those who may; an endpoint that does not exist is not found.
+        AddWebhook => (format!("/v1/projects/{p}/webhooks"), Some(json!({"url": "https://hooks.example.com/in"}))),
+        ListWebhooks => (format!("/v1/projects/{p}/webhooks"), None),
+        EditWebhook => (
+            format!("/v1/projects/{p}/webhooks/{}", keygate::ids::WebhookId::generate()),
+            Some(json!({"enabled": false})),
+        ),
+        DeleteWebhook => (format!("/v1/projects/{p}/webhooks/{}", keygate::ids::WebhookId::generate()), None),
+        RotateWebhookSecret => {
+            (format!("/v1/projects/{p}/webhooks/{}/rotate", keygate::ids::WebhookId::generate()), None)
+        }
         RevokeKeyToken => {
             (format!("/v1/projects/{p}/keys/{}/tokens/{}", w.key, keygate::ids::TokenId::generate()), None)
         }
@@ -167,6 +179,10 @@ fn expected(op: Operation) -> [u16; 6] {
         ImportKey => [404, 404, 404, 404, 201, 404],
         ListSecrets | PutSecret => [404, 404, 404, 404, 200, 404],
         DeleteSecret => [404, 404, 404, 404, 204, 404],
+        // A project's webhook endpoints: those who manage it.
+        AddWebhook => [409, 409, 403, 404, 403, 404],
+        ListWebhooks => [200, 200, 403, 404, 403, 404],
+        EditWebhook | DeleteWebhook | RotateWebhookSecret => [404, 404, 403, 404, 403, 404],
     }
 }
 

@@ -342,3 +342,98 @@ async fn an_endpoint_that_hangs_does_not_slow_an_operation() {
         "request, approval and token took {took:?} while the endpoint hangs"
     );
 }
+
+/// A project's own endpoints on keygate-local, over the API: the secret shown once and never
+/// listed; only the types asked for, only the project's events; a rotated secret verifies
+/// beside the old one, then alone; a deleted endpoint hears nothing more; URLs that would reach
+/// inside refused with the rule they break.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_endpoint_hears_its_projects_events_of_the_types_it_asked_for() {
+    let Some(python) = python() else { return };
+    let gateway = keygate_tests::LocalGateway::start(&[]);
+    let (ann, bob) = (gateway.token("ann"), gateway.token("bob"));
+    let template = json!({"name": "Forecast API", "role": "reader"});
+    let (p, t) = gateway.project_with_template(&ann, "Weather", ("reader", &["project_view"]), template.clone()).await;
+    let (other, other_t) = gateway.project_with_template(&ann, "Other", ("reader", &["project_view"]), template).await;
+    let hooks = format!("/v1/projects/{p}/webhooks");
+
+    for (url, rule) in [
+        ("http://hooks.example.com/in", "plain http only to the loopback"),
+        ("https://10.0.0.7/in", "a private address"),
+        ("https://169.254.169.254/latest/meta-data/", "the cloud metadata address"),
+        ("https://user:pw@hooks.example.com/in", "user name or password"),
+        ("ftp://hooks.example.com/in", "must use https"),
+        ("https://keygate-test.invalid/in", "does not resolve"),
+    ] {
+        let (status, problem) = gateway.call("POST", &hooks, Some(&ann), Some(json!({"url": url}))).await;
+        assert_eq!(status, 422, "{url}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "url", "{url}: {problem}");
+        assert!(problem["errors"][0]["message"].as_str().unwrap().contains(rule), "{url}: {problem}");
+    }
+    let (status, problem) = gateway
+        .call(
+            "POST",
+            &hooks,
+            Some(&ann),
+            Some(json!({"url": "https://hooks.example.com/in", "events": ["key.created"]})),
+        )
+        .await;
+    assert_eq!((status, problem["errors"][0]["field"].as_str()), (422, Some("events")), "{problem}");
+    let (status, _) =
+        gateway.call("POST", &hooks, Some(&bob), Some(json!({"url": "https://hooks.example.com/in"}))).await;
+    assert_eq!(status, 403, "a member who does not manage the project");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let events = json!(["request.approved", "key.revoked"]);
+    let body = json!({"url": format!("http://127.0.0.1:{port}/ok"), "events": events});
+    let (status, added) = gateway.call("POST", &hooks, Some(&ann), Some(body)).await;
+    assert_eq!(status, 201, "{added}");
+    let old_secret = added["secret"].as_str().unwrap().to_owned();
+    assert!(old_secret.starts_with("whsec_"));
+    let id = added["webhook"]["id"].as_str().unwrap().to_owned();
+    let (_, listed) = gateway.call("GET", &hooks, Some(&ann), None).await;
+    assert_eq!((listed["items"][0]["id"].as_str(), &listed["items"][0]["events"]), (Some(id.as_str()), &events));
+    assert!(!listed.to_string().contains("whsec_"), "no secret in the list: {listed}");
+
+    // Its project's request and approval, the other project's approval: only its own approval.
+    let receiver = Receiver::start_on(&python, &old_secret, port);
+    let (key, _) = gateway.issue_key(&ann, &bob, &p, &t).await;
+    gateway.issue_key(&ann, &bob, &other, &other_t).await;
+    let heard = verified(&receiver, 2, std::time::Duration::from_secs(3));
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!((heard[0].1.as_str(), &heard[0].2["project_id"]), ("request.approved", &json!(p)));
+    assert!(heard[0].0.ends_with(&id), "the webhook-id names the event and the endpoint: {}", heard[0].0);
+
+    // A new secret: the receiver that knows only the old one still verifies during the overlap.
+    let (status, rotated) = gateway.call("POST", &format!("{hooks}/{id}/rotate"), Some(&ann), None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, old_secret);
+    assert!(rotated["webhook"]["previous_secret_until"].is_string(), "{rotated}");
+    let k = key["id"].as_str().unwrap();
+    let (status, _) = gateway.call("DELETE", &format!("/v1/projects/{p}/keys/{k}"), Some(&ann), None).await;
+    assert_eq!(status, 200);
+    let heard = verified(&receiver, 1, std::time::Duration::from_secs(3));
+    assert_eq!(heard.iter().map(|h| h.1.as_str()).collect::<Vec<_>>(), ["key.revoked"]);
+    drop(receiver);
+    // And a receiver that knows only the new one verifies too.
+    let receiver = Receiver::start_on(&python, &new_secret, port);
+    let (second, _) = gateway.issue_key(&ann, &bob, &p, &t).await;
+    let heard = verified(&receiver, 1, std::time::Duration::from_secs(3));
+    assert_eq!(heard.iter().map(|h| h.1.as_str()).collect::<Vec<_>>(), ["request.approved"]);
+
+    // Disabled, then deleted: nothing more.
+    let (status, edited) =
+        gateway.call("PATCH", &format!("{hooks}/{id}"), Some(&ann), Some(json!({"enabled": false}))).await;
+    assert_eq!((status, &edited["enabled"]), (200, &json!(false)), "{edited}");
+    let s = second["id"].as_str().unwrap();
+    gateway.call("DELETE", &format!("/v1/projects/{p}/keys/{s}"), Some(&ann), None).await;
+    let (status, _) = gateway.call("DELETE", &format!("{hooks}/{id}"), Some(&ann), None).await;
+    assert_eq!(status, 200);
+    gateway.issue_key(&ann, &bob, &p, &t).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(receiver.heard(), Vec::<String>::new(), "a disabled or deleted endpoint hears nothing");
+    let (_, listed) = gateway.call("GET", &hooks, Some(&ann), None).await;
+    assert_eq!(listed["items"], json!([]));
+    gateway.assert_no_secrets_logged(&[&old_secret, &new_secret]);
+}

@@ -337,3 +337,36 @@ pub fn jwks(app: &App) -> Response<Body> {
     response.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("public, max-age=300"));
     response
 }
+
+fn webhook(req: &Request) -> Result<crate::ids::WebhookId> {
+    path(req, "webhook", "webhook endpoint", crate::ids::WebhookId::parse)
+}
+
+/// Adds a project's webhook endpoint: its secret is in this answer only.
+pub async fn add_webhook(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    let input = json_body(&req)?;
+    Ok(not_stored(json(StatusCode::CREATED, &app.add_webhook(&caller, &project(&req)?, input).await?)))
+}
+
+pub async fn list_webhooks(app: &App, req: Request) -> Answer {
+    let items = app.list_webhooks(&caller(&req)?, &project(&req)?).await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "items": items })))
+}
+
+pub async fn edit_webhook(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    let input = json_body(&req)?;
+    Ok(json(StatusCode::OK, &app.edit_webhook(&caller, &project(&req)?, &webhook(&req)?, input).await?))
+}
+
+pub async fn delete_webhook(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    Ok(json(StatusCode::OK, &app.delete_webhook(&caller, &project(&req)?, &webhook(&req)?).await?))
+}
+
+/// A new secret for an endpoint, in this answer only.
+pub async fn rotate_webhook_secret(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    Ok(not_stored(json(StatusCode::OK, &app.rotate_webhook_secret(&caller, &project(&req)?, &webhook(&req)?).await?)))
+}

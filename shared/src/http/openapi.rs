@@ -133,6 +133,17 @@ fn request_body(op: Operation) -> Option<Value> {
             patch
         }
         Operation::RejectRequest => object(json!({"reason": text()}), &[]),
+        Operation::AddWebhook | Operation::EditWebhook => {
+            let types: Vec<&str> = crate::webhook::EventType::ALL.iter().map(|t| t.as_str()).collect();
+            object(
+                json!({
+                    "url": {"type": "string", "maxLength": 2000, "description": "https (plain http only to the loopback on keygate-local); every address of its host must be public."},
+                    "events": {"type": "array", "items": {"type": "string", "enum": types}, "description": "The event types sent; empty or absent: every type."},
+                    "enabled": {"type": "boolean"},
+                }),
+                if op == Operation::AddWebhook { &["url"] } else { &[] },
+            )
+        }
         Operation::MintKeyToken | Operation::MintMyKeyToken => object(
             json!({
                 "label": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,40}$", "description": "What the token is for; its calls are counted under it."},

@@ -49,6 +49,11 @@ pub enum Operation {
     ListKeyTokens,
     RevokeKeyToken,
     GetKey,
+    AddWebhook,
+    ListWebhooks,
+    EditWebhook,
+    DeleteWebhook,
+    RotateWebhookSecret,
     ImportKey,
     ListSecrets,
     PutSecret,
@@ -181,6 +186,11 @@ routes! {
     PUT "/v1/projects/{project}/secrets/{name}" => PutSecret(put_secret), "put-secret", User, NOTHING;
     DELETE "/v1/projects/{project}/secrets/{name}" => DeleteSecret(delete_secret), "delete-secret", User, NOTHING;
     GET "/v1/projects/{project}/audit" => ListAudit(list_audit), "list-audit", User, NOTHING;
+    POST "/v1/projects/{project}/webhooks" => AddWebhook(add_webhook), "add-webhook", User, NOTHING;
+    GET "/v1/projects/{project}/webhooks" => ListWebhooks(list_webhooks), "list-webhooks", User, NOTHING;
+    PATCH "/v1/projects/{project}/webhooks/{webhook}" => EditWebhook(edit_webhook), "edit-webhook", User, NOTHING;
+    DELETE "/v1/projects/{project}/webhooks/{webhook}" => DeleteWebhook(delete_webhook), "delete-webhook", User, NOTHING;
+    POST "/v1/projects/{project}/webhooks/{webhook}/rotate" => RotateWebhookSecret(rotate_webhook_secret), "rotate-webhook-secret", User, NOTHING;
     GET "/.well-known/jwks.json" => Jwks(jwks_route), "jwks", None, NOTHING;
 }
 

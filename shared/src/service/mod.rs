@@ -1,6 +1,7 @@
 //! keygate's operations: each one checks who may do it, applies the domain rules and commits
 //! its changes, with an audit event and any mail, in one conditional transaction.
 
+mod endpoints;
 mod export;
 mod key_self;
 mod keys;
@@ -31,7 +32,7 @@ pub use rerolls::{Reroll, RerollInput};
 pub use secrets::ImportAnswer;
 pub use templates::{Expected, TemplateWithTile};
 #[cfg(feature = "delivery")]
-pub use webhooks::{Endpoint as WebhookEndpoint, Round as WebhookRound};
+pub use webhooks::{Deployment as WebhookDeployment, Round as WebhookRound};
 
 use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::Clock;
@@ -55,9 +56,12 @@ pub struct Settings {
     pub scanning: crate::scanning::ScanningKeys,
     /// The currency of prices and costs, for the billing export's amounts.
     pub currency: crate::money::Currency,
-    /// Whether changes queue webhook events (a webhook endpoint is configured): written in the
+    /// Whether changes queue webhook events (this deployment delivers webhooks): written in the
     /// same transaction as the change, delivered by the webhook worker.
     pub webhook_events: bool,
+    /// Where projects' webhook endpoints may point; `None`: this deployment delivers no
+    /// webhooks yet, and adding an endpoint is refused.
+    pub webhook_policy: Option<crate::webhook::UrlPolicy>,
 }
 
 impl Default for Settings {
@@ -68,6 +72,7 @@ impl Default for Settings {
             scanning: Default::default(),
             currency: Default::default(),
             webhook_events: false,
+            webhook_policy: None,
         }
     }
 }

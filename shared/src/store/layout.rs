@@ -140,6 +140,12 @@ pub fn narrowed_token(p: &ProjectId, k: &KeyId, t: &crate::ids::TokenId) -> Item
     ItemKey::new(project_pk(p), format!("{}{t}", tokens_of(k)))
 }
 
+/// A project's webhook endpoints ([`crate::webhook::Endpoint`]), in its partition.
+pub const WEBHOOKS: &str = "WEBHOOK#";
+pub fn webhook(p: &ProjectId, w: &crate::ids::WebhookId) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{WEBHOOKS}{w}"))
+}
+
 /// The prefix of a key's refusal rows, in the partition of its shard 0 beside the hour
 /// buckets: `R#2026-11-23T16`, one row per hour with a counter per outcome. Apart from the
 /// buckets, whose body (`last_used_at`) every allowed call replaces.

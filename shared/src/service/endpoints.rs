@@ -1,0 +1,176 @@
+//! A project's webhook endpoints (issue 32), managed by those who manage the project: add (the
+//! secret shown once), list, change, delete, and give a new secret (the old one signs beside
+//! it for 24 hours). URLs follow the deployment's rules ([`crate::webhook::UrlPolicy`]), checked
+//! with their host's addresses at every change and again before every delivery.
+
+use serde_json::json;
+
+use super::{App, decode};
+use crate::audit::AuditAction;
+use crate::error::{Error, Result};
+use crate::identity::Caller;
+use crate::ids::{ProjectId, WebhookId};
+use crate::permission::Permission;
+use crate::store::{Cond, Query, layout, query_all};
+use crate::webhook::{
+    Endpoint, EndpointInput, EndpointView, MAX_ENDPOINTS, ROTATION_OVERLAP, UrlPolicy, WithSecret, new_secret,
+};
+
+impl App {
+    fn webhook_policy(&self) -> Result<&UrlPolicy> {
+        self.settings.webhook_policy.as_ref().ok_or_else(|| {
+            Error::conflict("this deployment does not deliver webhooks yet: its operator has not set them up")
+        })
+    }
+
+    /// The URL checked by the deployment's rules, its host's addresses included.
+    async fn checked_url(&self, url: &str) -> Result<String> {
+        let policy = self.webhook_policy()?;
+        let parsed = policy.check_url(url.trim())?;
+        policy.resolve(&parsed).await?;
+        Ok(parsed.to_string())
+    }
+
+    async fn endpoints(&self, project: &ProjectId) -> Result<Vec<Endpoint>> {
+        let items =
+            query_all(self.store.as_ref(), Query::prefix(layout::project_pk(project), layout::WEBHOOKS).limit(100))
+                .await?;
+        items.iter().map(|item| decode::<Endpoint>(item).map(|e| Endpoint { version: item.version, ..e })).collect()
+    }
+
+    async fn endpoint(&self, project: &ProjectId, id: &WebhookId) -> Result<Endpoint> {
+        let (endpoint, version) = self
+            .load::<Endpoint>(&layout::webhook(project, id))
+            .await?
+            .ok_or_else(|| Error::not_found("webhook endpoint"))?;
+        Ok(Endpoint { version, ..endpoint })
+    }
+
+    pub async fn add_webhook(&self, caller: &Caller, project: &ProjectId, input: EndpointInput) -> Result<WithSecret> {
+        self.access(caller, project).await?.require(Permission::ProjectManage)?;
+        let raw = input.url.as_deref().ok_or_else(|| Error::invalid("url", "is required"))?;
+        let events = input.event_types()?.unwrap_or_default();
+        let url = self.checked_url(raw).await?;
+        if self.endpoints(project).await?.len() >= MAX_ENDPOINTS {
+            return Err(Error::conflict(format!(
+                "a project has at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
+            )));
+        }
+        let now = self.now();
+        let endpoint = Endpoint {
+            id: WebhookId::generate(),
+            project_id: project.clone(),
+            url,
+            events,
+            enabled: input.enabled.unwrap_or(true),
+            secret: new_secret(),
+            previous_secret: None,
+            previous_until: None,
+            created_at: now,
+            created_by: caller.id.clone(),
+            version: 1,
+        };
+        let mut tx = self.tx();
+        tx.put(layout::webhook(project, &endpoint.id), 1, &endpoint, Cond::NotExists).audit(
+            project,
+            caller,
+            AuditAction::WebhookAdded,
+            &endpoint.id,
+            json!({"host": host(&endpoint.url), "events": endpoint.view().events}),
+            now,
+        );
+        self.commit(tx, |_| Error::conflict("the endpoint exists already")).await?;
+        tracing::info!(project_id = %project, webhook_id = %endpoint.id, "webhook endpoint added");
+        Ok(WithSecret { webhook: endpoint.view(), secret: endpoint.secret })
+    }
+
+    pub async fn list_webhooks(&self, caller: &Caller, project: &ProjectId) -> Result<Vec<EndpointView>> {
+        self.access(caller, project).await?.require(Permission::ProjectManage)?;
+        Ok(self.endpoints(project).await?.iter().map(Endpoint::view).collect())
+    }
+
+    /// Changes an endpoint's URL, event types or whether it is enabled.
+    pub async fn edit_webhook(
+        &self,
+        caller: &Caller,
+        project: &ProjectId,
+        id: &WebhookId,
+        input: EndpointInput,
+    ) -> Result<EndpointView> {
+        self.access(caller, project).await?.require(Permission::ProjectManage)?;
+        let mut endpoint = self.endpoint(project, id).await?;
+        if let Some(raw) = &input.url {
+            endpoint.url = self.checked_url(raw).await?;
+        }
+        if let Some(events) = input.event_types()? {
+            endpoint.events = events;
+        }
+        if let Some(enabled) = input.enabled {
+            endpoint.enabled = enabled;
+        }
+        self.save_endpoint(caller, project, endpoint, AuditAction::WebhookChanged).await.map(|e| e.view())
+    }
+
+    /// A new secret for an endpoint, shown this once; the one before signs beside it for 24 h.
+    pub async fn rotate_webhook_secret(
+        &self,
+        caller: &Caller,
+        project: &ProjectId,
+        id: &WebhookId,
+    ) -> Result<WithSecret> {
+        self.access(caller, project).await?.require(Permission::ProjectManage)?;
+        let endpoint = self.endpoint(project, id).await?;
+        let now = self.now();
+        let rotated = Endpoint {
+            previous_secret: Some(endpoint.secret.clone()),
+            previous_until: Some(now + ROTATION_OVERLAP),
+            secret: new_secret(),
+            ..endpoint
+        };
+        let saved = self.save_endpoint(caller, project, rotated, AuditAction::WebhookSecretRotated).await?;
+        Ok(WithSecret { webhook: saved.view(), secret: saved.secret })
+    }
+
+    pub async fn delete_webhook(&self, caller: &Caller, project: &ProjectId, id: &WebhookId) -> Result<EndpointView> {
+        self.access(caller, project).await?.require(Permission::ProjectManage)?;
+        let endpoint = self.endpoint(project, id).await?;
+        let mut tx = self.tx();
+        tx.delete(layout::webhook(project, id), Cond::Version(endpoint.version)).audit(
+            project,
+            caller,
+            AuditAction::WebhookDeleted,
+            id,
+            json!({"host": host(&endpoint.url)}),
+            self.now(),
+        );
+        self.commit(tx, |_| Error::conflict("the endpoint changed meanwhile; try again")).await?;
+        Ok(endpoint.view())
+    }
+
+    async fn save_endpoint(
+        &self,
+        caller: &Caller,
+        project: &ProjectId,
+        endpoint: Endpoint,
+        action: AuditAction,
+    ) -> Result<Endpoint> {
+        let saved = Endpoint { version: endpoint.version + 1, ..endpoint };
+        let mut tx = self.tx();
+        tx.put(layout::webhook(project, &saved.id), saved.version, &saved, Cond::Version(saved.version - 1)).audit(
+            project,
+            caller,
+            action,
+            &saved.id,
+            json!({"host": host(&saved.url), "events": saved.view().events, "enabled": saved.enabled}),
+            self.now(),
+        );
+        self.commit(tx, |_| Error::conflict("the endpoint changed meanwhile; try again")).await?;
+        Ok(saved)
+    }
+}
+
+/// The host of an endpoint's URL: what the audit log keeps (a path or query may hold what its
+/// owner considers a credential).
+fn host(url: &str) -> String {
+    url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default()
+}
