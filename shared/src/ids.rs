@@ -68,6 +68,11 @@ ulid_id!(
     WebhookId,
     "webhook endpoint"
 );
+ulid_id!(
+    /// One event's delivery to one webhook endpoint ([`crate::webhook::Delivery`]).
+    DeliveryId,
+    "webhook delivery"
+);
 
 /// Names given by clients: each type has its own pattern, checked on construction.
 macro_rules! checked_name {

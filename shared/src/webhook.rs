@@ -338,12 +338,52 @@ pub struct Target {
     /// The last attempt's outcome, in words (never an answer's body).
     #[serde(default)]
     pub last_outcome: Option<String>,
+    /// The record of this delivery that a project's endpoint lists (none for the deployment's).
+    #[serde(default)]
+    pub delivery: Option<crate::ids::DeliveryId>,
 }
 
 impl Target {
     pub fn new(endpoint: impl Into<String>) -> Self {
-        Self { endpoint: endpoint.into(), attempts: 0, first_attempt: None, next_at: None, last_outcome: None }
+        Self {
+            endpoint: endpoint.into(),
+            attempts: 0,
+            first_attempt: None,
+            next_at: None,
+            last_outcome: None,
+            delivery: None,
+        }
     }
+}
+
+/// Where a delivery to a project's endpoint stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Delivered,
+    /// Failed so far; tried again at `next_at`.
+    Retrying,
+    /// Given up after 3 days, or the endpoint was disabled or deleted meanwhile.
+    Failed,
+}
+
+/// One event's delivery to one of a project's endpoints, as its managers see it: updated at
+/// every attempt; Retry queues it again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: crate::ids::DeliveryId,
+    pub webhook_id: crate::ids::WebhookId,
+    /// The message's `webhook-id`, the same on every attempt.
+    pub message_id: String,
+    pub event: Event,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    /// The last attempt's outcome in words, and when it was made.
+    pub last_outcome: String,
+    pub last_attempt_at: DateTime<Utc>,
+    /// How long the last attempt took.
+    pub took_ms: u64,
+    pub next_at: Option<DateTime<Utc>>,
 }
 
 /// The name of the deployment's own endpoint (the operator's) among an event's targets.

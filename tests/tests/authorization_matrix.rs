@@ -132,6 +132,17 @@ fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
         RotateWebhookSecret => {
             (format!("/v1/projects/{p}/webhooks/{}/rotate", keygate::ids::WebhookId::generate()), None)
         }
+        ListDeliveries => {
+            (format!("/v1/projects/{p}/webhooks/{}/deliveries", keygate::ids::WebhookId::generate()), None)
+        }
+        RetryDelivery => (
+            format!(
+                "/v1/projects/{p}/webhooks/{}/deliveries/{}/retry",
+                keygate::ids::WebhookId::generate(),
+                keygate::ids::DeliveryId::generate()
+            ),
+            None,
+        ),
         RevokeKeyToken => {
             (format!("/v1/projects/{p}/keys/{}/tokens/{}", w.key, keygate::ids::TokenId::generate()), None)
         }
@@ -182,7 +193,9 @@ fn expected(op: Operation) -> [u16; 6] {
         // A project's webhook endpoints: those who manage it.
         AddWebhook => [409, 409, 403, 404, 403, 404],
         ListWebhooks => [200, 200, 403, 404, 403, 404],
-        EditWebhook | DeleteWebhook | RotateWebhookSecret => [404, 404, 403, 404, 403, 404],
+        EditWebhook | DeleteWebhook | RotateWebhookSecret | ListDeliveries | RetryDelivery => {
+            [404, 404, 403, 404, 403, 404]
+        }
     }
 }
 

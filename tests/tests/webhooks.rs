@@ -437,3 +437,57 @@ async fn a_project_endpoint_hears_its_projects_events_of_the_types_it_asked_for(
     assert_eq!(listed["items"], json!([]));
     gateway.assert_no_secrets_logged(&[&old_secret, &new_secret]);
 }
+
+/// An endpoint's deliveries as its managers see them: one that failed (nobody listening) is
+/// listed as retrying with the outcome in words; once the receiver is up, Retry sends it at
+/// once, with the same webhook-id, and the list says delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delivery_is_listed_and_retried_with_the_same_id() {
+    let Some(python) = python() else { return };
+    let gateway = keygate_tests::LocalGateway::start(&[]);
+    let (ann, bob) = (gateway.token("ann"), gateway.token("bob"));
+    let template = json!({"name": "Forecast API", "role": "reader"});
+    let (p, t) = gateway.project_with_template(&ann, "Weather", ("reader", &["project_view"]), template).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let body = json!({"url": format!("http://127.0.0.1:{port}/ok"), "events": ["request.approved"]});
+    let (_, added) = gateway.call("POST", &format!("/v1/projects/{p}/webhooks"), Some(&ann), Some(body)).await;
+    let (id, secret) = (added["webhook"]["id"].as_str().unwrap(), added["secret"].as_str().unwrap());
+    let deliveries = format!("/v1/projects/{p}/webhooks/{id}/deliveries");
+    gateway.issue_key(&ann, &bob, &p, &t).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let failed = loop {
+        let (status, listed) = gateway.call("GET", &deliveries, Some(&ann), None).await;
+        assert_eq!(status, 200, "{listed}");
+        if listed["items"].as_array().is_some_and(|i| !i.is_empty()) || std::time::Instant::now() > deadline {
+            break listed["items"][0].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (&failed["state"], &failed["attempts"], &failed["event"]["type"]),
+        (&json!("retrying"), &json!(1), &json!("request.approved")),
+        "{failed}"
+    );
+    assert!(failed["last_outcome"].as_str().unwrap().starts_with("unreachable"), "{failed}");
+    assert!(failed["next_at"].is_string(), "{failed}");
+
+    let receiver = Receiver::start_on(&python, secret, port);
+    let d = failed["id"].as_str().unwrap();
+    let (status, retried) = gateway.call("POST", &format!("{deliveries}/{d}/retry"), Some(&ann), None).await;
+    assert_eq!(status, 202, "{retried}");
+    let heard = verified(&receiver, 1, std::time::Duration::from_secs(2));
+    assert_eq!(heard.len(), 1, "sent within 2 s of Retry, not 5 s later");
+    assert_eq!(heard[0].0, failed["message_id"].as_str().unwrap(), "the same webhook-id");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, listed) = gateway.call("GET", &deliveries, Some(&ann), None).await;
+    assert_eq!(
+        (&listed["items"][0]["state"], &listed["items"][0]["attempts"]),
+        (&json!("delivered"), &json!(1)),
+        "{listed}"
+    );
+    let (status, _) = gateway
+        .call("POST", &format!("{deliveries}/{}/retry", keygate::ids::DeliveryId::generate()), Some(&ann), None)
+        .await;
+    assert_eq!(status, 404);
+}

@@ -370,3 +370,15 @@ pub async fn rotate_webhook_secret(app: &App, req: Request) -> Answer {
     let caller = caller(&req)?;
     Ok(not_stored(json(StatusCode::OK, &app.rotate_webhook_secret(&caller, &project(&req)?, &webhook(&req)?).await?)))
 }
+
+pub async fn list_deliveries(app: &App, req: Request) -> Answer {
+    let items = app.list_deliveries(&caller(&req)?, &project(&req)?, &webhook(&req)?).await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "items": items })))
+}
+
+/// Queues a delivery again: 202, sent within a second.
+pub async fn retry_delivery(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    let delivery = path(&req, "delivery", "webhook delivery", crate::ids::DeliveryId::parse)?;
+    Ok(json(StatusCode::ACCEPTED, &app.retry_delivery(&caller, &project(&req)?, &webhook(&req)?, &delivery).await?))
+}

@@ -9,12 +9,16 @@ use super::{App, decode};
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
-use crate::ids::{ProjectId, WebhookId};
+use crate::ids::{DeliveryId, ProjectId, WebhookId};
 use crate::permission::Permission;
 use crate::store::{Cond, Query, layout, query_all};
 use crate::webhook::{
-    Endpoint, EndpointInput, EndpointView, MAX_ENDPOINTS, ROTATION_OVERLAP, UrlPolicy, WithSecret, new_secret,
+    Delivery, Endpoint, EndpointInput, EndpointView, MAX_ENDPOINTS, Queued, ROTATION_OVERLAP, Target, UrlPolicy,
+    WithSecret, new_secret,
 };
+
+/// Deliveries an endpoint's list shows: the newest.
+const LISTED_DELIVERIES: usize = 20;
 
 impl App {
     fn webhook_policy(&self) -> Result<&UrlPolicy> {
@@ -145,6 +149,43 @@ impl App {
         );
         self.commit(tx, |_| Error::conflict("the endpoint changed meanwhile; try again")).await?;
         Ok(endpoint.view())
+    }
+
+    /// An endpoint's last deliveries, newest first: event, state, attempts, last outcome.
+    pub async fn list_deliveries(&self, caller: &Caller, project: &ProjectId, id: &WebhookId) -> Result<Vec<Delivery>> {
+        self.access(caller, project).await?.require(Permission::ProjectManage)?;
+        self.endpoint(project, id).await?;
+        let mut query = Query::prefix(layout::project_pk(project), layout::deliveries_of(id)).limit(LISTED_DELIVERIES);
+        query.descending = true;
+        self.store.query(&query).await?.items.iter().map(decode).collect()
+    }
+
+    /// Sends a delivery again now, with the same `webhook-id`: a failed one once its endpoint is
+    /// back, or a delivered one a receiver lost.
+    pub async fn retry_delivery(
+        &self,
+        caller: &Caller,
+        project: &ProjectId,
+        id: &WebhookId,
+        delivery: &DeliveryId,
+    ) -> Result<Delivery> {
+        self.access(caller, project).await?.require(Permission::ProjectManage)?;
+        let endpoint = self.endpoint(project, id).await?;
+        if !endpoint.enabled {
+            return Err(Error::conflict("the endpoint is disabled: enable it before retrying its deliveries"));
+        }
+        let (found, _) = self
+            .load::<Delivery>(&layout::webhook_delivery(project, id, delivery))
+            .await?
+            .ok_or_else(|| Error::not_found("webhook delivery"))?;
+        let target = Target { delivery: Some(found.id.clone()), ..Target::new(id.to_string()) };
+        let queued = Queued { event: found.event.clone(), targets: Some(vec![target]) };
+        let key = layout::webhook_event(&format!("{}#retry#{}", found.event.id, ulid::Ulid::new()));
+        let mut tx = self.tx();
+        tx.put(key, 1, &queued, Cond::NotExists);
+        self.commit(tx, |_| Error::conflict("retried meanwhile")).await?;
+        tracing::info!(project_id = %project, webhook_id = %id, delivery_id = %delivery, "webhook delivery retried");
+        Ok(found)
     }
 
     async fn save_endpoint(

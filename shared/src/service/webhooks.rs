@@ -11,10 +11,10 @@ use chrono::Utc;
 
 use super::{App, decode, encode};
 use crate::error::Result;
-use crate::ids::{ProjectId, WebhookId};
+use crate::ids::{DeliveryId, ProjectId, WebhookId};
 use crate::secret::SecretValue;
 use crate::store::{Cond, Query, Write, layout};
-use crate::webhook::{DEPLOYMENT, Endpoint, Event, Queued, Target, message_id, next_attempt};
+use crate::webhook::{DEPLOYMENT, Delivery, DeliveryState, Endpoint, Event, Queued, Target, message_id, next_attempt};
 use crate::webhook_delivery::{Outcome, Sender};
 
 /// The deployment's own endpoint, where every event of every project goes (the platform listens
@@ -56,7 +56,12 @@ impl App {
         let mut targets: Vec<Target> = deployment.map(|_| Target::new(DEPLOYMENT)).into_iter().collect();
         if let Some(project) = project_of(event) {
             let endpoints: Vec<Endpoint> = self.load_all(layout::project_pk(&project), layout::WEBHOOKS).await?;
-            targets.extend(endpoints.iter().filter(|e| e.wants(event.kind)).map(|e| Target::new(e.id.to_string())));
+            targets.extend(
+                endpoints
+                    .iter()
+                    .filter(|e| e.wants(event.kind))
+                    .map(|e| Target { delivery: Some(DeliveryId::generate()), ..Target::new(e.id.to_string()) }),
+            );
         }
         Ok(targets)
     }
@@ -106,32 +111,62 @@ impl App {
                 }
                 changed = true;
                 let Some((url, secrets)) = self.destination(&queued.event, &target, deployment).await? else {
+                    self.record(
+                        &queued.event,
+                        &target,
+                        DeliveryState::Failed,
+                        "not sent: the endpoint was disabled or deleted",
+                        None,
+                        0,
+                    )
+                    .await;
                     continue;
                 };
                 let id = message_id(&queued.event.id, &target.endpoint);
                 let signing: Vec<&SecretValue> = secrets.iter().collect();
                 let attempt = sender.send(&url, &id, Utc::now(), &payload, &signing).await;
+                let took = attempt.took.as_millis() as u64;
+                let last = words(&attempt.outcome);
+                let attempts = target.attempts + 1;
                 if attempt.outcome.delivered() {
+                    self.record(
+                        &queued.event,
+                        &Target { attempts, ..target },
+                        DeliveryState::Delivered,
+                        &last,
+                        None,
+                        took,
+                    )
+                    .await;
                     round.delivered += 1;
                     continue;
                 }
                 let first = target.first_attempt.unwrap_or(now);
-                let attempts = target.attempts + 1;
-                let last = words(&attempt.outcome);
                 match next_attempt(first, attempts, self.now()) {
                     Some(next) => {
                         tracing::warn!(webhook_id = %id, attempts, outcome = %last, next = %next, "webhook not delivered; tried again later");
-                        waiting.push(Target {
+                        let again = Target {
                             attempts,
                             first_attempt: Some(first),
                             next_at: Some(next),
-                            last_outcome: Some(last),
+                            last_outcome: Some(last.clone()),
                             ..target
-                        });
+                        };
+                        self.record(&queued.event, &again, DeliveryState::Retrying, &last, Some(next), took).await;
+                        waiting.push(again);
                         round.failed += 1;
                     }
                     None => {
                         tracing::error!(webhook_id = %id, attempts, outcome = %last, "webhook given up after 3 days of failed attempts");
+                        self.record(
+                            &queued.event,
+                            &Target { attempts, ..target },
+                            DeliveryState::Failed,
+                            &last,
+                            None,
+                            took,
+                        )
+                        .await;
                         round.given_up += 1;
                     }
                 }
@@ -148,6 +183,40 @@ impl App {
             }
         }
         Ok(round)
+    }
+
+    /// Writes where a delivery to a project's endpoint stands, for its managers' list. Best
+    /// effort: a failure to write it costs the list a line, never a delivery.
+    async fn record(
+        &self,
+        event: &Event,
+        target: &Target,
+        state: DeliveryState,
+        outcome: &str,
+        next_at: Option<chrono::DateTime<Utc>>,
+        took_ms: u64,
+    ) {
+        let (Some(project), Some(webhook), Some(id)) =
+            (project_of(event), WebhookId::parse(&target.endpoint), target.delivery.clone())
+        else {
+            return;
+        };
+        let delivery = Delivery {
+            id: id.clone(),
+            webhook_id: webhook.clone(),
+            message_id: message_id(&event.id, &target.endpoint),
+            event: event.clone(),
+            state,
+            attempts: target.attempts,
+            last_outcome: outcome.to_owned(),
+            last_attempt_at: self.now(),
+            took_ms,
+            next_at,
+        };
+        let item = encode(layout::webhook_delivery(&project, &webhook, &id), 1, &delivery);
+        if let Err(e) = self.store.transact(vec![Write::Put { item, cond: Cond::Always }]).await {
+            tracing::warn!(error = %e, delivery_id = %id, "webhook delivery record not written");
+        }
     }
 
     /// Events waiting for delivery (at most one round's worth is counted).

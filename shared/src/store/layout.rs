@@ -146,6 +146,14 @@ pub fn webhook(p: &ProjectId, w: &crate::ids::WebhookId) -> ItemKey {
     ItemKey::new(project_pk(p), format!("{WEBHOOKS}{w}"))
 }
 
+/// An endpoint's deliveries, newest last (by their ULID), in the project's partition.
+pub fn deliveries_of(w: &crate::ids::WebhookId) -> String {
+    format!("WHD#{w}#")
+}
+pub fn webhook_delivery(p: &ProjectId, w: &crate::ids::WebhookId, d: &crate::ids::DeliveryId) -> ItemKey {
+    ItemKey::new(project_pk(p), format!("{}{d}", deliveries_of(w)))
+}
+
 /// The prefix of a key's refusal rows, in the partition of its shard 0 beside the hour
 /// buckets: `R#2026-11-23T16`, one row per hour with a counter per outcome. Apart from the
 /// buckets, whose body (`last_used_at`) every allowed call replaces.
