@@ -96,6 +96,7 @@ assets! {
     "screens/settings.js" => JS,
     "screens/secrets.js" => JS,
     "screens/audit.js" => JS,
+    "screens/webhooks.js" => JS,
     "screens/my-keys.js" => JS,
     "screens/key.js" => JS,
     "vendor/preact.js" => JS,

@@ -529,12 +529,13 @@ impl UrlPolicy {
                 continue;
             }
             if let Some(class) = not_public(address) {
-                let host = url.host_str().unwrap_or_default();
+                let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+                // The address in parentheses when the host is a name (or another spelling of it).
+                let named = if host == address.to_string() { String::new() } else { format!(" ({address})") };
                 return Err(Error::invalid(
                     "url",
                     format!(
-                        "{host} is {} ({address}): keygate sends webhooks to public addresses only, unless the operator allows the network",
-                        class
+                        "{host} is {class}{named}: keygate sends webhooks to public addresses only, unless the operator allows the network"
                     ),
                 ));
             }

@@ -1,7 +1,7 @@
 // @ts-check
 /** One project: its name, and the sections the signed-in person may use, as tabs. Viewers see
  * the API keys; managers also Requests (with the number waiting), Issued keys, Secrets,
- * Settings and the Audit log. The project is read again on focus and after every change, so
+ * Settings, Webhooks and the Audit log. The project is read again on focus and after every change, so
  * the count follows decisions made here or elsewhere. */
 
 import { useRef } from '../vendor/preact-hooks.js';
@@ -16,6 +16,7 @@ const IssuedKeys = lazy(() => import('./issued-keys.js').then((m) => m.IssuedKey
 const Secrets = lazy(() => import('./secrets.js').then((m) => m.Secrets));
 const Settings = lazy(() => import('./settings.js').then((m) => m.Settings));
 const Audit = lazy(() => import('./audit.js').then((m) => m.Audit));
+const Webhooks = lazy(() => import('./webhooks.js').then((m) => m.Webhooks));
 
 const TABS = [
   { id: 'api-keys', title: 'API keys', screen: ApiKeys, manage: false },
@@ -23,6 +24,7 @@ const TABS = [
   { id: 'issued-keys', title: 'Issued keys', screen: IssuedKeys, manage: true },
   { id: 'secrets', title: 'Secrets', screen: Secrets, manage: true },
   { id: 'settings', title: 'Roles, nodes and members', screen: Settings, manage: true },
+  { id: 'webhooks', title: 'Webhooks', screen: Webhooks, manage: true },
   { id: 'audit', title: 'Audit log', screen: Audit, manage: true },
 ];
 

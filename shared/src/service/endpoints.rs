@@ -178,12 +178,30 @@ impl App {
             .load::<Delivery>(&layout::webhook_delivery(project, id, delivery))
             .await?
             .ok_or_else(|| Error::not_found("webhook delivery"))?;
-        let target = Target { delivery: Some(found.id.clone()), ..Target::new(id.to_string()) };
-        let queued = Queued { event: found.event.clone(), targets: Some(vec![target]) };
-        let key = layout::webhook_event(&format!("{}#retry#{}", found.event.id, ulid::Ulid::new()));
+        // Still queued (waiting for its next attempt): made due now, so that it is not sent
+        // twice. Otherwise (delivered, or given up): queued again for this endpoint alone.
+        let waiting = layout::webhook_event(&found.event.id);
         let mut tx = self.tx();
-        tx.put(key, 1, &queued, Cond::NotExists);
-        self.commit(tx, |_| Error::conflict("retried meanwhile")).await?;
+        match self.store.get(&waiting).await? {
+            Some(item)
+                if decode::<Queued>(&item)?.targets.iter().flatten().any(|t| t.delivery.as_ref() == Some(delivery)) =>
+            {
+                let mut queued: Queued = decode(&item)?;
+                for target in queued.targets.iter_mut().flatten() {
+                    if target.delivery.as_ref() == Some(delivery) {
+                        target.next_at = None;
+                    }
+                }
+                tx.put(waiting, item.version + 1, &queued, Cond::Version(item.version));
+            }
+            _ => {
+                let target = Target { delivery: Some(found.id.clone()), ..Target::new(id.to_string()) };
+                let queued = Queued { event: found.event.clone(), targets: Some(vec![target]) };
+                let key = layout::webhook_event(&format!("{}#retry#{}", found.event.id, ulid::Ulid::new()));
+                tx.put(key, 1, &queued, Cond::NotExists);
+            }
+        }
+        self.commit(tx, |_| Error::conflict("the delivery changed meanwhile; try again")).await?;
         tracing::info!(project_id = %project, webhook_id = %id, delivery_id = %delivery, "webhook delivery retried");
         Ok(found)
     }
