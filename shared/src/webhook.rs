@@ -503,12 +503,12 @@ impl UrlPolicy {
             "http" => return refuse("must use https"),
             _ => return refuse("must use https"),
         }
-        if let url::Host::Ipv4(_) | url::Host::Ipv6(_) = host {
-            let ip = match host {
-                url::Host::Ipv4(v4) => IpAddr::V4(v4),
-                url::Host::Ipv6(v6) => IpAddr::V6(v6),
-                url::Host::Domain(_) => unreachable!(),
-            };
+        let literal = match host {
+            url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+            url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+            url::Host::Domain(_) => None,
+        };
+        if let Some(ip) = literal {
             self.check_addresses(&url, &[ip])?;
         }
         Ok(url)

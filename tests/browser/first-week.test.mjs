@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { callApi, launchBrowser, localToken, person as open, screen, startGateway } from './harness.mjs';
+import { callApi, launchBrowser, localToken, person as open, screen, signInAs, startGateway } from './harness.mjs';
 
 let gateway;
 let url;
@@ -45,14 +45,7 @@ after(async () => {
 const tokenOf = (sub) => localToken(url, sub);
 const call = (token, method, path, body) => callApi(url, token, method, path, body);
 
-async function signIn(page, sub) {
-  await page.goto(`${url}/`);
-  await page.getByLabel('User id').fill(sub);
-  await page.getByLabel('E-mail').fill(`${sub}@example.com`);
-  await page.getByLabel('Name (optional)').fill(sub);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { name: 'Projects', level: 1 }).waitFor();
-}
+const signIn = (page, sub) => signInAs(page, url, sub);
 
 /** The full link in the newest mail to `to` whose subject matches. */
 function linkInMail(to, subject) {

@@ -42,6 +42,16 @@ export async function startGateway(args = [], binary = 'debug') {
   };
 }
 
+/** Signs `sub` in on keygate-local's form (e-mail `sub@example.com`), landing on Projects. */
+export async function signInAs(page, url, sub) {
+  await page.goto(`${url}/`);
+  await page.getByLabel('User id').fill(sub);
+  await page.getByLabel('E-mail').fill(`${sub}@example.com`);
+  await page.getByLabel('Name (optional)').fill(sub);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Projects', level: 1 }).waitFor();
+}
+
 /** A user token of keygate-local's sign-in form, for setting a project up over the API. */
 export async function localToken(url, sub) {
   const r = await fetch(`${url}/local/sign-in`, {

@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { callApi, launchBrowser, localToken, person as open, screen, startGateway } from './harness.mjs';
+import { callApi, launchBrowser, localToken, person as open, screen, signInAs, startGateway } from './harness.mjs';
 
 let gateway;
 let url;
@@ -43,14 +43,7 @@ after(async () => {
 
 const call = (token, method, path, body) => callApi(url, token, method, path, body);
 
-async function signIn(page, sub) {
-  await page.goto(`${url}/`);
-  await page.getByLabel('User id').fill(sub);
-  await page.getByLabel('E-mail').fill(`${sub}@example.com`);
-  await page.getByLabel('Name (optional)').fill(sub);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { name: 'Projects', level: 1 }).waitFor();
-}
+const signIn = (page, sub) => signInAs(page, url, sub);
 
 /** Reloads `page` until `locator` shows, for up to `ms`. */
 async function reloadUntil(page, locator, ms = 8000) {

@@ -218,9 +218,4 @@ impl App {
             tracing::warn!(error = %e, delivery_id = %id, "webhook delivery record not written");
         }
     }
-
-    /// Events waiting for delivery (at most one round's worth is counted).
-    pub async fn pending_webhooks(&self) -> Result<usize> {
-        Ok(self.store.query(&Query::prefix(layout::WEBHOOK_EVENTS_PK, "").limit(ROUND)).await?.items.len())
-    }
 }
