@@ -145,6 +145,55 @@ pub async fn serve_mail_retry() -> Result<(), Error> {
     .await
 }
 
+/// The webhook delivery: woken by the table's stream when a change queues an event (within a
+/// second) and by a schedule every minute (the retries), it runs delivery rounds
+/// ([`App::deliver_webhooks`]) until nothing is due before its time is up, waiting for a retry
+/// due within that time (the first retry comes 5 s after a failure). Several instances may run
+/// at once: each event is claimed before it is sent. A round the store failed is counted and
+/// left to the next invocation; the invocation itself never fails (a failed stream batch would
+/// hold the stream back, and the schedule retries anyway).
+pub async fn serve_webhook_delivery() -> Result<(), Error> {
+    init_tracing();
+    let config = Config::from_env(KeyUse::Verify).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let Some(policy) = config.webhooks.policy.clone() else {
+        let e = format!("{} is not true: this deployment delivers no webhooks", keygate::config::WEBHOOKS);
+        tracing::error!(error = %e, "bad configuration");
+        return Err(e.into());
+    };
+    let app = app(Needs::MAIL).await?;
+    let deployment = keygate::config::LambdaParts::new(&config)?
+        .webhook_deployment()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let sender = Arc::new(keygate::webhook_delivery::Sender::new(policy));
+    let deployment = Arc::new(deployment);
+    let figures = Arc::new(Emf::new(&metrics_namespace(), std::time::Duration::ZERO));
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let (app, sender, deployment, figures) = (app.clone(), sender.clone(), deployment.clone(), figures.clone());
+        async move {
+            // Leave 10 s of the invocation for the last attempt (10 s at most) to end in.
+            let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+            let until = std::time::Instant::now() + left.saturating_sub(std::time::Duration::from_secs(12));
+            let woken = if event.payload.get("Records").is_some() { "stream" } else { "schedule" };
+            let done = keygate::service::deliver_until(&app, &sender, deployment.as_ref().as_ref(), until).await;
+            done.report(figures.as_ref());
+            tracing::info!(
+                woken,
+                delivered = done.delivered,
+                failed = done.failed,
+                given_up = done.given_up,
+                disabled = done.disabled,
+                errors = done.errors,
+                "webhook delivery"
+            );
+            Ok::<_, Error>(serde_json::json!({
+                "delivered": done.delivered, "failed": done.failed, "given_up": done.given_up, "errors": done.errors,
+            }))
+        }
+    }))
+    .await
+}
+
 /// The web console's files (`GET /` and `GET /{proxy+}`), embedded in the binary: no store, no
 /// key, no mail; only how people sign in (the platform's OpenID Connect provider).
 pub async fn serve_console() -> Result<(), Error> {

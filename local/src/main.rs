@@ -427,6 +427,8 @@ fn aws_config(cli: &Cli, console_url: &str) -> keygate::config::Config {
         tls_roots: cli.tls_roots,
         aws_timeouts: AwsTimeouts::with_attempt(Duration::from_millis(cli.aws_attempt_timeout_ms)),
         region: None,
+        // keygate-local's webhooks are set up by its own options, not through this config.
+        webhooks: Default::default(),
     }
 }
 
@@ -497,10 +499,7 @@ fn webhook_endpoint(cli: &Cli, dir: &DataDir) -> Result<Option<keygate::service:
             dir.webhook_secret()
         })?;
     let secret = keygate::secret::SecretValue::new(secret.trim());
-    let signs = keygate::webhook::signed_headers("msg_probe", chrono::Utc::now(), "{}", &[&secret]).is_ok();
-    if !signs || !secret.expose().starts_with("whsec_") {
-        return Err("the webhook secret must be whsec_ followed by base64 (delete it to have a new one made)".into());
-    }
+    keygate::webhook::check_secret(&secret).map_err(|why| format!("{why} (delete it to have a new one made)"))?;
     Ok(Some(keygate::service::WebhookDeployment { url: url.clone(), secrets: vec![secret] }))
 }
 
@@ -527,9 +526,16 @@ fn deliver_webhooks_in_background(gateway: Arc<Gateway>, deployment: Option<keyg
         loop {
             tick.tick().await;
             match gateway.app.deliver_webhooks(&sender, deployment.as_ref()).await {
-                Ok(round) if round.delivered + round.failed + round.given_up > 0 => tracing::debug!(?round, "webhooks"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "webhook delivery round failed"),
+                Ok(round) => {
+                    round.report(gateway.metrics.as_ref());
+                    if !round.is_idle() {
+                        tracing::debug!(?round, "webhooks");
+                    }
+                }
+                Err(e) => {
+                    keygate::figures::Figures::store_error(gateway.metrics.as_ref());
+                    tracing::warn!(error = %e, "webhook delivery round failed");
+                }
             }
         }
     });
@@ -582,7 +588,7 @@ fn print_welcome(cli: &Cli, dir: &DataDir, addr: SocketAddr) {
   data directory  {data} ({storage}, {mail})
   platform API    {url}/api/projects/{{project}}/... ({mode})
   OpenAPI         {url}/openapi.json
-  metrics         {url}/metrics (decisions by outcome, latencies, store errors, mail; Prometheus text){webhooks}
+  metrics         {url}/metrics (decisions by outcome, latencies, store errors, mail, webhooks; Prometheus text){webhooks}
 
 Open the console: {url}/  ({sign_in})
 

@@ -43,6 +43,9 @@ pub struct Metrics {
     mail_sent: Counter,
     mail_pending: Gauge,
     described: Family<Answer, Counter>,
+    webhooks: Family<Outcome, Counter>,
+    webhook_time: Histogram,
+    webhooks_failing: Counter,
 }
 
 /// 20 µs to about 80 ms.
@@ -89,7 +92,30 @@ impl Default for Metrics {
             "GET /v1/key answered, by answer (described, or refused: not a key of this keygate); neither billed nor a decision",
             described.clone(),
         );
+        let webhooks = Family::<Outcome, Counter>::default();
+        registry.register(
+            names::WEBHOOK_DELIVERIES,
+            "Webhook delivery attempts, by outcome (delivered, rejected, refused, timed_out, unreachable)",
+            webhooks.clone(),
+        );
+        // 10 ms to about 20 s (an attempt gives up at 10 s).
+        let webhook_time = Histogram::new(exponential_buckets(0.01, 2.0, 12));
+        registry.register_with_unit(
+            names::WEBHOOK_TIME,
+            "Time of a webhook delivery attempt, the endpoint's answer included",
+            Unit::Seconds,
+            webhook_time.clone(),
+        );
+        let webhooks_failing = Counter::default();
+        registry.register(
+            names::WEBHOOKS_FAILING,
+            "Failed webhook attempts to endpoints failing for over an hour",
+            webhooks_failing.clone(),
+        );
         Self {
+            webhooks,
+            webhook_time,
+            webhooks_failing,
             described,
             registry,
             decisions,
@@ -127,6 +153,15 @@ impl Figures for Metrics {
         self.described.get_or_create(&Answer { answer: keygate::figures::described_answer(told) }).inc();
     }
 
+    fn webhook(&self, outcome: &'static str, took: Duration) {
+        self.webhooks.get_or_create(&Outcome { outcome }).inc();
+        self.webhook_time.observe(took.as_secs_f64());
+    }
+
+    fn webhooks_failing(&self, attempts: u64) {
+        self.webhooks_failing.inc_by(attempts);
+    }
+
     fn mail(&self, sent: u64, pending: Option<u64>) {
         self.mail_sent.inc_by(sent);
         if let Some(pending) = pending {
@@ -159,6 +194,9 @@ mod tests {
         m.cache("token", true);
         m.cache("token", false);
         m.mail(2, Some(1));
+        m.webhook("delivered", Duration::from_millis(30));
+        m.webhook("timed_out", Duration::from_secs(10));
+        m.webhooks_failing(1);
         let text = m.render();
         for line in [
             "keygate_decisions_total{outcome=\"allowed\"} 2",
@@ -170,6 +208,10 @@ mod tests {
             "keygate_mail_sent_total 2",
             "keygate_mail_pending 1",
             "keygate_store_errors_total 0",
+            "keygate_webhook_deliveries_total{outcome=\"delivered\"} 1",
+            "keygate_webhook_deliveries_total{outcome=\"timed_out\"} 1",
+            "keygate_webhook_time_seconds_count 2",
+            "keygate_webhooks_failing_total 1",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

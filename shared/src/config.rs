@@ -80,6 +80,101 @@ pub struct Config {
     /// clients take it, and their credentials, from the environment alone. `None`: the SDK's
     /// default chains decide ([`Clients::new`]: keygate-local on a developer's machine, tests).
     pub region: Option<String>,
+    pub webhooks: WebhookConfig,
+}
+
+/// How a deployment delivers webhooks ([`WEBHOOKS`] and the settings after it).
+#[derive(Clone, Debug, Default)]
+pub struct WebhookConfig {
+    /// Where projects' endpoints may point; `None`: this deployment delivers no webhooks (no
+    /// event is queued, and adding an endpoint is refused in words).
+    pub policy: Option<crate::webhook::UrlPolicy>,
+    /// The deployment's own endpoint (every project's events: the platform listens there).
+    pub url: Option<String>,
+    /// Where its signing secret is; set when `url` is.
+    pub secret: Option<WebhookSecretSource>,
+}
+
+/// Where the deployment endpoint's secret (`whsec_…`) comes from.
+#[derive(Clone)]
+pub enum WebhookSecretSource {
+    /// The secret itself (tests).
+    Value(crate::secret::SecretValue),
+    /// An SSM Parameter Store SecureString, read once when the delivery function starts.
+    SsmParameter(String),
+}
+
+impl std::fmt::Debug for WebhookSecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Value(_) => f.write_str("Value(<redacted>)"),
+            Self::SsmParameter(name) => write!(f, "SsmParameter({name})"),
+        }
+    }
+}
+
+impl WebhookConfig {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let (on, local) = match get(WEBHOOKS).as_deref() {
+            None | Some("false") => (false, false),
+            Some("true") => (true, false),
+            Some("local") => (true, true),
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: WEBHOOKS,
+                    why: format!("'{other}' is not true, false or local"),
+                });
+            }
+        };
+        let allowed = match get(WEBHOOK_ALLOWED_NETWORKS) {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| {
+                    n.parse::<ipnet::IpNet>().map_err(|_| ConfigError::Invalid {
+                        name: WEBHOOK_ALLOWED_NETWORKS,
+                        why: format!("'{n}' is not a network (10.1.0.0/16, fd00::/8)"),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let policy = on.then_some(crate::webhook::UrlPolicy { local, allowed });
+        let url = get(WEBHOOK_URL);
+        let (url, secret) = match (url, &policy) {
+            (None, _) => (None, None),
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid {
+                    name: WEBHOOK_URL,
+                    why: format!("is set while {WEBHOOKS} is not true"),
+                });
+            }
+            (Some(url), Some(policy)) => {
+                let checked = policy
+                    .check_url(&url)
+                    .map_err(|e| ConfigError::Invalid { name: WEBHOOK_URL, why: e.to_string() })?;
+                let secret = match (get(WEBHOOK_SECRET), get(WEBHOOK_SECRET_PARAMETER)) {
+                    (Some(value), None) => {
+                        let value = crate::secret::SecretValue::new(value.trim());
+                        crate::webhook::check_secret(&value)
+                            .map_err(|why| ConfigError::Invalid { name: WEBHOOK_SECRET, why: why.into() })?;
+                        WebhookSecretSource::Value(value)
+                    }
+                    (None, Some(parameter)) => WebhookSecretSource::SsmParameter(parameter),
+                    (Some(_), Some(_)) => {
+                        return Err(ConfigError::Invalid {
+                            name: WEBHOOK_SECRET,
+                            why: format!("set it or {WEBHOOK_SECRET_PARAMETER}, not both"),
+                        });
+                    }
+                    (None, None) => return Err(ConfigError::Missing(WEBHOOK_SECRET_PARAMETER)),
+                };
+                (Some(checked.to_string()), Some(secret))
+            }
+        };
+        Ok(Self { policy, url, secret })
+    }
 }
 
 /// How long an AWS call may take before it is given up: a connection that hangs ends in a
@@ -170,6 +265,18 @@ pub const TLS_ROOTS: &str = "KEYGATE_TLS_ROOTS";
 pub const CURRENCY: &str = "KEYGATE_CURRENCY";
 pub const CURRENCY_EXPONENT: &str = "KEYGATE_CURRENCY_EXPONENT";
 pub const AWS_ATTEMPT_TIMEOUT_MS: &str = "KEYGATE_AWS_ATTEMPT_TIMEOUT_MS";
+/// `true`: this deployment delivers webhooks (its changes queue their events, projects may
+/// add endpoints); absent or `false`: it does not; `local`: it does, under keygate-local's
+/// rules (plain `http` to the loopback allowed too: for functions run on a developer's machine
+/// and in tests; the stack does not offer it).
+pub const WEBHOOKS: &str = "KEYGATE_WEBHOOKS";
+/// Networks (CIDRs, comma-separated) endpoints may point into although they are not public.
+pub const WEBHOOK_ALLOWED_NETWORKS: &str = "KEYGATE_WEBHOOK_ALLOWED_NETWORKS";
+/// The deployment's own endpoint, which hears every project's events (the delivery function's).
+pub const WEBHOOK_URL: &str = "KEYGATE_WEBHOOK_URL";
+/// Its secret (`whsec_…`), or the SSM SecureString parameter holding it.
+pub const WEBHOOK_SECRET: &str = "KEYGATE_WEBHOOK_SECRET";
+pub const WEBHOOK_SECRET_PARAMETER: &str = "KEYGATE_WEBHOOK_SECRET_PARAMETER";
 /// Set by Lambda for every function; the credentials come from `AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, which Lambda sets too.
 pub const AWS_REGION: &str = "AWS_REGION";
@@ -321,6 +428,7 @@ impl Config {
             tls_roots,
             aws_timeouts,
             region: Some(required(AWS_REGION)?),
+            webhooks: WebhookConfig::from_lookup(&get)?,
         })
     }
 }
@@ -400,6 +508,27 @@ impl LambdaParts {
         key_ring(&self.config, Some(&pem))
     }
 
+    /// The deployment's webhook endpoint and its secret (read from SSM if the setting names a
+    /// parameter); `None` if the deployment has none.
+    pub async fn webhook_deployment(&self) -> Result<Option<crate::service::WebhookDeployment>, ConfigError> {
+        let hooks = &self.config.webhooks;
+        let (Some(url), Some(source)) = (&hooks.url, &hooks.secret) else { return Ok(None) };
+        let secret = match source {
+            WebhookSecretSource::Value(value) => value.clone(),
+            WebhookSecretSource::SsmParameter(name) => {
+                let value = crate::secret::SecretValue::new(
+                    read_parameter(&self.sdk, WEBHOOK_SECRET_PARAMETER, name).await?.trim(),
+                );
+                crate::webhook::check_secret(&value).map_err(|why| ConfigError::Invalid {
+                    name: WEBHOOK_SECRET_PARAMETER,
+                    why: format!("parameter '{name}': {why}"),
+                })?;
+                value
+            }
+        };
+        Ok(Some(crate::service::WebhookDeployment { url: url.clone(), secrets: vec![secret] }))
+    }
+
     /// The key ring that only verifies: the public key, from the environment.
     pub fn verifying_keys(&self) -> Result<KeyRing, ConfigError> {
         let current = self.config.signing_public_key.as_ref().ok_or(ConfigError::Missing(SIGNING_PUBLIC_KEY))?;
@@ -463,13 +592,18 @@ fn https_client(roots: TlsRoots) -> aws_sdk_dynamodb::config::SharedHttpClient {
 
 /// A SecureString parameter's value (the signing key's PEM), read once at start.
 async fn ssm_parameter(sdk: &aws_config::SdkConfig, name: &str) -> Result<String, ConfigError> {
+    read_parameter(sdk, SIGNING_KEY_PARAMETER, name).await
+}
+
+/// A SecureString parameter's value; a failure names `setting`, the setting that named it.
+async fn read_parameter(sdk: &aws_config::SdkConfig, setting: &'static str, name: &str) -> Result<String, ConfigError> {
     let ssm = aws_sdk_ssm::Client::new(sdk);
     let out = ssm.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| ConfigError::Invalid {
-        name: SIGNING_KEY_PARAMETER,
+        name: setting,
         why: format!("cannot read parameter '{name}': {}", aws_sdk_ssm::error::DisplayErrorContext(e)),
     })?;
     let value = out.parameter().and_then(|p| p.value()).map(str::to_owned);
-    value.ok_or(ConfigError::Invalid { name: SIGNING_KEY_PARAMETER, why: format!("parameter '{name}' has no value") })
+    value.ok_or(ConfigError::Invalid { name: setting, why: format!("parameter '{name}' has no value") })
 }
 
 /// A ring that verifies with `current` and the retired keys, and signs nothing.
@@ -526,9 +660,9 @@ pub async fn build_app(config: &Config, needs: Needs) -> Result<App, ConfigError
             usage_shards: config.usage_shards,
             scanning: config.scanning.clone(),
             currency: config.currency.clone(),
-            // On AWS no delivery function exists yet (issue 32): no event is queued for none.
-            webhook_events: false,
-            webhook_policy: None,
+            // Events are queued when the deployment delivers them (the webhook-delivery function).
+            webhook_events: config.webhooks.policy.is_some(),
+            webhook_policy: config.webhooks.policy.clone(),
         },
     ))
 }
@@ -767,5 +901,57 @@ mod tests {
         pairs.push((SIGNING_KEY, "-----BEGIN PRIVATE KEY-----secret"));
         let c = Config::from_lookup(KeyUse::Sign, lookup(&pairs)).unwrap();
         assert!(!format!("{c:?}").contains("secret"));
+    }
+}
+
+#[cfg(test)]
+mod webhook_tests {
+    use super::*;
+
+    fn webhooks(pairs: &[(&str, &str)]) -> Result<WebhookConfig, ConfigError> {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        WebhookConfig::from_lookup(&move |k: &str| map.get(k).cloned())
+    }
+
+    #[test]
+    fn webhooks_are_off_unless_asked_for_and_each_bad_setting_is_named() {
+        assert!(webhooks(&[]).unwrap().policy.is_none());
+        let on = webhooks(&[(WEBHOOKS, "true"), (WEBHOOK_ALLOWED_NETWORKS, "10.1.0.0/16, fd00::/8")]).unwrap();
+        let policy = on.policy.unwrap();
+        assert!(!policy.local);
+        assert_eq!(policy.allowed.len(), 2);
+        assert!(webhooks(&[(WEBHOOKS, "local")]).unwrap().policy.unwrap().local);
+
+        let secret = crate::webhook::new_secret();
+        let with_url = webhooks(&[
+            (WEBHOOKS, "true"),
+            (WEBHOOK_URL, "https://platform.example.com/hooks"),
+            (WEBHOOK_SECRET, secret.expose()),
+        ])
+        .unwrap();
+        assert_eq!(with_url.url.as_deref(), Some("https://platform.example.com/hooks"));
+        assert!(!format!("{with_url:?}").contains(secret.expose()), "the secret is never printed");
+
+        for (pairs, names, says) in [
+            (vec![(WEBHOOKS, "yes")], WEBHOOKS, "not true, false or local"),
+            (
+                vec![(WEBHOOKS, "true"), (WEBHOOK_ALLOWED_NETWORKS, "10.1.0.0")],
+                WEBHOOK_ALLOWED_NETWORKS,
+                "not a network",
+            ),
+            (vec![(WEBHOOK_URL, "https://p.example.com/")], WEBHOOK_URL, "while KEYGATE_WEBHOOKS is not true"),
+            (vec![(WEBHOOKS, "true"), (WEBHOOK_URL, "http://p.example.com/")], WEBHOOK_URL, "https"),
+            (vec![(WEBHOOKS, "true"), (WEBHOOK_URL, "https://p.example.com/")], WEBHOOK_SECRET_PARAMETER, "not set"),
+            (
+                vec![(WEBHOOKS, "true"), (WEBHOOK_URL, "https://p.example.com/"), (WEBHOOK_SECRET, "hunter2")],
+                WEBHOOK_SECRET,
+                "whsec_",
+            ),
+        ] {
+            let e = webhooks(&pairs).unwrap_err().to_string();
+            assert!(e.contains(names) && e.contains(says), "{pairs:?}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 }

@@ -29,6 +29,11 @@ pub mod links {
         format!("{}/requests", project(console, p))
     }
 
+    /// A project's webhook endpoints and their deliveries.
+    pub fn webhooks(console: &str, p: &ProjectId) -> String {
+        format!("{}/webhooks", project(console, p))
+    }
+
     /// The keys the person holds.
     pub fn my_keys(console: &str) -> String {
         format!("{}/me/keys", base(console))

@@ -40,6 +40,14 @@ pub mod names {
     /// billed nor counted against a quota.
     pub const KEY_DESCRIBED: &str = "key_described";
     pub const REFUSED: &str = "refused";
+    /// Webhook delivery attempts, by `outcome` (`delivered`, `rejected`, `refused`,
+    /// `timed_out`, `unreachable`).
+    pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries";
+    /// Time of a webhook delivery attempt, the endpoint's answer included.
+    pub const WEBHOOK_TIME: &str = "webhook_time";
+    /// Failed attempts to webhook endpoints that have been failing for over an hour (the
+    /// stack's alarm watches it).
+    pub const WEBHOOKS_FAILING: &str = "webhooks_failing";
 }
 
 /// Where a process's figures go. Every method is cheap (a few atomic operations or a short
@@ -52,6 +60,10 @@ pub trait Figures: Send + Sync {
     fn mail(&self, sent: u64, pending: Option<u64>);
     /// A key asked what it is (`GET /v1/key`): told, or refused as not keygate's.
     fn described(&self, told: bool);
+    /// A webhook delivery attempt, its outcome and how long it took.
+    fn webhook(&self, outcome: &'static str, took: Duration);
+    /// A delivery round's failed attempts to endpoints failing for over an hour.
+    fn webhooks_failing(&self, attempts: u64);
 }
 
 /// The `answer` dimension of [`names::KEY_DESCRIBED`].
@@ -69,6 +81,8 @@ impl Figures for NoFigures {
     fn cache(&self, _: &'static str, _: bool) {}
     fn mail(&self, _: u64, _: Option<u64>) {}
     fn described(&self, _: bool) {}
+    fn webhook(&self, _: &'static str, _: Duration) {}
+    fn webhooks_failing(&self, _: u64) {}
 }
 
 /// Latencies kept as EMF's values and counts: each value rounded to two significant digits
@@ -116,6 +130,9 @@ struct Aggregate {
     mail_sent: u64,
     mail_pending: Option<u64>,
     described: BTreeMap<&'static str, u64>,
+    webhooks: BTreeMap<&'static str, u64>,
+    webhook_time: Distribution,
+    webhooks_failing: u64,
     last_emit: Option<Instant>,
 }
 
@@ -128,6 +145,7 @@ impl Aggregate {
             && self.mail_sent == 0
             && self.mail_pending.is_none()
             && self.described.is_empty()
+            && self.webhooks.is_empty()
     }
 }
 
@@ -225,6 +243,9 @@ impl Emf {
         for (answer, n) in &a.described {
             line(Some(("answer", answer)), vec![(names::KEY_DESCRIBED, "Count", serde_json::json!(n))]);
         }
+        for (outcome, n) in &a.webhooks {
+            line(Some(("outcome", outcome)), vec![(names::WEBHOOK_DELIVERIES, "Count", serde_json::json!(n))]);
+        }
         let mut plain = Vec::new();
         let decided: u64 = a.decisions.values().sum();
         if decided > 0 {
@@ -232,7 +253,12 @@ impl Emf {
             plain.push((names::DECIDED, "Count", serde_json::json!(decided)));
             plain.push((names::REFUSED, "Count", serde_json::json!(refused)));
         }
-        for (name, d) in [(names::DECISION_TIME, &a.decision_time), (names::METERING_TIME, &a.metering_time)] {
+        let times = [
+            (names::DECISION_TIME, &a.decision_time),
+            (names::METERING_TIME, &a.metering_time),
+            (names::WEBHOOK_TIME, &a.webhook_time),
+        ];
+        for (name, d) in times {
             if !d.is_empty() {
                 let (values, counts) = d.values_and_counts();
                 plain.push((name, "Milliseconds", serde_json::json!({ "Values": values, "Counts": counts })));
@@ -246,6 +272,9 @@ impl Emf {
         }
         if let Some(pending) = a.mail_pending {
             plain.push((names::MAIL_PENDING, "Count", serde_json::json!(pending)));
+        }
+        if !a.webhooks.is_empty() {
+            plain.push((names::WEBHOOKS_FAILING, "Count", serde_json::json!(a.webhooks_failing)));
         }
         line(None, plain);
         let caches: std::collections::BTreeSet<&str> = a.cache.keys().map(|(c, _)| *c).collect();
@@ -287,6 +316,18 @@ impl Figures for Emf {
 
     fn described(&self, told: bool) {
         self.record(|a| *a.described.entry(described_answer(told)).or_default() += 1);
+    }
+
+    fn webhook(&self, outcome: &'static str, took: Duration) {
+        self.record(|a| {
+            *a.webhooks.entry(outcome).or_default() += 1;
+            a.webhook_time.add(took);
+        });
+    }
+
+    fn webhooks_failing(&self, attempts: u64) {
+        // Written with the attempts that follow (or were just recorded).
+        self.state().webhooks_failing += attempts;
     }
 
     fn mail(&self, sent: u64, pending: Option<u64>) {

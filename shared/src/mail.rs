@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::console::links;
@@ -259,6 +259,26 @@ pub fn key_leaked(console: &str, project: &Project, key: &IssuedKey, to: &str, u
 }
 
 /// To the holder: the key has used `percent` % of its quota for the period `label`.
+/// To the project owner: keygate disabled an endpoint every delivery to which failed for 3 days.
+pub fn webhook_disabled(console: &str, project: &Project, url: &str, since: DateTime<Utc>, last: &str) -> Mail {
+    let since = since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    mail(
+        &project.owner_email,
+        format!("A webhook endpoint of \"{}\" was disabled", project.name),
+        vec![
+            format!(
+                "Every delivery to the webhook endpoint at {url} of your project \"{}\" has failed since {since} (UTC), so keygate disabled it: it receives no events until you enable it again.",
+                project.name
+            ),
+            format!("The last attempt: {last}."),
+            format!(
+                "Once the endpoint answers again, enable it and retry the deliveries it missed: {}",
+                links::webhooks(console, &project.id)
+            ),
+        ],
+    )
+}
+
 pub fn quota_used(console: &str, key: &IssuedKey, percent: u8, quota: &crate::template::Quota, label: &str) -> Mail {
     let per = match quota.per {
         crate::template::QuotaPeriod::Day => "day (UTC)",

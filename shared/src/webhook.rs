@@ -57,6 +57,9 @@ pub enum EventType {
     TemplateChanged,
     #[serde(rename = "template.deleted")]
     TemplateDeleted,
+    /// Sent to one endpoint when its managers ask for a test event; never subscribed to.
+    #[serde(rename = "webhook.test")]
+    WebhookTest,
 }
 
 impl EventType {
@@ -91,6 +94,7 @@ impl EventType {
             Self::TemplateCreated => "template.created",
             Self::TemplateChanged => "template.changed",
             Self::TemplateDeleted => "template.deleted",
+            Self::WebhookTest => "webhook.test",
         }
     }
 
@@ -228,6 +232,12 @@ pub struct Endpoint {
     pub previous_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub created_by: crate::ids::UserId,
+    /// Since when every delivery to it failed; `None` while it answers.
+    #[serde(default)]
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Why keygate disabled it (every delivery failed for 3 days); cleared when enabled again.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
     #[serde(skip)]
     pub version: u64,
 }
@@ -259,6 +269,8 @@ impl Endpoint {
             enabled: self.enabled,
             created_at: self.created_at,
             previous_secret_until: self.previous_until,
+            failing_since: self.failing_since,
+            disabled_reason: self.disabled_reason.clone(),
             version: self.version,
         }
     }
@@ -276,6 +288,12 @@ pub struct EndpointView {
     pub created_at: DateTime<Utc>,
     /// Until when the secret before the last rotation still signs beside the new one.
     pub previous_secret_until: Option<DateTime<Utc>>,
+    /// Since when every delivery failed (absent while it answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Why keygate disabled it, in words (absent unless it did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
     pub version: u64,
 }
 
@@ -314,11 +332,16 @@ pub struct Queued {
     /// worker first reads it and looks the endpoints up.
     #[serde(default)]
     pub targets: Option<Vec<Target>>,
+    /// A worker is sending it until then; others leave it alone, so that several workers on
+    /// one table (keygate-local processes, Lambda instances) send each message once. A worker
+    /// that stops mid-way leaves a lease that runs out: the event is sent again, same id.
+    #[serde(default)]
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 impl Queued {
     pub fn new(event: Event) -> Self {
-        Self { event, targets: None }
+        Self { event, targets: None, lease_until: None }
     }
 }
 
@@ -386,6 +409,14 @@ pub struct Delivery {
     pub next_at: Option<DateTime<Utc>>,
 }
 
+/// The deployment's own endpoint, where every event of every project goes (the platform listens
+/// there), with the secrets it is signed with (the new one first).
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    pub url: String,
+    pub secrets: Vec<SecretValue>,
+}
+
 /// The name of the deployment's own endpoint (the operator's) among an event's targets.
 pub const DEPLOYMENT: &str = "deployment";
 
@@ -404,6 +435,17 @@ pub fn new_secret() -> SecretValue {
     let mut bytes = [0u8; SECRET_BYTES];
     aws_lc_rs::rand::fill(&mut bytes).expect("the system random source works");
     SecretValue::new(format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+}
+
+/// Whether `secret` can sign: `whsec_` and base64, as [`new_secret`] makes them; the words of
+/// the problem otherwise (never the secret).
+pub fn check_secret(secret: &SecretValue) -> std::result::Result<(), &'static str> {
+    let signs = signed_headers("msg_probe", Utc::now(), "{}", &[secret]).is_ok();
+    if signs && secret.expose().starts_with("whsec_") {
+        Ok(())
+    } else {
+        Err("the webhook secret must be whsec_ followed by base64")
+    }
 }
 
 /// How long the secret before a rotation still signs beside the new one.

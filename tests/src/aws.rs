@@ -65,6 +65,7 @@ pub fn config(endpoint: &str, table: &str) -> Config {
         tls_roots: Default::default(),
         aws_timeouts: keygate::config::AwsTimeouts::with_attempt(EMULATOR_ATTEMPT_TIMEOUT),
         region: None,
+        webhooks: Default::default(),
     }
 }
 

@@ -132,6 +132,7 @@ fn attempt(op: Operation, w: &World) -> (String, Option<Value>) {
         RotateWebhookSecret => {
             (format!("/v1/projects/{p}/webhooks/{}/rotate", keygate::ids::WebhookId::generate()), None)
         }
+        TestWebhook => (format!("/v1/projects/{p}/webhooks/{}/test", keygate::ids::WebhookId::generate()), None),
         ListDeliveries => {
             (format!("/v1/projects/{p}/webhooks/{}/deliveries", keygate::ids::WebhookId::generate()), None)
         }
@@ -193,7 +194,7 @@ fn expected(op: Operation) -> [u16; 6] {
         // A project's webhook endpoints: those who manage it.
         AddWebhook => [409, 409, 403, 404, 403, 404],
         ListWebhooks => [200, 200, 403, 404, 403, 404],
-        EditWebhook | DeleteWebhook | RotateWebhookSecret | ListDeliveries | RetryDelivery => {
+        EditWebhook | DeleteWebhook | RotateWebhookSecret | TestWebhook | ListDeliveries | RetryDelivery => {
             [404, 404, 403, 404, 403, 404]
         }
     }

@@ -70,7 +70,7 @@ fn every_route_has_one_function_with_one_event_and_nothing_else_exists() {
     }
     let extra: BTreeSet<&str> =
         by_binary.keys().copied().filter(|b| !ROUTES.iter().any(|r| r.function == *b)).collect();
-    assert_eq!(extra, BTreeSet::from(["authorizer", "console", "mail-retry"]));
+    assert_eq!(extra, BTreeSet::from(["authorizer", "console", "mail-retry", "webhook-delivery"]));
     for extra in ["authorizer", "mail-retry"] {
         assert!(by_binary[extra].events.is_empty(), "{extra} serves no route");
     }
@@ -156,6 +156,14 @@ fn read_only_functions_get_read_only_table_access_and_only_what_their_operation_
         let needs = match (route, function) {
             (Some(route), _) => route.needs,
             (None, "mail-retry") => keygate::config::Needs::MAIL,
+            (None, "webhook-delivery") => {
+                // It mails a project's owner when it disables a failing endpoint, and reads the
+                // deployment endpoint's secret from SSM: never the signing key.
+                assert!(policies.contains("ses:SendEmail"), "{policies}");
+                assert!(policies.contains("parameter${WebhookSecretParameter}"), "{policies}");
+                assert!(!policies.contains("SigningKeyParameter"), "{policies}");
+                continue;
+            }
             (None, _) => keygate::config::Needs::NOTHING,
         };
         assert_eq!(policies.contains("ses:SendEmail"), needs.mail, "{} and SES", text(name));
@@ -306,4 +314,25 @@ fn the_rest_stage_tells_a_refused_caller_why_from_the_authorizers_context() {
     for name in ["key-id", "user-id", "project-id", "template-id", "data-layer-id", "quota-remaining"] {
         assert!(params.keys().any(|k| text(k) == format!("integration.request.header.x-keygate-{name}")), "{name}");
     }
+}
+
+/// The webhook-delivery function is woken by the table's stream, filtered to the events the
+/// outbox queues (the same partition the code writes), and by a schedule for the retries.
+#[test]
+fn the_webhook_delivery_function_hears_the_outbox_through_the_stream_and_a_schedule() {
+    let t = template();
+    let spec = &t["Resources"]["Table"]["Properties"]["StreamSpecification"];
+    assert_eq!(text(&spec["StreamViewType"]), "KEYS_ONLY");
+    let f = &t["Resources"]["WebhookDeliveryFunction"]["Properties"];
+    let stream = &f["Events"]["Queued"]["Properties"];
+    assert_eq!(text(&f["Events"]["Queued"]["Type"]), "DynamoDB");
+    let pattern: serde_json::Value =
+        serde_json::from_str(text(&stream["FilterCriteria"]["Filters"][0]["Pattern"])).expect("a JSON pattern");
+    assert_eq!(pattern["dynamodb"]["Keys"]["pk"]["S"][0], keygate::store::layout::WEBHOOK_EVENTS_PK);
+    assert_eq!(pattern["eventName"], serde_json::json!(["INSERT"]));
+    assert_eq!(text(&f["Events"]["EveryMinute"]["Properties"]["ScheduleExpression"]), "rate(1 minute)");
+    // Long enough for an attempt (10 s) after waiting for a retry due within the invocation.
+    assert!(f["Timeout"].as_u64().is_some_and(|t| t >= 30), "{:?}", f["Timeout"]);
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(!env["KEYGATE_WEBHOOKS"].is_null(), "every function queues events when the stack delivers them");
 }

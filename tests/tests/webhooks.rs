@@ -79,7 +79,8 @@ fn standard_webhooks_python_package_verifies_what_keygate_signs() {
 }
 
 /// A receiver on 127.0.0.1 written with Python's `standardwebhooks`: `/ok` verifies each message
-/// with the secret it was given and answers 204 (400 if it does not verify), `/redirect` answers
+/// with the secret it was given and answers 204 (400 if it does not verify), `/slow` too after
+/// 0.3 s, `/redirect` answers
 /// 302 to `/landed`, `/hang` answers after 5 s, `/big` answers 1 MB. It prints one line per
 /// request: `verified <webhook-id> <type>`, `refused <why>`, or the path it served.
 struct Receiver {
@@ -96,24 +97,31 @@ impl Receiver {
     /// On `port` (0: a free one).
     fn start_on(python: &str, secret: &str, port: u16) -> Self {
         const SERVER: &str = r#"
-import json, sys, time
+import json, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from standardwebhooks import Webhook
 hook = Webhook(sys.argv[1])
+lock = threading.Lock()
+def say(*words):
+    # Messages arrive side by side: one whole line at a time.
+    with lock:
+        print(*words, flush=True)
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args): pass
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        if self.path == "/ok":
+        if self.path in ("/ok", "/slow"):
+            if self.path == "/slow":
+                time.sleep(0.3)
             try:
                 event = hook.verify(body, dict(self.headers))
-                print("verified", self.headers["webhook-id"], event["type"], json.dumps(event["data"], sort_keys=True), flush=True)
+                say("verified", self.headers["webhook-id"], event["type"], json.dumps(event["data"], sort_keys=True))
                 self.send_response(204); self.end_headers()
             except Exception as e:
-                print("refused", type(e).__name__, flush=True)
+                say("refused", type(e).__name__)
                 self.send_response(400); self.end_headers()
             return
-        print(self.path, flush=True)
+        say(self.path)
         if self.path == "/redirect":
             self.send_response(302); self.send_header("location", "/landed"); self.end_headers()
         elif self.path == "/hang":
@@ -489,4 +497,139 @@ async fn a_failed_delivery_is_listed_and_retried_with_the_same_id() {
         .call("POST", &format!("{deliveries}/{}/retry", keygate::ids::DeliveryId::generate()), Some(&ann), None)
         .await;
     assert_eq!(status, 404);
+}
+
+/// A port nothing listens on (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A DynamoDB stream batch as Lambda hands it to the delivery function: one outbox insert,
+/// keys only, as the template's filter lets through.
+fn stream_batch(table: &str) -> Value {
+    json!({"Records": [{
+        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": {"pk": {"S": keygate::store::layout::WEBHOOK_EVENTS_PK}, "sk": {"S": "evt_01"}},
+            "SequenceNumber": "100", "SizeBytes": 60, "StreamViewType": "KEYS_ONLY"
+        },
+        "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-12-05T00:00:00.000")
+    }]})
+}
+
+/// The delivery function's environment as the template sets it (the rules of keygate-local, so
+/// that it may send to the test's receiver on 127.0.0.1), sending to `url` signed with `secret`.
+fn delivery_env(
+    endpoint: &str,
+    table: &str,
+    pem: &str,
+    url: &str,
+    secret: &keygate::secret::SecretValue,
+) -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&str, String)> = keygate_tests::runtime::function_env(endpoint, table, pem)
+        .into_iter()
+        .filter(|(k, _)| *k != "KEYGATE_SIGNING_KEY")
+        .collect();
+    env.extend([
+        ("KEYGATE_WEBHOOKS", "local".to_owned()),
+        ("KEYGATE_WEBHOOK_URL", url.to_owned()),
+        ("KEYGATE_WEBHOOK_SECRET", secret.expose().to_owned()),
+    ]);
+    env
+}
+
+/// The compiled `webhook-delivery` function, started as Lambda starts it (a Runtime API served
+/// by the test), on the DynamoDB-compatible server, configured only through its environment:
+/// woken by a stream batch, it sends each change's event to the deployment's endpoint, signed
+/// (Python's `standardwebhooks` verifies); the receiver is down at first, and the retry 5 s
+/// later, within the same invocation, reaches it; the schedule's next invocation finds nothing
+/// left to send; no secret in its logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_compiled_delivery_function_sends_what_the_stream_wakes_it_for() {
+    use keygate_tests::runtime::{RuntimeApi, function_binary};
+    let Some(python) = python() else { return };
+    let Some(endpoint) = keygate_tests::require_aws!() else { return };
+    let store = keygate_tests::aws::store(&endpoint, "webhook-fn").await;
+    let table = store.table().to_owned();
+    let pem = keygate::signing::KeyRing::generate_pem();
+    let mut t = keygate::testing::TestApp::with_key(std::sync::Arc::new(store), &pem);
+    t.app.settings.webhook_events = true;
+    let app = t.app;
+    let s = keygate_tests::story::pending_request(&app).await;
+    app.approve(&s.owner, &s.project, &s.request).await.unwrap();
+
+    let (port, secret) = (free_port(), new_secret());
+    let env = delivery_env(&endpoint, &table, &pem, &format!("http://127.0.0.1:{port}/ok"), &secret);
+    let runtime = RuntimeApi::start().await;
+    let function = runtime.spawn(&function_binary("webhook-delivery"), &env);
+    let up = {
+        let (python, secret) = (python.clone(), secret.expose().to_owned());
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            Receiver::start_on(&python, &secret, port)
+        })
+    };
+    let started = std::time::Instant::now();
+    let answer = runtime.invoke(stream_batch(&table)).await.expect("an answer, never a crash");
+    let took = started.elapsed();
+    let receiver = up.join().expect("the receiver starts");
+    assert_eq!(answer["failed"], 3, "the first attempts found the receiver down: {answer}");
+    assert_eq!(answer["delivered"], 3, "and the retry 5 s later reached it: {answer}");
+    assert!(took >= std::time::Duration::from_secs(4), "the retry waited for its time: {took:?}");
+    let got = verified(&receiver, 3, std::time::Duration::from_secs(5));
+    let mut kinds: Vec<&str> = got.iter().map(|(_, kind, _)| kind.as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["request.approved", "request.created", "template.created"], "{got:?}");
+    let ids: std::collections::BTreeSet<&str> = got.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "one webhook-id per event: {got:?}");
+    assert!(got.iter().all(|(_, _, data)| data["project_id"] == s.project.as_str()), "{got:?}");
+
+    let again = runtime.invoke(json!({"source": "aws.scheduler"})).await.expect("an answer");
+    assert_eq!((again["delivered"].as_u64(), again["failed"].as_u64()), (Some(0), Some(0)), "{again}");
+    assert_eq!(receiver.heard(), Vec::<String>::new(), "nothing is sent twice");
+    let logs = function.logs();
+    assert!(logs.contains("webhook delivery"), "{logs}");
+    assert!(!logs.contains(secret.expose()), "no secret in the logs");
+    assert!(!logs.contains(&pem), "no key in the logs");
+}
+
+/// Two instances of the compiled delivery function (two processes, as Lambda runs them side by
+/// side) woken at once on one table, both sending: each event is claimed by one, so the
+/// receiver hears every event exactly once between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_delivery_functions_on_one_table_send_each_event_once() {
+    use keygate_tests::runtime::{RuntimeApi, function_binary};
+    let Some(python) = python() else { return };
+    let Some(endpoint) = keygate_tests::require_aws!() else { return };
+    let store = keygate_tests::aws::store(&endpoint, "webhook-two").await;
+    let table = store.table().to_owned();
+    let pem = keygate::signing::KeyRing::generate_pem();
+    let mut t = keygate::testing::TestApp::with_key(std::sync::Arc::new(store), &pem);
+    t.app.settings.webhook_events = true;
+    let app = t.app;
+    let s = keygate_tests::story::pending_request(&app).await;
+    for n in 0..38 {
+        let template = serde_json::from_value(json!({"name": format!("Extra {n}"), "role": "reader"})).unwrap();
+        app.create_template(&s.owner, &s.project, template).await.unwrap();
+    }
+    let events = 40;
+
+    let secret = new_secret();
+    let receiver = Receiver::start(&python, secret.expose());
+    // A receiver that takes its time, so that both functions are at work at once.
+    let env = delivery_env(&endpoint, &table, &pem, &format!("http://127.0.0.1:{}/slow", receiver.port), &secret);
+    let (one, two) = (RuntimeApi::start().await, RuntimeApi::start().await);
+    let _functions =
+        [one.spawn(&function_binary("webhook-delivery"), &env), two.spawn(&function_binary("webhook-delivery"), &env)];
+    let (a, b) = tokio::join!(one.invoke(stream_batch(&table)), two.invoke(stream_batch(&table)));
+    let (a, b) = (a.expect("an answer"), b.expect("an answer"));
+    let sent = a["delivered"].as_u64().unwrap() + b["delivered"].as_u64().unwrap();
+    eprintln!("delivery functions: {a} / {b}");
+    assert_eq!(sent, events, "between them, each event once: {a} {b}");
+    assert!(a["delivered"].as_u64() > Some(0) && b["delivered"].as_u64() > Some(0), "both sent: {a} {b}");
+    let got = verified(&receiver, events as usize, std::time::Duration::from_secs(10));
+    let ids: std::collections::BTreeSet<&str> = got.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!((got.len(), ids.len()), (events as usize, events as usize), "{got:?}");
+    assert_eq!(receiver.heard(), Vec::<String>::new(), "nothing twice");
 }

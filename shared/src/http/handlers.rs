@@ -371,6 +371,12 @@ pub async fn rotate_webhook_secret(app: &App, req: Request) -> Answer {
     Ok(not_stored(json(StatusCode::OK, &app.rotate_webhook_secret(&caller, &project(&req)?, &webhook(&req)?).await?)))
 }
 
+/// Queues a `webhook.test` event for the endpoint: 202, sent within a second.
+pub async fn test_webhook(app: &App, req: Request) -> Answer {
+    let caller = caller(&req)?;
+    Ok(json(StatusCode::ACCEPTED, &app.test_webhook(&caller, &project(&req)?, &webhook(&req)?).await?))
+}
+
 pub async fn list_deliveries(app: &App, req: Request) -> Answer {
     let items = app.list_deliveries(&caller(&req)?, &project(&req)?, &webhook(&req)?).await?;
     Ok(json(StatusCode::OK, &serde_json::json!({ "items": items })))

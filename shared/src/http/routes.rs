@@ -54,6 +54,7 @@ pub enum Operation {
     EditWebhook,
     DeleteWebhook,
     RotateWebhookSecret,
+    TestWebhook,
     ListDeliveries,
     RetryDelivery,
     ImportKey,
@@ -193,6 +194,7 @@ routes! {
     PATCH "/v1/projects/{project}/webhooks/{webhook}" => EditWebhook(edit_webhook), "edit-webhook", User, NOTHING;
     DELETE "/v1/projects/{project}/webhooks/{webhook}" => DeleteWebhook(delete_webhook), "delete-webhook", User, NOTHING;
     POST "/v1/projects/{project}/webhooks/{webhook}/rotate" => RotateWebhookSecret(rotate_webhook_secret), "rotate-webhook-secret", User, NOTHING;
+    POST "/v1/projects/{project}/webhooks/{webhook}/test" => TestWebhook(test_webhook), "test-webhook", User, NOTHING;
     GET "/v1/projects/{project}/webhooks/{webhook}/deliveries" => ListDeliveries(list_deliveries), "list-webhook-deliveries", User, NOTHING;
     POST "/v1/projects/{project}/webhooks/{webhook}/deliveries/{delivery}/retry" => RetryDelivery(retry_delivery), "retry-webhook-delivery", User, NOTHING;
     GET "/.well-known/jwks.json" => Jwks(jwks_route), "jwks", None, NOTHING;

@@ -13,9 +13,18 @@ use crate::ids::{DeliveryId, ProjectId, WebhookId};
 use crate::permission::Permission;
 use crate::store::{Cond, Query, layout, query_all};
 use crate::webhook::{
-    Delivery, Endpoint, EndpointInput, EndpointView, MAX_ENDPOINTS, Queued, ROTATION_OVERLAP, Target, UrlPolicy,
-    WithSecret, new_secret,
+    Delivery, Endpoint, EndpointInput, EndpointView, Event, EventType, MAX_ENDPOINTS, Queued, ROTATION_OVERLAP, Target,
+    UrlPolicy, WithSecret, message_id, new_secret,
 };
+
+/// A test event queued for an endpoint: its delivery shows in the endpoint's deliveries.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TestSent {
+    pub event_id: String,
+    /// The message's `webhook-id`.
+    pub message_id: String,
+    pub delivery_id: DeliveryId,
+}
 
 /// Deliveries an endpoint's list shows: the newest.
 const LISTED_DELIVERIES: usize = 20;
@@ -70,6 +79,8 @@ impl App {
             secret: new_secret(),
             previous_secret: None,
             previous_until: None,
+            failing_since: None,
+            disabled_reason: None,
             created_at: now,
             created_by: caller.id.clone(),
             version: 1,
@@ -110,6 +121,11 @@ impl App {
             endpoint.events = events;
         }
         if let Some(enabled) = input.enabled {
+            if enabled && !endpoint.enabled {
+                // Enabled again by its managers: a fresh start, counted from now.
+                endpoint.failing_since = None;
+                endpoint.disabled_reason = None;
+            }
             endpoint.enabled = enabled;
         }
         self.save_endpoint(caller, project, endpoint, AuditAction::WebhookChanged).await.map(|e| e.view())
@@ -149,6 +165,32 @@ impl App {
         );
         self.commit(tx, |_| Error::conflict("the endpoint changed meanwhile; try again")).await?;
         Ok(endpoint.view())
+    }
+
+    /// Queues a `webhook.test` event for this endpoint alone (whatever types it asked for), sent
+    /// and listed like any delivery: how its managers check that their receiver verifies.
+    pub async fn test_webhook(&self, caller: &Caller, project: &ProjectId, id: &WebhookId) -> Result<TestSent> {
+        self.access(caller, project).await?.require(Permission::ProjectManage)?;
+        let endpoint = self.endpoint(project, id).await?;
+        if !endpoint.enabled {
+            return Err(Error::conflict("the endpoint is disabled: enable it before sending it a test event"));
+        }
+        let now = self.now();
+        let data = json!({"project_id": project, "webhook_id": id, "actor_id": caller.id, "test": true});
+        let event = Event::new(EventType::WebhookTest, now, data)?;
+        let delivery = DeliveryId::generate();
+        let target = Target { delivery: Some(delivery.clone()), ..Target::new(id.to_string()) };
+        let sent = TestSent {
+            event_id: event.id.clone(),
+            message_id: message_id(&event.id, id.as_str()),
+            delivery_id: delivery,
+        };
+        let queued = Queued { targets: Some(vec![target]), ..Queued::new(event) };
+        let mut tx = self.tx();
+        tx.put(layout::webhook_event(&queued.event.id), 1, &queued, Cond::NotExists);
+        self.commit(tx, |_| Error::conflict("the test event exists already; try again")).await?;
+        tracing::info!(project_id = %project, webhook_id = %id, message_id = %sent.message_id, "webhook test event queued");
+        Ok(sent)
     }
 
     /// An endpoint's last deliveries, newest first: event, state, attempts, last outcome.
@@ -196,7 +238,7 @@ impl App {
             }
             _ => {
                 let target = Target { delivery: Some(found.id.clone()), ..Target::new(id.to_string()) };
-                let queued = Queued { event: found.event.clone(), targets: Some(vec![target]) };
+                let queued = Queued { targets: Some(vec![target]), ..Queued::new(found.event.clone()) };
                 let key = layout::webhook_event(&format!("{}#retry#{}", found.event.id, ulid::Ulid::new()));
                 tx.put(key, 1, &queued, Cond::NotExists);
             }

@@ -2,6 +2,7 @@
 //! its changes, with an audit event and any mail, in one conditional transaction.
 
 mod endpoints;
+pub use endpoints::TestSent as WebhookTestSent;
 mod export;
 mod key_self;
 mod keys;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::webhook::Deployment as WebhookDeployment;
 pub use export::{Export, ExportFormat, MAX_EXPORT_KEYS};
 pub use key_self::{KeySelf, KeyState};
 pub(crate) use keys::usage_items;
@@ -32,7 +34,7 @@ pub use rerolls::{Reroll, RerollInput};
 pub use secrets::ImportAnswer;
 pub use templates::{Expected, TemplateWithTile};
 #[cfg(feature = "delivery")]
-pub use webhooks::{Deployment as WebhookDeployment, Round as WebhookRound};
+pub use webhooks::{FAILING_ALARM_AFTER as WEBHOOK_FAILING_ALARM_AFTER, Round as WebhookRound, deliver_until};
 
 use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::Clock;
