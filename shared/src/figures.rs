@@ -326,7 +326,7 @@ impl Figures for Emf {
     }
 
     fn webhooks_failing(&self, attempts: u64) {
-        // Written with the attempts that follow (or were just recorded).
+        // Written with the attempts that follow ([`crate::service::WebhookRound::report`]).
         self.state().webhooks_failing += attempts;
     }
 

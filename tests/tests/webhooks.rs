@@ -633,3 +633,91 @@ async fn two_delivery_functions_on_one_table_send_each_event_once() {
     assert_eq!((got.len(), ids.len()), (events as usize, events as usize), "{got:?}");
     assert_eq!(receiver.heard(), Vec::<String>::new(), "nothing twice");
 }
+
+/// A test event on demand, and an endpoint that fails for 3 days, on SQLite with a clock the
+/// test moves: the test event goes to its endpoint alone, whatever types it asked for; each
+/// failure is counted in the figures; when its delivery is given up after 3 days of failures,
+/// the endpoint is disabled, says why, and the project's owner is mailed; enabled again, it
+/// starts afresh, and the next test event reaches a receiver that verifies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_event_on_demand_and_an_endpoint_failing_for_3_days_disabled_and_its_owner_mailed() {
+    use keygate::webhook::{EndpointInput, UrlPolicy};
+    use keygate::webhook_delivery::Sender;
+    let Some(python) = python() else { return };
+    let dir = keygate_tests::Scratch::new("webhook-disable");
+    let store = keygate::store::sqlite::SqliteStore::open(&dir.0.join("keygate.db")).unwrap();
+    let mut t = keygate::testing::TestApp::on(std::sync::Arc::new(store));
+    let policy = UrlPolicy { local: true, ..Default::default() };
+    t.app.settings.webhook_events = true;
+    t.app.settings.webhook_policy = Some(policy.clone());
+    let (app, clock, mailer) = (t.app, t.clock, t.mailer);
+    let s = keygate_tests::story::pending_request(&app).await;
+    let port = free_port();
+    let added = app
+        .add_webhook(
+            &s.owner,
+            &s.project,
+            EndpointInput {
+                url: Some(format!("http://127.0.0.1:{port}/ok")),
+                events: Some(vec!["key.revoked".into()]),
+                enabled: None,
+            },
+        )
+        .await
+        .unwrap();
+    let id = added.webhook.id.clone();
+    let sender = Sender::with_timeout(policy, std::time::Duration::from_secs(2));
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let figures = {
+        let lines = lines.clone();
+        keygate::figures::Emf::writing_to(std::time::Duration::ZERO, move |l| lines.lock().unwrap().push(l.to_owned()))
+    };
+
+    // Nobody listens: the test event's first attempt fails, and is tried again later.
+    let sent = app.test_webhook(&s.owner, &s.project, &id).await.unwrap();
+    let round = app.deliver_webhooks(&sender, None).await.unwrap();
+    round.report(&figures);
+    assert_eq!((round.delivered, round.failed), (0, 1), "{round:?}");
+    let deliveries = app.list_deliveries(&s.owner, &s.project, &id).await.unwrap();
+    assert_eq!(deliveries.len(), 1, "only the test event: the endpoint asked for key.revoked alone");
+    assert_eq!(
+        (deliveries[0].event.kind.as_str(), deliveries[0].message_id.as_str()),
+        ("webhook.test", sent.message_id.as_str())
+    );
+    assert!(deliveries[0].last_outcome.starts_with("unreachable"), "{:?}", deliveries[0].last_outcome);
+    let listed = app.list_webhooks(&s.owner, &s.project).await.unwrap();
+    assert!(listed[0].failing_since.is_some() && listed[0].enabled, "{listed:?}");
+    let emitted = lines.lock().unwrap().join("\n");
+    assert!(
+        emitted.contains("\"webhook_deliveries\":1") && emitted.contains("\"outcome\":\"unreachable\""),
+        "{emitted}"
+    );
+
+    // Three days later it still fails: the delivery is given up, the endpoint disabled.
+    clock.set(app.now() + chrono::Duration::days(3) + chrono::Duration::minutes(1));
+    let round = app.deliver_webhooks(&sender, None).await.unwrap();
+    round.report(&figures);
+    assert_eq!((round.given_up, round.disabled, round.failing_for_an_hour), (1, 1, 1), "{round:?}");
+    let listed = app.list_webhooks(&s.owner, &s.project).await.unwrap();
+    assert!(!listed[0].enabled, "{listed:?}");
+    let reason = listed[0].disabled_reason.clone().unwrap_or_default();
+    assert!(reason.contains("every delivery failed for 3 days"), "{reason}");
+    let mail = mailer.sent().into_iter().find(|m| m.subject.contains("was disabled")).expect("the owner is mailed");
+    assert_eq!(mail.to, "ann@example.com");
+    assert!(mail.text.contains("127.0.0.1") && mail.text.contains("/projects/"), "{}", mail.text);
+    assert!(lines.lock().unwrap().join("\n").contains("\"webhooks_failing\":1"), "the alarm's figure");
+    let refused = app.test_webhook(&s.owner, &s.project, &id).await.unwrap_err();
+    assert!(refused.to_string().contains("disabled"), "{refused}");
+
+    // Back up and enabled again: a fresh start, and the test event arrives, verified.
+    let receiver = Receiver::start_on(&python, added.secret.expose(), port);
+    let enabled = EndpointInput { enabled: Some(true), ..Default::default() };
+    let view = app.edit_webhook(&s.owner, &s.project, &id, enabled).await.unwrap();
+    assert!(view.enabled && view.failing_since.is_none() && view.disabled_reason.is_none(), "{view:?}");
+    let again = app.test_webhook(&s.owner, &s.project, &id).await.unwrap();
+    let round = app.deliver_webhooks(&sender, None).await.unwrap();
+    assert_eq!(round.delivered, 1, "{round:?}");
+    let got = verified(&receiver, 1, std::time::Duration::from_secs(5));
+    assert_eq!((got[0].0.as_str(), got[0].1.as_str()), (again.message_id.as_str(), "webhook.test"));
+    assert_eq!(got[0].2["webhook_id"], id.as_str());
+}

@@ -87,10 +87,11 @@ impl Round {
 
     /// Tells `figures` what the round did.
     pub fn report(&self, figures: &dyn crate::figures::Figures) {
+        // Recorded first: it is written with the attempts that follow.
+        figures.webhooks_failing(self.failing_for_an_hour as u64);
         for (outcome, took) in &self.attempts {
             figures.webhook(outcome, *took);
         }
-        figures.webhooks_failing(self.failing_for_an_hour as u64);
         for _ in 0..self.errors {
             figures.store_error();
         }
