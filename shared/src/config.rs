@@ -688,7 +688,8 @@ pub fn build_authorizer(config: &Config) -> Result<crate::authorizer::Authorizer
         config.console_url.clone(),
         Default::default(),
     )
-    .counting_refusals(crate::authorizer::Counting::Flushed(config.refusal_flush)))
+    .counting_refusals(crate::authorizer::Counting::Flushed(config.refusal_flush))
+    .with_webhook_events(config.webhooks.policy.is_some()))
 }
 
 #[cfg(test)]
@@ -898,9 +899,9 @@ mod tests {
     #[test]
     fn the_signing_key_never_shows_in_debug_output() {
         let mut pairs: Vec<_> = GOOD.iter().copied().filter(|(k, _)| *k != SIGNING_KEY_PARAMETER).collect();
-        pairs.push((SIGNING_KEY, "-----BEGIN PRIVATE KEY-----secret"));
+        pairs.push((SIGNING_KEY, "-----BEGIN PRIVATE KEY-----s3cr3t-pem-body"));
         let c = Config::from_lookup(KeyUse::Sign, lookup(&pairs)).unwrap();
-        assert!(!format!("{c:?}").contains("secret"));
+        assert!(!format!("{c:?}").contains("s3cr3t-pem-body"));
     }
 }
 

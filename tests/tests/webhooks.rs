@@ -721,3 +721,81 @@ async fn a_test_event_on_demand_and_an_endpoint_failing_for_3_days_disabled_and_
     assert_eq!((got[0].0.as_str(), got[0].1.as_str()), (again.message_id.as_str(), "webhook.test"));
     assert_eq!(got[0].2["webhook_id"], id.as_str());
 }
+
+/// The two events no request makes: `quota.threshold`, queued by the authorizer with its 80 %
+/// and 100 % notices (200 calls at once on a quota of 50 a day make exactly one of each), and
+/// `key.expiring`, queued when the 7-day notice falls due (once, whatever its mail does); both
+/// delivered to an endpoint that asked for them, verified by Python's `standardwebhooks`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quota_thresholds_and_expiry_notices_are_events_too_once_each() {
+    use chrono::TimeZone;
+    use keygate::webhook::{EndpointInput, UrlPolicy};
+    let Some(python) = python() else { return };
+    let dir = keygate_tests::Scratch::new("webhook-notices");
+    let store = keygate::store::sqlite::SqliteStore::open(&dir.0.join("keygate.db")).unwrap();
+    let t = keygate::testing::TestApp::on(std::sync::Arc::new(store));
+    let (mut app, clock) = (t.app, t.clock);
+    let policy = UrlPolicy { local: true, ..Default::default() };
+    app.settings.webhook_events = true;
+    app.settings.webhook_policy = Some(policy.clone());
+    let authorizer = std::sync::Arc::new(keygate::authorizer::Authorizer::beside(&mut app));
+    let day = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
+    clock.set(day - keygate::limits::SETTLE);
+    let s = keygate_tests::story::pending_request(&app).await;
+    let limits = json!({"quota": {"requests": 50, "per": "day"}, "validity_days": 10});
+    keygate_tests::story::limit_template(&app, &s, limits).await;
+    let key = app.approve(&s.owner, &s.project, &s.request).await.unwrap().key;
+    let token = app.my_key_token(&s.holder, &key.id).await.unwrap().token;
+    let secret_of = |w: &keygate::webhook::WithSecret| w.secret.expose().to_owned();
+    let receiver_port = free_port();
+    let added = app
+        .add_webhook(
+            &s.owner,
+            &s.project,
+            EndpointInput {
+                url: Some(format!("http://127.0.0.1:{receiver_port}/ok")),
+                events: Some(vec!["quota.threshold".into(), "key.expiring".into()]),
+                enabled: None,
+            },
+        )
+        .await
+        .unwrap();
+    let receiver = Receiver::start_on(&python, &secret_of(&added), receiver_port);
+    let sender = keygate::webhook_delivery::Sender::new(policy);
+
+    let path = format!("/api/projects/{}/data_layers/last", s.project);
+    let authorization = format!("Bearer {}", token.expose());
+    let calls = (0..200).map(|_| {
+        let (authorizer, path, authorization) = (authorizer.clone(), path.clone(), authorization.clone());
+        tokio::spawn(async move { authorizer.authorize(&http::Method::GET, &path, Some(&authorization)).await.is_ok() })
+    });
+    let allowed = futures_util::future::join_all(calls).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(allowed, 50);
+    app.deliver_webhooks(&sender, None).await.unwrap();
+    let mut got = verified(&receiver, 2, std::time::Duration::from_secs(5));
+    got.sort_by_key(|(_, _, data)| data["percent"].as_u64());
+    assert_eq!(got.iter().map(|(_, kind, _)| kind.as_str()).collect::<Vec<_>>(), ["quota.threshold"; 2], "{got:?}");
+    let (eighty, full) = (&got[0].2, &got[1].2);
+    assert_eq!((&eighty["percent"], &eighty["key_id"]), (&json!(80), &json!(key.id)));
+    // The calls counted when the notice was queued: at least the threshold (calls at once).
+    assert!(eighty["used"].as_i64().is_some_and(|u| (40..=50).contains(&u)), "{eighty}");
+    assert_eq!(
+        (&full["percent"], &full["used"], &full["quota"]),
+        (&json!(100), &json!(50), &json!({"requests": 50, "per": "day"}))
+    );
+    assert_eq!(full["period"], "2026-12-02");
+
+    // Seven days before it expires, the notice falls due: one key.expiring event.
+    clock.set(key.expires_at.unwrap() - chrono::Duration::days(7) + chrono::Duration::minutes(1));
+    app.retry_pending().await.unwrap();
+    app.retry_pending().await.unwrap();
+    app.deliver_webhooks(&sender, None).await.unwrap();
+    let expiring = verified(&receiver, 1, std::time::Duration::from_secs(5));
+    assert_eq!(expiring.len(), 1, "{expiring:?}");
+    let (kind, data) = (&expiring[0].1, &expiring[0].2);
+    assert_eq!((kind.as_str(), &data["key_id"], &data["days_left"]), ("key.expiring", &json!(key.id), &json!(7)));
+    assert_eq!(data["data_layer_id"], key.data_layer_id.as_str());
+    assert_eq!(receiver.heard(), Vec::<String>::new(), "each once");
+    let everything = format!("{got:?}{expiring:?}");
+    assert!(!everything.contains(token.expose()), "no token in a payload");
+}

@@ -427,12 +427,32 @@ impl Authorizer {
             let window = &in_force.window;
             let mail = crate::mail::quota_used(&self.console_url, key, percent, &quota, &window.label);
             let id = format!("Q#{}#{}#{percent}", key.id, window.label);
-            let writes = vec![
+            let mut writes = vec![
                 Write::Increment(
                     Increment::new(item.clone(), vec![(flag, 1)], counter_body(&in_force.counting)).at_most(flag, 1),
                 ),
                 crate::service::queued_mail(&id, mail, self.now()),
             ];
+            if self.webhook_events {
+                let data = serde_json::json!({
+                    "project_id": key.project_id,
+                    "key_id": key.id,
+                    "user_id": key.user_id,
+                    "template_id": key.template_id,
+                    "data_layer_id": key.data_layer_id,
+                    "percent": percent,
+                    "used": used,
+                    "quota": {"requests": quota.requests, "per": quota.per},
+                    "period": match quota.per {
+                        QuotaPeriod::Day => now.format("%Y-%m-%d").to_string(),
+                        QuotaPeriod::Month => now.format("%Y-%m").to_string(),
+                    },
+                });
+                match crate::webhook::Event::new(crate::webhook::EventType::QuotaThreshold, now, data) {
+                    Ok(event) => writes.push(crate::service::queued_event(event)),
+                    Err(e) => tracing::error!(error = %e, "quota.threshold event not queued"),
+                }
+            }
             match self.store.transact(writes).await {
                 Ok(()) => tracing::info!(key_id = %key.id, percent, period = %window.label, "quota notice queued"),
                 Err(StoreError::ConditionFailed { .. }) => {} // another call queued it

@@ -152,6 +152,8 @@ pub struct Authorizer {
     figures: Arc<dyn Figures>,
     /// What the store's layout item said, read with the first key record this instance read.
     layout: LayoutGate,
+    /// Whether the quota notices also queue their `quota.threshold` webhook event.
+    webhook_events: bool,
 }
 
 /// The storage layout as the authorizer found it. It does not read it at start (that would
@@ -207,7 +209,15 @@ impl Authorizer {
             tally: Arc::new(Tally::new(Counting::Exact)),
             figures: Arc::new(NoFigures),
             layout: LayoutGate::default(),
+            webhook_events: false,
         }
+    }
+
+    /// The same, queueing a `quota.threshold` webhook event with each quota notice (on a
+    /// deployment that delivers webhooks).
+    pub fn with_webhook_events(mut self, on: bool) -> Self {
+        self.webhook_events = on;
+        self
     }
 
     /// The same, reporting its decisions, latencies and cache use to `figures`.
@@ -249,6 +259,7 @@ impl Authorizer {
             s.console_url.clone(),
             Arc::new(caches),
         )
+        .with_webhook_events(s.webhook_events)
     }
 
     /// An authorizer beside `app` in one process (the local gateway, tests): `app`'s

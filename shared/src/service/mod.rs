@@ -28,7 +28,7 @@ pub use key_self::{KeySelf, KeyState};
 pub(crate) use keys::usage_items;
 pub use keys::{IssuedKeyRow, MyKey, Revocation, TokenAnswer};
 pub use leaks::LeakOutcome;
-pub use outbox::{Notification, queued_mail};
+pub use outbox::{Notification, queued_event, queued_mail};
 pub use requests::{Approval, Decision as RequestDecision};
 pub use rerolls::{Reroll, RerollInput};
 pub use secrets::ImportAnswer;
@@ -238,8 +238,7 @@ impl Tx {
         {
             match made {
                 Ok(webhook) => {
-                    let queued = crate::webhook::Queued::new(webhook);
-                    self.put(layout::webhook_event(&queued.event.id), 1, &queued, Cond::NotExists);
+                    self.writes.push(queued_event(webhook));
                 }
                 // A field named like a secret in an audit's particulars: a bug, never sent.
                 Err(e) => tracing::error!(error = %e, action = ?action, "webhook event not queued"),
@@ -252,7 +251,7 @@ impl Tx {
     /// retry drops it otherwise).
     pub fn mail_later(&mut self, mail: Mail, due: chrono::DateTime<chrono::Utc>, about: ItemKey) -> &mut Self {
         let key = layout::later(due, &ulid::Ulid::new().to_string());
-        let pending = outbox::Pending { mail, queued_at: due, attempts: 0, about_key: Some(about) };
+        let pending = outbox::Pending { mail, queued_at: due, attempts: 0, about_key: Some(about), announced: false };
         self.put(key, 1, &pending, Cond::NotExists)
     }
 
@@ -265,7 +264,8 @@ impl Tx {
     /// Queues mail in the outbox, committed with the state change it reports.
     pub fn mail(&mut self, mail: Mail, now: chrono::DateTime<chrono::Utc>) -> &mut Self {
         let key = layout::outbox(&ulid::Ulid::new().to_string());
-        let pending = outbox::Pending { mail: mail.clone(), queued_at: now, attempts: 0, about_key: None };
+        let pending =
+            outbox::Pending { mail: mail.clone(), queued_at: now, attempts: 0, about_key: None, announced: false };
         self.put(key.clone(), 1, &pending, Cond::NotExists);
         self.mail.push((key, mail));
         self

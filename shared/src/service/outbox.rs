@@ -44,12 +44,26 @@ pub(crate) struct Pending {
     /// The key a notice is about: sent only while that key is usable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub about_key: Option<ItemKey>,
+    /// A due notice whose `key.expiring` webhook event is queued (once, whatever the mail does).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub announced: bool,
 }
 
 /// The outbox write of `mail` under `id`, for mail that is not sent by the request that
 /// queues it (the authorizer's quota notices): the retry task sends it. `id` makes it once only.
 pub fn queued_mail(id: &str, mail: Mail, now: DateTime<Utc>) -> Write {
-    let item = super::encode(layout::outbox(id), 1, &Pending { mail, queued_at: now, attempts: 0, about_key: None });
+    let item = super::encode(
+        layout::outbox(id),
+        1,
+        &Pending { mail, queued_at: now, attempts: 0, about_key: None, announced: false },
+    );
+    Write::Put { item, cond: Cond::NotExists }
+}
+
+/// The write that queues a webhook event in the outbox (on the condition that it is new).
+pub fn queued_event(event: crate::webhook::Event) -> Write {
+    let queued = crate::webhook::Queued::new(event);
+    let item = super::encode(layout::webhook_event(&queued.event.id), 1, &queued);
     Write::Put { item, cond: Cond::NotExists }
 }
 
@@ -93,18 +107,23 @@ impl App {
         due.sk = SkRange::Between("0".into(), format!("{}#\u{10FFFF}", layout::later_sk(now)));
         let (queued, due) = tokio::try_join!(self.store.query(&queued), self.store.query(&due))?;
         let mut sent = 0;
-        for item in queued.items.into_iter().chain(due.items) {
-            let pending: Pending = decode(&item)?;
+        for mut item in queued.items.into_iter().chain(due.items) {
+            let mut pending: Pending = decode(&item)?;
             let later = item.key.pk == layout::LATER_PK;
             if !later && now - pending.queued_at < GRACE {
                 continue;
             }
-            if let Some(about) = &pending.about_key
-                && !self.load::<IssuedKey>(about).await?.is_some_and(|(key, _)| key.is_usable(now))
-            {
-                tracing::info!(outbox = %item.key.sk, "notice dropped: its key is revoked or expired");
-                self.store.transact(vec![Write::Delete { key: item.key, cond: Cond::Version(item.version) }]).await?;
-                continue;
+            if let Some(about) = &pending.about_key {
+                let Some((key, _)) = self.load::<IssuedKey>(about).await?.filter(|(key, _)| key.is_usable(now)) else {
+                    tracing::info!(outbox = %item.key.sk, "notice dropped: its key is revoked or expired");
+                    let gone = Write::Delete { key: item.key, cond: Cond::Version(item.version) };
+                    self.store.transact(vec![gone]).await?;
+                    continue;
+                };
+                if later && self.settings.webhook_events && !pending.announced {
+                    pending.announced = true;
+                    self.announce_expiry(&key, &mut item, &pending, now).await?;
+                }
             }
             match self.mailer.send(&pending.mail).await {
                 Ok(()) => {
@@ -123,6 +142,34 @@ impl App {
             }
         }
         Ok(sent)
+    }
+
+    /// Queues the `key.expiring` event of a due expiry notice, in one transaction with the
+    /// notice marked announced (`pending`), so that it is queued once whether or not the mail
+    /// goes out now.
+    async fn announce_expiry(
+        &self,
+        key: &IssuedKey,
+        item: &mut crate::store::Item,
+        pending: &Pending,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let left = key.expires_at.map(|at| (at - now).num_seconds().max(0));
+        let data = serde_json::json!({
+            "project_id": key.project_id,
+            "key_id": key.id,
+            "user_id": key.user_id,
+            "template_id": key.template_id,
+            "data_layer_id": key.data_layer_id,
+            "expires_at": key.expires_at,
+            "days_left": left.map(|s| (s + 86_399) / 86_400),
+        });
+        let event = crate::webhook::Event::new(crate::webhook::EventType::KeyExpiring, now, data)?;
+        let marked = super::encode(item.key.clone(), item.version + 1, pending);
+        let writes = vec![queued_event(event), Write::Put { item: marked, cond: Cond::Version(item.version) }];
+        self.store.transact(writes).await?;
+        item.version += 1;
+        Ok(())
     }
 
     /// [`App::retry_pending`], its mail sent and the mail still waiting told to `figures`.
