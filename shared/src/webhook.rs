@@ -107,6 +107,153 @@ impl EventType {
     }
 }
 
+/// The JSON type of a field of an event's `data` (as JSON Schema names it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    String,
+    Integer,
+    Boolean,
+    Object,
+    Array,
+    /// An RFC 3339 time, or null.
+    Time,
+}
+
+impl FieldType {
+    fn schema(self) -> Value {
+        match self {
+            Self::String => serde_json::json!({"type": "string"}),
+            Self::Integer => serde_json::json!({"type": "integer"}),
+            Self::Boolean => serde_json::json!({"type": "boolean"}),
+            Self::Object => serde_json::json!({"type": "object"}),
+            Self::Array => serde_json::json!({"type": "array", "items": {"type": "string"}}),
+            Self::Time => serde_json::json!({"type": ["string", "null"], "format": "date-time"}),
+        }
+    }
+
+    fn fits(self, v: &Value) -> bool {
+        match self {
+            Self::String => v.is_string(),
+            Self::Integer => v.is_i64() || v.is_u64(),
+            Self::Boolean => v.is_boolean(),
+            Self::Object => v.is_object(),
+            Self::Array => v.is_array(),
+            Self::Time => v.is_null() || v.as_str().is_some_and(|t| DateTime::parse_from_rfc3339(t).is_ok()),
+        }
+    }
+}
+
+/// The version of the events' payloads; a change that removes or retypes a field makes a new one.
+pub const EVENT_VERSION: u32 = 1;
+
+impl EventType {
+    /// The fields of this event's `data`: name, type, and whether every event has it. Audited
+    /// changes also carry `actor_id`, who made the change.
+    pub fn fields(self) -> Vec<(&'static str, FieldType, bool)> {
+        use FieldType::{Array, Boolean, Integer, Object, String as S, Time};
+        let mut fields = vec![("project_id", S, true)];
+        let actor = ("actor_id", S, true);
+        let key = [("key_id", S, true), ("user_id", S, true), ("template_id", S, true), ("data_layer_id", S, true)];
+        match self {
+            Self::TemplateCreated => fields.extend([actor, ("template_id", S, true), ("name", S, true)]),
+            Self::TemplateChanged => {
+                fields.extend([actor, ("template_id", S, true), ("name", S, true), ("version", Integer, true)])
+            }
+            Self::TemplateDeleted => fields.extend([
+                actor,
+                ("template_id", S, true),
+                ("name", S, true),
+                ("revoked_keys", Integer, true),
+                ("cancelled_requests", Integer, true),
+            ]),
+            Self::RequestCreated => {
+                fields.extend([actor, ("request_id", S, true), ("template_id", S, true), ("user_id", S, true)])
+            }
+            Self::RequestApproved => {
+                fields.extend([actor, ("request_id", S, true)]);
+                fields.extend(key);
+            }
+            Self::RequestRejected => fields.extend([actor, ("request_id", S, true), ("user_id", S, true)]),
+            Self::KeyRevoked => {
+                fields.push(actor);
+                fields.extend(key);
+            }
+            Self::KeyRerolled => fields.extend([
+                actor,
+                ("key_id", S, true),
+                ("user_id", S, true),
+                ("generation", Integer, true),
+                ("grace_seconds", Integer, true),
+                ("previous_until", Time, true),
+                ("secrets", Integer, true),
+            ]),
+            Self::KeyLimitsChanged => fields.extend([actor, ("key_id", S, true), ("limits", Object, true)]),
+            Self::KeyExpiring => {
+                fields.extend(key);
+                fields.extend([("expires_at", Time, true), ("days_left", Integer, true)]);
+            }
+            Self::KeyLeakReported => fields.extend([
+                actor,
+                ("key_id", S, true),
+                ("url", S, false),
+                ("source", S, false),
+                ("on_leak", S, true),
+                ("generation", Integer, false),
+            ]),
+            Self::QuotaThreshold => {
+                fields.extend(key);
+                fields.extend([
+                    ("percent", Integer, true),
+                    ("used", Integer, true),
+                    ("quota", Object, true),
+                    ("period", S, true),
+                ]);
+            }
+            Self::SecretsImported => {
+                fields.extend([actor, ("key_id", S, true), ("prefix", S, true), ("secrets", Array, true)])
+            }
+            Self::WebhookTest => fields.extend([actor, ("webhook_id", S, true), ("test", Boolean, true)]),
+        }
+        fields
+    }
+
+    /// The JSON Schema of this event's payload (`type`, `timestamp`, `data`), versioned.
+    pub fn schema(self) -> Value {
+        let fields = self.fields();
+        let properties: serde_json::Map<_, _> = fields.iter().map(|(n, t, _)| ((*n).to_owned(), t.schema())).collect();
+        let required: Vec<&str> = fields.iter().filter(|f| f.2).map(|f| f.0).collect();
+        serde_json::json!({
+            "$id": format!("urn:keygate:webhook:{}:v{EVENT_VERSION}", self.as_str()),
+            "title": self.as_str(),
+            "type": "object",
+            "required": ["type", "timestamp", "data"],
+            "properties": {
+                "type": {"const": self.as_str()},
+                "timestamp": {"type": "string", "format": "date-time"},
+                "data": {"type": "object", "required": required, "properties": properties, "additionalProperties": false},
+            },
+        })
+    }
+
+    /// Whether `data` is what [`EventType::fields`] documents: every required field, each of
+    /// its type, and nothing else; the first difference in words.
+    pub fn check_data(self, data: &Value) -> std::result::Result<(), String> {
+        let Some(object) = data.as_object() else { return Err("data is not an object".into()) };
+        let fields = self.fields();
+        for (name, kind, required) in &fields {
+            match object.get(*name) {
+                None if *required => return Err(format!("{}: {name} is missing", self.as_str())),
+                Some(v) if !kind.fits(v) => return Err(format!("{}: {name} is not {kind:?}: {v}", self.as_str())),
+                _ => {}
+            }
+        }
+        match object.keys().find(|k| !fields.iter().any(|f| f.0 == k.as_str())) {
+            Some(extra) => Err(format!("{}: {extra} is not documented", self.as_str())),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Field names a payload never carries, whatever their value (compared without case, `-` and
 /// `_`): a name that is or ends in `token`, `secret` or `password`, or is `authorization` or
 /// `bearer`. A token, a secret or an Authorization header has no place in an event (the names

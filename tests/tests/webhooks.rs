@@ -233,7 +233,11 @@ fn verified(receiver: &Receiver, n: usize, within: std::time::Duration) -> Vec<(
             let mut parts = line.splitn(4, ' ');
             assert_eq!(parts.next(), Some("verified"), "every message verifies: {line}");
             let (id, kind, data) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
-            got.push((id.to_owned(), kind.to_owned(), serde_json::from_str(data).unwrap()));
+            let data: Value = serde_json::from_str(data).unwrap();
+            // Every event is what the documentation (the OpenAPI document's schemas) says.
+            let event_type: EventType = serde_json::from_value(json!(kind)).expect("a known type");
+            event_type.check_data(&data).unwrap_or_else(|e| panic!("undocumented payload: {e}: {data}"));
+            got.push((id.to_owned(), kind.to_owned(), data));
         }
     }
     got
@@ -798,4 +802,81 @@ async fn quota_thresholds_and_expiry_notices_are_events_too_once_each() {
     assert_eq!(receiver.heard(), Vec::<String>::new(), "each once");
     let everything = format!("{got:?}{expiring:?}");
     assert!(!everything.contains(token.expose()), "no token in a payload");
+}
+
+/// Every audited kind of change, made one after another with the deployment's endpoint
+/// listening (on SQLite): each makes exactly its event, once, with the data the OpenAPI
+/// document's schema describes (checked for every message by [`verified`]), verified by
+/// Python's `standardwebhooks`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_change_makes_its_event_once_with_the_documented_payload() {
+    use keygate_tests::story;
+    let Some(python) = python() else { return };
+    let dir = keygate_tests::Scratch::new("webhook-every-type");
+    let store = keygate::store::sqlite::SqliteStore::open(&dir.0.join("keygate.db")).unwrap();
+    let mut t = keygate::testing::TestApp::on(std::sync::Arc::new(store));
+    t.app.settings.webhook_events = true;
+    let app = t.app;
+    let secret = new_secret();
+    let receiver = Receiver::start(&python, secret.expose());
+    let deployment = keygate::webhook::Deployment {
+        url: format!("http://127.0.0.1:{}/ok", receiver.port),
+        secrets: vec![secret.clone()],
+    };
+    let sender =
+        keygate::webhook_delivery::Sender::new(keygate::webhook::UrlPolicy { local: true, ..Default::default() });
+    let heard = |want: &[&str]| {
+        let (app, sender, deployment, receiver) = (&app, &sender, &deployment, &receiver);
+        let want: Vec<String> = want.iter().map(|w| (*w).to_owned()).collect();
+        async move {
+            app.deliver_webhooks(sender, Some(deployment)).await.unwrap();
+            let got = verified(receiver, want.len(), std::time::Duration::from_secs(5));
+            let mut kinds: Vec<String> = got.iter().map(|(_, kind, _)| kind.clone()).collect();
+            kinds.sort();
+            let mut sorted = want.clone();
+            sorted.sort();
+            assert_eq!(kinds, sorted, "{got:?}");
+            assert_eq!(receiver.heard(), Vec::<String>::new(), "nothing more");
+            got
+        }
+    };
+
+    let s = story::pending_request(&app).await;
+    heard(&["template.created", "request.created"]).await;
+    app.reject(&s.owner, &s.project, &s.request, serde_json::from_value(json!({"reason": "not now"})).unwrap())
+        .await
+        .unwrap();
+    heard(&["request.rejected"]).await;
+    let s2 = story::another_request(&app, &s, 1).await;
+    heard(&["request.created"]).await;
+    let key = app.approve(&s2.owner, &s2.project, &s2.request).await.unwrap().key;
+    let approved = heard(&["request.approved"]).await;
+    assert_eq!(approved[0].2["data_layer_id"], key.data_layer_id.as_str());
+    let patch = serde_json::from_value(json!({"quota": {"requests": 100, "per": "day"}})).unwrap();
+    app.set_key_limits(&s2.owner, &s2.project, &key.id, patch).await.unwrap();
+    heard(&["key.limits_changed"]).await;
+    let grace = serde_json::from_value(json!({"grace_seconds": 60})).unwrap();
+    app.reroll(&s2.holder, &s2.project, &key.id, grace).await.unwrap();
+    let rerolled = heard(&["key.rerolled"]).await;
+    assert!(rerolled[0].2["previous_until"].is_string(), "the old token's grace end: {:?}", rerolled[0].2);
+    story::import_into_new_projects(&app, &s2.holder, &key.id, &["Client"]).await;
+    heard(&["secrets.imported"]).await;
+    let token = app.my_key_token(&s2.holder, &key.id).await.unwrap().token;
+    let found = keygate::scanning::Found {
+        token: token.clone(),
+        token_type: "keygate_api_key".into(),
+        url: "https://github.com/someone/repo/blob/main/config.py".into(),
+        source: "content".into(),
+    };
+    app.leak_report("github", &found).await.unwrap();
+    let leaked = heard(&["key.leak_reported"]).await;
+    assert_eq!(leaked[0].2["key_id"], key.id.as_str());
+    app.revoke(&s2.owner, &s2.project, &key.id).await.unwrap();
+    heard(&["key.revoked"]).await;
+    story::limit_template(&app, &s, json!({"price_per_request": 5})).await;
+    heard(&["template.changed"]).await;
+    app.delete_template(&s.owner, &s.project, &s.template, true).await.unwrap();
+    let deleted = heard(&["template.deleted"]).await;
+    let everything = format!("{approved:?}{rerolled:?}{leaked:?}{deleted:?}");
+    assert!(!everything.contains(token.expose()) && !everything.contains("whsec_"), "no token or secret");
 }

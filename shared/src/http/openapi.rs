@@ -372,18 +372,55 @@ pub fn document() -> Value {
         }
         entry[route.method.as_str().to_ascii_lowercase()] = op;
     }
+    let mut schemas = usage_schemas_with_problem();
+    let webhooks = webhooks(&mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "keygate", "version": env!("CARGO_PKG_VERSION"), "description": "API-key management: templates, requests, keys, usage, secrets."},
         "paths": paths,
+        "webhooks": webhooks,
         "components": {
             "securitySchemes": {
                 "userToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "An API key issued by keygate (the token the platform's calls carry)"},
             },
-            "schemas": usage_schemas_with_problem(),
+            "schemas": schemas,
         },
     })
+}
+
+/// The events keygate sends to webhook endpoints (OpenAPI 3.1's `webhooks`): one POST per
+/// event type, its payload's JSON Schema (versioned, `$id` `urn:keygate:webhook:<type>:v1`)
+/// in the components as `webhook.<type>`, and the Standard Webhooks headers it is signed with.
+fn webhooks(schemas: &mut Value) -> Value {
+    let header =
+        |description: &str| json!({"required": true, "schema": {"type": "string"}, "description": description});
+    let headers = [
+        (
+            "webhook-id",
+            header("The message's id: the same on every retry of one event to one endpoint (drop duplicates by it)"),
+        ),
+        ("webhook-timestamp", header("Unix seconds when this attempt was signed (refuse stale ones)")),
+        (
+            "webhook-signature",
+            header("`v1,<base64 HMAC-SHA256>` per secret in force, space-separated (two during a rotation's 24 hours)"),
+        ),
+    ];
+    let parameters: Vec<Value> =
+        headers.into_iter().map(|(name, h)| json!({"name": name, "in": "header", "required": true, "schema": h["schema"], "description": h["description"]})).collect();
+    let mut all = Map::new();
+    for kind in crate::webhook::EventType::ALL.into_iter().chain([crate::webhook::EventType::WebhookTest]) {
+        let name = format!("webhook.{}", kind.as_str());
+        schemas[&name] = kind.schema();
+        all.insert(kind.as_str().to_owned(), json!({"post": {
+            "summary": kind.as_str(),
+            "description": "Signed the Standard Webhooks way (standardwebhooks.com): verify `webhook-signature` with your endpoint's `whsec_` secret before trusting the body. Answer 2xx within 10 s; anything else is retried with the same `webhook-id` (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, then every 10 h for 3 days).",
+            "parameters": parameters,
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}},
+            "responses": {"2XX": {"description": "Received; any body is ignored (at most 64 KB is read)"}},
+        }}));
+    }
+    Value::Object(all)
 }
 
 fn usage_schemas_with_problem() -> Value {
@@ -450,6 +487,22 @@ mod tests {
             doc["paths"]["/v1/projects/{project}/requests/{request}/approve"]["post"]["operationId"],
             "approveRequest"
         );
+    }
+
+    #[test]
+    fn every_webhook_event_has_a_versioned_schema_of_its_data() {
+        let doc = document();
+        for kind in crate::webhook::EventType::ALL {
+            let hook = &doc["webhooks"][kind.as_str()]["post"];
+            let reference = hook["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str().unwrap();
+            let schema = &doc["components"]["schemas"][reference.trim_start_matches("#/components/schemas/")];
+            assert_eq!(schema["$id"], format!("urn:keygate:webhook:{}:v1", kind.as_str()));
+            assert_eq!(schema["properties"]["type"]["const"], kind.as_str());
+            let required = schema["properties"]["data"]["required"].as_array().unwrap();
+            assert!(required.contains(&json!("project_id")), "{kind:?}");
+            let names: Vec<_> = hook["parameters"].as_array().unwrap().iter().map(|p| p["name"].clone()).collect();
+            assert_eq!(names, ["webhook-id", "webhook-timestamp", "webhook-signature"]);
+        }
     }
 
     #[test]

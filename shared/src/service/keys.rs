@@ -418,8 +418,15 @@ impl App {
         let now = self.now();
         let mut tx = self.tx();
         let revoked = self.plan_revoke(&mut tx, &key, &caller.id).await?;
-        tx.audit(id, caller, AuditAction::KeyRevoked, kid, json!({"user_id": key.user_id}), now)
-            .mail(mail::key_revoked(&self.settings.console_url, &access.project, &revoked), now);
+        tx.audit(
+            id,
+            caller,
+            AuditAction::KeyRevoked,
+            kid,
+            json!({"user_id": key.user_id, "template_id": key.template_id, "data_layer_id": key.data_layer_id}),
+            now,
+        )
+        .mail(mail::key_revoked(&self.settings.console_url, &access.project, &revoked), now);
         let notification = self.commit(tx, |_| Error::conflict("the key changed meanwhile; try again")).await?;
         self.key_events.key_retired(id, kid);
         tracing::info!(key_id = %kid, project_id = %id, "key revoked");

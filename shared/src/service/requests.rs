@@ -76,7 +76,14 @@ impl App {
             .put(layout::tile(id, &caller.id, tid), tile_version + 1, &tile, version_or_absent(tile_version))
             .put(layout::request(id, &request.id), 1, &request, Cond::NotExists)
             .put(layout::pending(id, &request.id), 1, &Marker { request_id: request.id.clone() }, Cond::NotExists)
-            .audit(id, caller, AuditAction::KeyRequested, &request.id, json!({"template_id": tid}), now)
+            .audit(
+                id,
+                caller,
+                AuditAction::KeyRequested,
+                &request.id,
+                json!({"template_id": tid, "user_id": request.user_id}),
+                now,
+            )
             .mail(mail::key_requested(&self.settings.console_url, &access.project, &request), now);
         let notification = self
             .commit(tx, |i| match i {
@@ -204,7 +211,12 @@ impl App {
                 caller,
                 AuditAction::RequestApproved,
                 rid,
-                json!({"key_id": key.id, "user_id": key.user_id}),
+                json!({
+                    "key_id": key.id,
+                    "user_id": key.user_id,
+                    "template_id": key.template_id,
+                    "data_layer_id": key.data_layer_id,
+                }),
                 now,
             )
             .mail(mail::request_approved(&self.settings.console_url, &access.project, &approved, &key), now);

@@ -67,6 +67,7 @@ impl App {
             json!({
                 "user_id": key.user_id,
                 "grace_seconds": grace.num_seconds(),
+                "previous_until": plan.key.previous_until,
                 "generation": plan.key.generation,
                 "secrets": plan.secrets.len(),
             }),
