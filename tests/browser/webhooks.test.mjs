@@ -1,7 +1,8 @@
 // The Webhooks screen (issue 32), in Debian's Chromium against a keygate-local of its own: the
 // owner adds an endpoint for approvals, sees its signing secret once, approves a request on the
 // Requests screen, sees the delivery appear (failed: the receiver answers 500 at first), and
-// retries it once the receiver is fixed; the receiver gets the same webhook-id twice. The
+// retries it once the receiver is fixed; the receiver gets the same webhook-id twice; then a
+// test event on demand arrives and shows as delivered. The
 // receiver is a small HTTP server of this test on 127.0.0.1 (the Rust tests verify signatures
 // with Python's standardwebhooks). Screenshots in tests/browser/out/ (h*.png).
 
@@ -107,6 +108,10 @@ test('an owner adds an endpoint, sees a delivery after an approval, and retries 
   assert.match(id, /^msg_/);
   assert.ok(received[0].headers['webhook-signature'].startsWith('v1,'));
   assert.equal(JSON.parse(received[0].body).type, 'request.approved');
+  // The endpoint says it is failing, and what happens if it goes on.
+  await ann.reload();
+  await endpoint.getByText(/Every delivery has failed since/).waitFor();
+  assert.match(await endpoint.getByRole('status').first().innerText(), /After 3 days of failures keygate disables the endpoint/);
   await screen(ann, 'h4-delivery-failed');
 
   // The receiver is mended; Retry sends it again at once, with the same id.
@@ -119,5 +124,17 @@ test('an owner adds an endpoint, sees a delivery after an approval, and retries 
   await ann.waitForTimeout(6000);
   assert.equal(received.length, sent, 'once delivered, not sent again by the schedule');
   await screen(ann, 'h5-delivery-retried');
+  await ann.reload();
+  await ann.getByRole('heading', { name: 'Webhooks', level: 2 }).waitFor();
+  assert.equal(await endpoint.getByText(/Every delivery has failed/).count(), 0, 'answering again: no warning');
+
+  // A test event on demand: sent to this endpoint although it asked for approvals only.
+  await endpoint.getByRole('button', { name: `Send test event to ${hook}` }).click();
+  await endpoint.getByText(/Test event sent/).waitFor();
+  await endpoint.getByRole('row', { name: /webhook\.test/ }).getByText('delivered', { exact: true }).waitFor({ timeout: 8000 });
+  const last = received[received.length - 1];
+  assert.equal(JSON.parse(last.body).type, 'webhook.test');
+  assert.notEqual(last.headers['webhook-id'], id);
+  await screen(ann, 'h6-test-event');
   assert.ok(!gateway.log().includes(secret), 'the secret never reaches the log');
 });

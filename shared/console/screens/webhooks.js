@@ -1,7 +1,8 @@
 // @ts-check
 /** A project's webhook endpoints, for those who manage it: where its events go (signed, as
  * Standard Webhooks say), which types, and each endpoint's last deliveries with their outcome,
- * time and a Retry button; adding one shows its signing secret once, with Copy. */
+ * time and a Retry button; a test event on demand; adding one shows its signing secret once,
+ * with Copy. An endpoint that keeps failing says since when, and why keygate disabled it. */
 
 import { useState } from '../vendor/preact-hooks.js';
 import { html, Confirm, Dialog, FormActions, Input, ListState, Problem, count, when, useAction, useLoad } from '../components.js';
@@ -15,6 +16,8 @@ const EVENTS = [
   ['key.revoked', 'a key was revoked'],
   ['key.rerolled', 'a key got a new token'],
   ['key.limits_changed', "a key's own limits changed"],
+  ['key.expiring', 'a key expires in 7 days, then in 1 day'],
+  ['quota.threshold', 'a key used 80 %, then 100 % of its quota'],
   ['key.leak_reported', 'a key was reported leaked'],
   ['secrets.imported', 'a key was imported as secrets'],
   ['template.created', 'a template was published'],
@@ -63,12 +66,21 @@ function Endpoint({ w, base, onSecret }) {
   const deliveries = useLoad(() => get(`${at}/deliveries`), [w.id]);
   const action = useAction();
   const [deleting, setDeleting] = useState(false);
+  const [tested, setTested] = useState(/** @type {string | null} */ (null));
   const types = w.events.length ? w.events.join(', ') : 'every event';
+  const test = () => action.run(async () => {
+    const sent = await api('POST', `${at}/test`);
+    setTested(sent.message_id);
+    // Sent within a second or two: its delivery then shows below.
+    setTimeout(deliveries.reload, 1500);
+  });
   const rows = deliveries.data?.items ?? [];
   return html`<section class="panel endpoint" aria-label=${`Endpoint ${w.url}`}>
     <div class="toolbar">
       <h3><code>${w.url}</code> ${w.enabled ? html`<span class="badge active">enabled</span>` : html`<span class="badge revoked">disabled</span>`}</h3>
       <div class="actions">
+        <button type="button" class="small" disabled=${action.busy || !w.enabled} onClick=${test}
+          aria-label=${`Send test event to ${w.url}`}>Send test event</button>
         <button type="button" class="small" disabled=${action.busy} onClick=${() => action.run(() => api('PATCH', at, { enabled: !w.enabled }))}>${w.enabled ? 'Disable' : 'Enable'}</button>
         <button type="button" class="small" disabled=${action.busy} onClick=${() => action.run(async () => onSecret(await api('POST', `${at}/rotate`)))}
           aria-label=${`New secret for ${w.url}`}>New secret</button>
@@ -76,6 +88,9 @@ function Endpoint({ w, base, onSecret }) {
       </div>
     </div>
     <p class="muted">Sends ${types}.${w.previous_secret_until ? ` The secret before the last one still signs until ${when(w.previous_secret_until)}.` : ''}</p>
+    ${w.disabled_reason ? html`<p class="notice warning" role="status">keygate ${w.disabled_reason.replace(/^disabled by keygate/, 'disabled it')}. Once it answers again, enable it and retry what it missed.</p>`
+      : w.failing_since ? html`<p class="notice warning" role="status">Every delivery has failed since ${when(w.failing_since)}. After 3 days of failures keygate disables the endpoint and mails the project's owner.</p>` : null}
+    ${tested ? html`<p class="muted" role="status">Test event sent (<code>webhook.test</code>, webhook-id <code>${tested}</code>); it shows below once tried.</p>` : null}
     <${Problem} error=${action.error ?? deliveries.error} />
     ${rows.length ? html`<table class="deliveries">
       <caption>Last deliveries, newest first</caption>
