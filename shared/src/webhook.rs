@@ -347,6 +347,22 @@ impl Event {
         Ok(Self { id: format!("evt_{}", ulid::Ulid::new()), kind, timestamp: at, data })
     }
 
+    /// An event about `key` (made by keygate, not by a person): the key's project, id, holder,
+    /// template and data layer, and the facts in `more` (an object).
+    pub fn about_key(kind: EventType, at: DateTime<Utc>, key: &crate::key::IssuedKey, more: Value) -> Result<Self> {
+        let mut data = serde_json::json!({
+            "project_id": key.project_id,
+            "key_id": key.id,
+            "user_id": key.user_id,
+            "template_id": key.template_id,
+            "data_layer_id": key.data_layer_id,
+        });
+        if let (Some(data), Value::Object(more)) = (data.as_object_mut(), more) {
+            data.extend(more);
+        }
+        Self::new(kind, at, data)
+    }
+
     /// The body sent: `type`, `timestamp` (RFC 3339, UTC) and `data`.
     pub fn payload(&self) -> String {
         let body = serde_json::json!({

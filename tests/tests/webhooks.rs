@@ -543,6 +543,17 @@ fn delivery_env(
     env
 }
 
+/// An application that queues webhook events, on a table of its own on the emulator, with its
+/// table's name and signing key (for the functions started on it).
+async fn queueing_on_emulator(endpoint: &str, label: &str) -> (keygate::App, String, String) {
+    let store = keygate_tests::aws::store(endpoint, label).await;
+    let table = store.table().to_owned();
+    let pem = keygate::signing::KeyRing::generate_pem();
+    let mut t = keygate::testing::TestApp::with_key(std::sync::Arc::new(store), &pem);
+    t.app.settings.webhook_events = true;
+    (t.app, table, pem)
+}
+
 /// The compiled `webhook-delivery` function, started as Lambda starts it (a Runtime API served
 /// by the test), on the DynamoDB-compatible server, configured only through its environment:
 /// woken by a stream batch, it sends each change's event to the deployment's endpoint, signed
@@ -554,12 +565,7 @@ async fn the_compiled_delivery_function_sends_what_the_stream_wakes_it_for() {
     use keygate_tests::runtime::{RuntimeApi, function_binary};
     let Some(python) = python() else { return };
     let Some(endpoint) = keygate_tests::require_aws!() else { return };
-    let store = keygate_tests::aws::store(&endpoint, "webhook-fn").await;
-    let table = store.table().to_owned();
-    let pem = keygate::signing::KeyRing::generate_pem();
-    let mut t = keygate::testing::TestApp::with_key(std::sync::Arc::new(store), &pem);
-    t.app.settings.webhook_events = true;
-    let app = t.app;
+    let (app, table, pem) = queueing_on_emulator(&endpoint, "webhook-fn").await;
     let s = keygate_tests::story::pending_request(&app).await;
     app.approve(&s.owner, &s.project, &s.request).await.unwrap();
 
@@ -606,12 +612,7 @@ async fn two_delivery_functions_on_one_table_send_each_event_once() {
     use keygate_tests::runtime::{RuntimeApi, function_binary};
     let Some(python) = python() else { return };
     let Some(endpoint) = keygate_tests::require_aws!() else { return };
-    let store = keygate_tests::aws::store(&endpoint, "webhook-two").await;
-    let table = store.table().to_owned();
-    let pem = keygate::signing::KeyRing::generate_pem();
-    let mut t = keygate::testing::TestApp::with_key(std::sync::Arc::new(store), &pem);
-    t.app.settings.webhook_events = true;
-    let app = t.app;
+    let (app, table, pem) = queueing_on_emulator(&endpoint, "webhook-two").await;
     let s = keygate_tests::story::pending_request(&app).await;
     for n in 0..38 {
         let template = serde_json::from_value(json!({"name": format!("Extra {n}"), "role": "reader"})).unwrap();

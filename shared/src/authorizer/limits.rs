@@ -434,12 +434,7 @@ impl Authorizer {
                 crate::service::queued_mail(&id, mail, self.now()),
             ];
             if self.webhook_events {
-                let data = serde_json::json!({
-                    "project_id": key.project_id,
-                    "key_id": key.id,
-                    "user_id": key.user_id,
-                    "template_id": key.template_id,
-                    "data_layer_id": key.data_layer_id,
+                let facts = serde_json::json!({
                     "percent": percent,
                     "used": used,
                     "quota": {"requests": quota.requests, "per": quota.per},
@@ -448,7 +443,7 @@ impl Authorizer {
                         QuotaPeriod::Month => now.format("%Y-%m").to_string(),
                     },
                 });
-                match crate::webhook::Event::new(crate::webhook::EventType::QuotaThreshold, now, data) {
+                match crate::webhook::Event::about_key(crate::webhook::EventType::QuotaThreshold, now, key, facts) {
                     Ok(event) => writes.push(crate::service::queued_event(event)),
                     Err(e) => tracing::error!(error = %e, "quota.threshold event not queued"),
                 }

@@ -155,16 +155,11 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let left = key.expires_at.map(|at| (at - now).num_seconds().max(0));
-        let data = serde_json::json!({
-            "project_id": key.project_id,
-            "key_id": key.id,
-            "user_id": key.user_id,
-            "template_id": key.template_id,
-            "data_layer_id": key.data_layer_id,
+        let facts = serde_json::json!({
             "expires_at": key.expires_at,
             "days_left": left.map(|s| (s + 86_399) / 86_400),
         });
-        let event = crate::webhook::Event::new(crate::webhook::EventType::KeyExpiring, now, data)?;
+        let event = crate::webhook::Event::about_key(crate::webhook::EventType::KeyExpiring, now, key, facts)?;
         let marked = super::encode(item.key.clone(), item.version + 1, pending);
         let writes = vec![queued_event(event), Write::Put { item: marked, cond: Cond::Version(item.version) }];
         self.store.transact(writes).await?;
